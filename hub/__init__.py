@@ -1,0 +1,1 @@
+"""cityhub hub: the ASGI app, settings, auth, the case workflow and service, the CLI."""

@@ -1,0 +1,172 @@
+"""Settings from ``CITYHUB_*`` environment variables and an optional ``.env`` file.
+
+Secrets (the database URL's password, the secret key) are wrapped in ``Secret`` so that printing or
+logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hub.errors import CityhubError
+
+
+class SettingsError(CityhubError):
+    code = "bad_settings"
+
+
+class Secret:
+    """A string that does not show itself in ``repr``/``str`` (logs, tracebacks)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
+    out: dict[str, str] = {}
+    if not path.is_file():
+        return out
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    #: Empty: start the embedded PostgreSQL under ``data_dir/pg``.
+    database_url: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    #: Empty: in-memory bus (one process).
+    redis_url: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    #: Signs nothing secret-bearing on its own; sessions are random tokens stored hashed. Used for
+    #: CSRF token derivation. Generated and kept in ``data_dir/secret_key`` when not given.
+    secret_key: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    timezone: str = "Asia/Shanghai"
+    #: Working hours as "HH:MM-HH:MM" periods, comma separated (a city may override).
+    work_hours: str = "08:30-12:00,14:30-18:00"
+    #: Time limit for categories that have none, in working hours.
+    default_time_limit_hours: int = 24
+    session_ttl_hours: int = 12
+    bearer_ttl_days: int = 30
+    #: Mark the session cookie Secure (set when served over HTTPS).
+    cookie_secure: bool = False
+    max_json_bytes: int = 256 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_attachments_per_request: int = 9
+    login_max_attempts: int = 5
+    login_window_seconds: int = 300
+    #: Origins allowed for browser writes and websockets besides the hub's own.
+    allowed_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    db_pool_max: int = 16
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), **overrides: Any
+    ) -> Settings:
+        env: dict[str, str] = {}
+        if env_file is not None:
+            env.update(read_env_file(env_file))
+        env.update(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            key = "CITYHUB_" + f.name.upper()
+            if key not in env:
+                continue
+            raw = env[key]
+            try:
+                values[f.name] = _convert(f.type, raw)
+            except ValueError as exc:
+                raise SettingsError(f"{key}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port out of range: {self.port}")
+        from hub.workcal import parse_work_hours
+
+        try:
+            parse_work_hours(self.work_hours)
+        except ValueError as exc:
+            raise SettingsError(f"CITYHUB_WORK_HOURS: {exc}") from None
+
+    def with_secret_key(self) -> Settings:
+        """Return settings whose secret key is set, generating and keeping one in data_dir."""
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret_key"
+        if path.is_file():
+            key = path.read_text(encoding="ascii").strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(key)
+        return dataclasses.replace(self, secret_key=Secret(key))
+
+
+def _convert(typ: Any, raw: str) -> Any:
+    name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if name == "int":
+        return int(raw)
+    if name == "bool":
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    if name == "Path":
+        return Path(raw)
+    if name == "Secret":
+        return Secret(raw)
+    if name.startswith("tuple"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw

@@ -1,0 +1,1 @@
+"""cityhub storage: asyncpg pool, migrations, queries, embedded PostgreSQL, attachments."""

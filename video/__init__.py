@@ -1,0 +1,1 @@
+"""cityhub video: camera registry, ingest, relay, snapshots, patrol rounds (not built yet)."""
