@@ -105,7 +105,10 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), **overrides: Any
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env_file: Path | None = Path(".env"),
+        **overrides: Any,
     ) -> Settings:
         env: dict[str, str] = {}
         if env_file is not None:

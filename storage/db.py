@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -43,7 +44,9 @@ def map_pg_errors() -> Iterator[None]:
             "引用的记录不存在", details={"constraint": exc.constraint_name}
         ) from exc
     except asyncpg.CheckViolationError as exc:
-        raise ValidationFailed("数据不符合约束", details={"constraint": exc.constraint_name}) from exc
+        raise ValidationFailed(
+            "数据不符合约束", details={"constraint": exc.constraint_name}
+        ) from exc
     except asyncpg.SerializationError as exc:
         raise Conflict("并发冲突，请重试") from exc
     except (
@@ -69,10 +72,15 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; return its DSN. Blocking: call in a thread."""
-        import pgserver
+        from pgserver import get_server  # type: ignore[attr-defined]
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            # pgserver keeps a lock file in the user's runtime dir; without one it warns and uses /tmp.
+            run = self.data_dir.parent / "run"
+            run.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(run.resolve())
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
 
@@ -174,7 +182,9 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                     " version integer PRIMARY KEY, name text NOT NULL,"
                     " applied_at timestamptz NOT NULL DEFAULT now())"
                 )
-                done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                done = {
+                    r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")
+                }
                 for mig in load_migrations():
                     if mig.version in done:
                         continue

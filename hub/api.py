@@ -1,0 +1,721 @@
+"""The ``/api`` endpoints: request bodies as strict msgspec structs, handlers, and the route table.
+
+Every handler starts from ``principal()`` (sign-in and role) and ends in the case service or a small
+query; errors are ``CityhubError`` and become 4xx JSON at the edge (``hub/http.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub import passwords
+from hub import workflow as wf
+from hub.auth import ALL_ROLES, SESSION_COOKIE, Principal, require, user_json
+from hub.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from hub.http import ApiRoute, JSONResponse, decode_json
+from hub.service import SOURCES, NewCase, attachment_json, check_coordinates
+from hub.state import HubState
+from storage import cases as q
+from storage import users as user_store
+from storage.attachments import safe_label
+from storage.catalog import grid_at, grid_boundary
+from storage.db import map_pg_errors
+from storage.search import query_terms
+
+Str200 = Annotated[str, msgspec.Meta(max_length=200)]
+Str4000 = Annotated[str, msgspec.Meta(max_length=4000)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+BigId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    token: bool = False
+
+
+class CreateCaseBody(msgspec.Struct, forbid_unknown_fields=True):
+    category_id: Id
+    source: Annotated[str, msgspec.Meta(max_length=20)]
+    description: Str4000 = ""
+    address: Str200 = ""
+    lon: float | None = None
+    lat: float | None = None
+    contact_name: Annotated[str, msgspec.Meta(max_length=50)] = ""
+    contact_phone: Annotated[str, msgspec.Meta(max_length=30, pattern=r"^[0-9+\- ]*$")] = ""
+    component_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{16}$")] | None = None
+    quick: bool = False
+    attachment_ids: Annotated[list[BigId], msgspec.Meta(max_length=9)] = []
+
+
+class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    action: Annotated[str, msgspec.Meta(max_length=40)]
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    department_id: Id | None = None
+    extension_until: datetime | None = None
+    reject_reason: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    duplicate_of: BigId | None = None
+    attachment_ids: Annotated[list[BigId], msgspec.Meta(max_length=9)] = []
+
+
+class CreateUserBody(msgspec.Struct, forbid_unknown_fields=True):
+    username: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{2,64}$")]
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    password: Annotated[str, msgspec.Meta(max_length=256)]
+    role: Annotated[str, msgspec.Meta(max_length=20)]
+    department_id: Id | None = None
+    grid_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] = []
+
+
+class UpdateUserBody(msgspec.Struct, forbid_unknown_fields=True):
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    password: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    active: bool | None = None
+    grid_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def hub(request: Request) -> HubState:
+    state: HubState = request.app.state.hub
+    return state
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def principal(request: Request, roles: frozenset[wf.Role] = ALL_ROLES) -> Principal:
+    p = await hub(request).auth.principal(request, method=request.method)
+    require(p, roles)
+    return p
+
+
+def path_int(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound("请求的资源不存在") from None
+    if not 1 <= value <= 2**63 - 1:
+        raise NotFound("请求的资源不存在")
+    return value
+
+
+def query_int(request: Request, name: str, *, lo: int = 1, hi: int = 2**31 - 1) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"参数 {name} 须为整数", code="invalid_field", details={"field": name}
+        ) from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"参数 {name} 超出范围", code="invalid_field", details={"field": name})
+    return value
+
+
+def query_float(request: Request, name: str) -> float:
+    raw = request.query_params.get(name)
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"参数 {name} 须为数值", code="bad_coordinates") from None
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(
+            f"参数 {name} 须为 ISO 8601 时间", code="invalid_field", details={"field": name}
+        ) from None
+    if value.tzinfo is None:  # a local time of the city
+        value = value.replace(tzinfo=hub(request).cases.calendar.tz)
+    return value
+
+
+STATE_VALUES = frozenset(s.value for s in wf.CaseState)
+
+
+# -- auth ----------------------------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    h = hub(request)
+    body = await decode_json(request, LoginBody, h.settings.max_json_bytes)
+    kind = "bearer" if body.token else "cookie"
+    if kind == "cookie":
+        h.auth.check_origin(request)
+    user, token, csrf, expires = await h.auth.login(
+        body.username,
+        body.password,
+        kind=kind,
+        client=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    if kind == "bearer":
+        return JSONResponse({"token": token, "expires_at": expires, "user": user_json(user)})
+    resp = JSONResponse({"user": user_json(user), "csrf_token": csrf})
+    resp.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=h.settings.session_ttl_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=h.settings.cookie_secure,
+        path="/",
+    )
+    return resp
+
+
+async def logout(request: Request) -> Response:
+    p = await principal(request)
+    await hub(request).auth.logout(p, client_ip(request))
+    resp = Response(status_code=204)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+async def me(request: Request) -> Response:
+    p = await principal(request)
+    return JSONResponse({"user": p.public(), "csrf_token": p.csrf_token})
+
+
+# -- cases ---------------------------------------------------------------------------------
+
+
+async def list_cases(request: Request) -> Response:
+    p = await principal(request)
+    h = hub(request)
+    qp = request.query_params
+    states = tuple(qp.getlist("state"))
+    for s in states:
+        if s not in STATE_VALUES:
+            raise BadRequest("状态无效", code="invalid_field", details={"state": s[:40]})
+    source = qp.get("source") or None
+    if source is not None and source not in SOURCES:
+        raise BadRequest("来源无效", code="invalid_field", details={"source": source[:40]})
+    grid_id = query_int(request, "grid_id")
+    grid_ids: tuple[int, ...] = ()
+    if grid_id is not None:
+        grid_ids = tuple(sorted(h.catalog.expand_grids([grid_id]))) or (-1,)
+    text = qp.get("q", "")
+    if len(text) > 100:
+        raise BadRequest("搜索文本过长", code="invalid_field", details={"field": "q"})
+    tq = query_terms(text) if text.strip() else None
+    cursor = qp.get("cursor")
+    overdue = qp.get("overdue", "").lower()
+    if overdue not in ("", "true", "false", "1", "0"):
+        raise BadRequest("参数 overdue 须为 true 或 false", code="invalid_field")
+    f = q.CaseFilter(
+        states=states,
+        category_id=query_int(request, "category_id"),
+        grid_ids=grid_ids,
+        department_id=query_int(request, "department_id"),
+        source=source,
+        overdue=overdue in ("true", "1"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+        text_query=tq,
+        limit=(query_int(request, "limit", lo=1, hi=200) or 50) + 1,
+        after=q.decode_cursor(cursor) if cursor else None,
+    )
+    if text.strip() and tq is None:
+        return JSONResponse({"items": [], "next_cursor": None})
+    rows = await h.cases.list_cases(p.actor, f)
+    more = len(rows) == f.limit
+    rows = rows[: f.limit - 1]
+    now = h.cases.clock()
+    return JSONResponse(
+        {
+            "items": [h.cases.case_json(r, now) for r in rows],
+            "next_cursor": q.encode_cursor(rows[-1].reported_at, rows[-1].id)
+            if more and rows
+            else None,
+        }
+    )
+
+
+async def get_case(request: Request) -> Response:
+    p = await principal(request)
+    return JSONResponse(await hub(request).cases.get(p.actor, path_int(request, "case_id")))
+
+
+async def create_case(request: Request) -> Response:
+    p = await principal(
+        request,
+        frozenset(wf.ACTION_ROLES[wf.Action.REPORT] | wf.ACTION_ROLES[wf.Action.QUICK_REPORT]),
+    )
+    h = hub(request)
+    body = await decode_json(request, CreateCaseBody, h.settings.max_json_bytes)
+    new = NewCase(
+        category_id=body.category_id,
+        source=body.source,
+        description=body.description.strip(),
+        address=body.address.strip(),
+        lon=body.lon,
+        lat=body.lat,
+        contact_name=body.contact_name.strip(),
+        contact_phone=body.contact_phone.strip(),
+        component_id=body.component_id,
+        quick=body.quick,
+        attachment_ids=tuple(body.attachment_ids),
+    )
+    detail = await h.cases.create(p.actor, new)
+    return JSONResponse(detail, status_code=201)
+
+
+async def case_action(request: Request) -> Response:
+    p = await principal(request)
+    h = hub(request)
+    case_id = path_int(request, "case_id")
+    body = await decode_json(request, ActionBody, h.settings.max_json_bytes)
+    try:
+        action = wf.Action(body.action)
+    except ValueError:
+        raise BadRequest(
+            "未知操作", code="unknown_action", details={"action": body.action}
+        ) from None
+    reason = None
+    if body.reject_reason is not None:
+        try:
+            reason = wf.RejectReason(body.reject_reason)
+        except ValueError:
+            raise BadRequest(
+                "不予立案原因无效", code="invalid_field", details={"field": "reject_reason"}
+            ) from None
+    if body.extension_until is not None and body.extension_until.tzinfo is None:
+        raise BadRequest(
+            "延期时间须带时区", code="invalid_field", details={"field": "extension_until"}
+        )
+    cmd = wf.Command(
+        action=action,
+        note=body.note.strip(),
+        department_id=body.department_id,
+        extension_until=body.extension_until,
+        reject_reason=reason,
+        duplicate_of=body.duplicate_of,
+        attachment_ids=tuple(body.attachment_ids),
+    )
+    return JSONResponse(await h.cases.act(p.actor, case_id, body.version, cmd))
+
+
+# -- attachments ---------------------------------------------------------------------------
+
+
+async def upload_attachments(request: Request) -> Response:
+    p = await principal(request, frozenset(ALL_ROLES - {wf.Role.VIEWER}))
+    h = hub(request)
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType("上传须为 multipart/form-data")
+    limit = h.settings.max_upload_bytes
+    max_files = h.settings.max_attachments_per_request
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit * max_files + 65536:
+        raise PayloadTooLarge("上传内容过大", details={"limit": limit})
+    try:
+        form = await request.form(max_files=max_files, max_fields=10, max_part_size=limit)
+    except (
+        Exception
+    ) as exc:  # multipart parse errors: starlette raises HTTPException / MultiPartException
+        raise BadRequest(
+            "上传内容无法解析", code="bad_multipart", details={"reason": str(exc)[:200]}
+        ) from None
+    try:
+        kind = form.get("kind")
+        if kind is not None and kind not in ("photo", "audio", "snapshot"):
+            raise ValidationFailed("附件类型无效", details={"field": "kind"})
+        files = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
+        if not files:
+            raise ValidationFailed("没有上传文件", code="no_file")
+        blobs = []
+        for up in files:
+            data = await up.read(limit + 1)
+            blob = await asyncio.to_thread(
+                h.attachments.put, data, kind=kind if isinstance(kind, str) else None
+            )
+            blobs.append((blob, safe_label(up.filename)))
+    finally:
+        await form.close()
+    out = []
+    async with h.pool.acquire() as conn:
+        with map_pg_errors():
+            async with conn.transaction():
+                for blob, label in blobs:
+                    row = await q.insert_attachment(
+                        conn,
+                        sha256=blob.sha256,
+                        media_type=blob.media_type,
+                        size=blob.size,
+                        kind=blob.kind,
+                        original_name=label,
+                        uploaded_by=p.user.id,
+                    )
+                    out.append(row)
+                await user_store.audit(
+                    conn,
+                    user_id=p.user.id,
+                    action="upload",
+                    target="attachments:" + ",".join(str(r.id) for r in out),
+                    ip=client_ip(request),
+                )
+    return JSONResponse({"items": [attachment_json(r) for r in out]}, status_code=201)
+
+
+async def get_attachment(request: Request) -> Response:
+    p = await principal(request)
+    h = hub(request)
+    aid = path_int(request, "attachment_id")
+    async with h.pool.acquire() as conn:
+        row = await q.get_attachment(conn, aid)
+        if row is None:
+            raise NotFound("附件不存在")
+        visible = row.uploaded_by == p.user.id
+        if not visible and row.case_id is not None:
+            case = await q.get_case(conn, row.case_id)
+            visible = case is not None and h.cases.can_see(p.actor, case)
+    if not visible:
+        raise NotFound("附件不存在")
+    data = await asyncio.to_thread(h.attachments.open, row.sha256)
+    return Response(
+        data,
+        media_type=row.media_type,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400, immutable",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+# -- reference data ------------------------------------------------------------------------
+
+
+async def list_categories(request: Request) -> Response:
+    await principal(request)
+    cats = hub(request).catalog.categories.values()
+    return JSONResponse(
+        {
+            "items": [
+                {
+                    "id": c.id,
+                    "code": c.code,
+                    "kind": c.kind,
+                    "major_code": c.major_code,
+                    "major_name": c.major_name,
+                    "minor_code": c.minor_code,
+                    "name": c.minor_name,
+                    "time_limit": None
+                    if c.time_limit_value is None
+                    else {
+                        "value": c.time_limit_value,
+                        "unit": c.time_limit_unit,
+                        "text": c.time_limit_text,
+                    },
+                    "urgency": c.urgency,
+                    "default_department_id": c.default_department_id,
+                }
+                for c in cats
+                if c.active
+            ]
+        }
+    )
+
+
+async def list_departments(request: Request) -> Response:
+    await principal(request)
+    deps = hub(request).catalog.departments.values()
+    return JSONResponse(
+        {
+            "items": [
+                {"id": d.id, "code": d.code, "name": d.name, "is_coordinating": d.is_coordinating}
+                for d in deps
+                if d.active
+            ]
+        }
+    )
+
+
+def _grid_json(g: Any) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "code": g.code,
+        "name": g.name,
+        "level": g.level,
+        "parent_id": g.parent_id,
+        "area_m2": g.area_m2,
+    }
+
+
+async def list_grids(request: Request) -> Response:
+    await principal(request)
+    level = query_int(request, "level", lo=1, hi=2)
+    parent = query_int(request, "parent_id")
+    items = [
+        _grid_json(g)
+        for g in hub(request).catalog.grids.values()
+        if (level is None or g.level == level) and (parent is None or g.parent_id == parent)
+    ]
+    return JSONResponse({"items": items})
+
+
+async def get_grid(request: Request) -> Response:
+    await principal(request)
+    h = hub(request)
+    gid = path_int(request, "grid_id")
+    g = h.catalog.grids.get(gid)
+    if g is None:
+        raise NotFound("网格不存在")
+    async with h.pool.acquire() as conn:
+        boundary = await grid_boundary(conn, gid)
+    return JSONResponse({**_grid_json(g), "boundary": boundary})
+
+
+async def lookup_grid(request: Request) -> Response:
+    await principal(request)
+    h = hub(request)
+    lon, lat = query_float(request, "lon"), query_float(request, "lat")
+    check_coordinates(lon, lat)
+    async with h.pool.acquire() as conn:
+        gid = await grid_at(conn, lon, lat)
+    if gid is None:
+        raise NotFound("该位置不在任何网格内", code="outside_city")
+    return JSONResponse(_grid_json(h.catalog.grids[gid]))
+
+
+# -- users (admin) -------------------------------------------------------------------------
+
+ADMIN = frozenset({wf.Role.ADMIN})
+
+
+async def list_users(request: Request) -> Response:
+    await principal(request, ADMIN)
+    async with hub(request).pool.acquire() as conn:
+        users = await user_store.list_users(conn)
+    return JSONResponse({"items": [user_json(u) for u in users]})
+
+
+def check_user_shape(
+    h: HubState, role: str, department_id: int | None, grid_ids: list[int]
+) -> None:
+    try:
+        r = wf.Role(role)
+    except ValueError:
+        raise ValidationFailed(
+            "角色无效", details={"field": "role", "allowed": [x.value for x in wf.Role]}
+        ) from None
+    if (r is wf.Role.DEPARTMENT) != (department_id is not None):
+        raise ValidationFailed("只有部门人员须指定部门", details={"field": "department_id"})
+    if department_id is not None and department_id not in h.catalog.departments:
+        raise ValidationFailed("部门不存在", code="unknown_department")
+    if grid_ids and r is not wf.Role.SUPERVISOR:
+        raise ValidationFailed("只有监督员可分配网格", details={"field": "grid_ids"})
+    unknown = [g for g in grid_ids if g not in h.catalog.grids]
+    if unknown:
+        raise ValidationFailed(
+            "网格不存在", code="unknown_grid", details={"grid_ids": unknown[:20]}
+        )
+
+
+async def create_user(request: Request) -> Response:
+    p = await principal(request, ADMIN)
+    h = hub(request)
+    body = await decode_json(request, CreateUserBody, h.settings.max_json_bytes)
+    check_user_shape(h, body.role, body.department_id, body.grid_ids)
+    hashed = await asyncio.to_thread(passwords.hash_password, body.password)
+    async with h.pool.acquire() as conn:
+        with map_pg_errors():
+            async with conn.transaction():
+                uid = await user_store.insert_user(
+                    conn,
+                    username=body.username,
+                    display_name=body.display_name,
+                    password_hash=hashed,
+                    role=body.role,
+                    department_id=body.department_id,
+                    grid_ids=sorted(set(body.grid_ids)),
+                )
+                await user_store.audit(
+                    conn,
+                    user_id=p.user.id,
+                    action="user_create",
+                    target=f"user:{uid}",
+                    detail={"username": body.username, "role": body.role},
+                    ip=client_ip(request),
+                )
+        user = await user_store.get_user(conn, uid)
+    assert user is not None
+    return JSONResponse(user_json(user), status_code=201)
+
+
+async def update_user(request: Request) -> Response:
+    p = await principal(request, ADMIN)
+    h = hub(request)
+    uid = path_int(request, "user_id")
+    body = await decode_json(request, UpdateUserBody, h.settings.max_json_bytes)
+    hashed = None
+    if body.password is not None:
+        hashed = await asyncio.to_thread(passwords.hash_password, body.password)
+    async with h.pool.acquire() as conn:
+        current = await user_store.get_user(conn, uid)
+        if current is None:
+            raise NotFound("用户不存在")
+        if body.grid_ids is not None:
+            check_user_shape(h, current.role, current.department_id, body.grid_ids)
+        if uid == p.user.id and body.active is False:
+            raise Forbidden("不能停用自己的账户", code="self_disable")
+        with map_pg_errors():
+            async with conn.transaction():
+                await user_store.update_user(
+                    conn,
+                    uid,
+                    display_name=body.display_name,
+                    password_hash=hashed,
+                    active=body.active,
+                    grid_ids=None if body.grid_ids is None else sorted(set(body.grid_ids)),
+                )
+                changed = [
+                    k
+                    for k in ("display_name", "password", "active", "grid_ids")
+                    if getattr(body, k) is not None
+                ]
+                await user_store.audit(
+                    conn,
+                    user_id=p.user.id,
+                    action="user_update",
+                    target=f"user:{uid}",
+                    detail={"changed": changed},
+                    ip=client_ip(request),
+                )
+        user = await user_store.get_user(conn, uid)
+    assert user is not None
+    return JSONResponse(user_json(user))
+
+
+# -- the route table ----------------------------------------------------------------------
+
+CASE_LIST_QUERY = (
+    ("state", "string", "状态，可重复"),
+    ("category_id", "integer", ""),
+    ("grid_id", "integer", "一级网格包含其下二级网格"),
+    ("department_id", "integer", ""),
+    ("source", "string", "supervisor|hotline|video|sensor|public"),
+    ("overdue", "boolean", "只看超期"),
+    ("since", "string", "上报时间起 (ISO 8601)"),
+    ("until", "string", "上报时间止 (ISO 8601)"),
+    ("q", "string", "案件号、描述、地址中的文字"),
+    ("limit", "integer", "1–200，默认 50"),
+    ("cursor", "string", "上一页的 next_cursor"),
+)
+
+REPORTERS = frozenset(wf.ACTION_ROLES[wf.Action.REPORT] | wf.ACTION_ROLES[wf.Action.QUICK_REPORT])
+
+API: list[ApiRoute] = [
+    ApiRoute(
+        "POST",
+        "/api/auth/login",
+        login,
+        "登录（会话 Cookie 或 Bearer 令牌）",
+        None,
+        LoginBody,
+        tag="auth",
+    ),
+    ApiRoute("POST", "/api/auth/logout", logout, "退出登录", ALL_ROLES, tag="auth"),
+    ApiRoute("GET", "/api/auth/me", me, "当前用户", ALL_ROLES, tag="auth"),
+    ApiRoute(
+        "GET",
+        "/api/cases",
+        list_cases,
+        "案件列表（筛选、键集分页）",
+        ALL_ROLES,
+        query=CASE_LIST_QUERY,
+    ),
+    ApiRoute("POST", "/api/cases", create_case, "上报案件", REPORTERS, CreateCaseBody),
+    ApiRoute("GET", "/api/cases/{case_id:int}", get_case, "案件详情与流转记录", ALL_ROLES),
+    ApiRoute(
+        "POST",
+        "/api/cases/{case_id:int}/actions",
+        case_action,
+        "案件流转操作",
+        ALL_ROLES,
+        ActionBody,
+    ),
+    ApiRoute(
+        "POST",
+        "/api/attachments",
+        upload_attachments,
+        "上传附件（multipart）",
+        ALL_ROLES - {wf.Role.VIEWER},
+        tag="attachments",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/attachments/{attachment_id:int}",
+        get_attachment,
+        "下载附件",
+        ALL_ROLES,
+        tag="attachments",
+    ),
+    ApiRoute("GET", "/api/categories", list_categories, "案件类别", ALL_ROLES, tag="reference"),
+    ApiRoute("GET", "/api/departments", list_departments, "专业部门", ALL_ROLES, tag="reference"),
+    ApiRoute(
+        "GET",
+        "/api/grids",
+        list_grids,
+        "网格",
+        ALL_ROLES,
+        query=(("level", "integer", "1 或 2"), ("parent_id", "integer", "")),
+        tag="reference",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/grids/lookup",
+        lookup_grid,
+        "坐标所在网格",
+        ALL_ROLES,
+        query=(("lon", "number", "经度 WGS84"), ("lat", "number", "纬度 WGS84")),
+        tag="reference",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/grids/{grid_id:int}",
+        get_grid,
+        "网格详情（含边界）",
+        ALL_ROLES,
+        tag="reference",
+    ),
+    ApiRoute("GET", "/api/users", list_users, "用户列表", ADMIN, tag="users"),
+    ApiRoute("POST", "/api/users", create_user, "新建用户", ADMIN, CreateUserBody, tag="users"),
+    ApiRoute(
+        "PATCH",
+        "/api/users/{user_id:int}",
+        update_user,
+        "修改用户",
+        ADMIN,
+        UpdateUserBody,
+        tag="users",
+    ),
+]

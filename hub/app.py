@@ -1,0 +1,251 @@
+"""Composition in one place: ``create_app(settings)`` builds the routes; the lifespan opens the
+database (embedded or external), applies migrations, loads reference data (and the demo city when
+asked), builds the services, and closes everything in reverse order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub import __version__
+from hub.api import API
+from hub.auth import Authenticator
+from hub.errors import CityhubError
+from hub.http import (
+    ErrorMiddleware,
+    JSONResponse,
+    build_routes,
+    cityhub_error_handler,
+    http_exception_handler,
+    openapi,
+)
+from hub.metrics import Metrics
+from hub.service import CaseService
+from hub.settings import Settings
+from hub.state import HubState
+from hub.workcal import WorkCalendar, parse_work_hours
+from realtime_ui import STATIC_DIR
+from storage import db
+from storage.attachments import AttachmentStore
+from storage.catalog import load_catalog
+from storage.reference import ensure_reference_data, load_calendar
+
+log = logging.getLogger("cityhub")
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = getattr(scope.get("app"), "state", None)
+                hub = getattr(state, "hub", None) if state is not None else None
+                if hub is not None:
+                    hub.metrics.observe_request(scope["method"], message["status"])
+            await send(message)
+
+        await self.app(scope, receive, _send)
+
+
+class SecurityHeadersMiddleware:
+    """Conservative headers on every response (pages are same-origin only, no framing)."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    )
+    CSP = (
+        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
+        b" connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k for k, _ in headers}
+                for k, v in self.HEADERS:
+                    if k not in names:
+                        headers.append((k, v))
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", self.CSP))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, _send)
+
+
+async def build_state(
+    settings: Settings, *, demo: bool = False, demo_cases: int = 10_000
+) -> HubState:
+    settings = settings.with_secret_key()
+    embedded = None
+    dsn = settings.database_url.reveal()
+    if not dsn:
+        embedded, dsn = await db.start_embedded(settings.pg_dir)
+        log.info("embedded PostgreSQL started under %s", settings.pg_dir)
+    try:
+        pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
+    except BaseException:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        raise
+    try:
+        applied = await db.migrate(pool)
+        if applied:
+            log.info("migrations applied: %s", ", ".join(applied))
+        async with pool.acquire() as conn:
+            await ensure_reference_data(conn)
+            exceptions = await load_calendar(conn)
+        calendar = WorkCalendar(
+            tz=ZoneInfo(settings.timezone),
+            periods=parse_work_hours(settings.work_hours),
+            exceptions=exceptions,
+        )
+        attachments = AttachmentStore(settings.attachments_dir, settings.max_upload_bytes)
+        if demo:
+            from storage.demo import load_demo
+
+            t0 = time.monotonic()
+            summary = await load_demo(
+                pool,
+                attachments=attachments,
+                calendar=calendar,
+                now=datetime.now(UTC),
+                n_cases=demo_cases,
+            )
+            log.info("demo city ready in %.1f s: %s", time.monotonic() - t0, summary)
+        async with pool.acquire() as conn:
+            catalog_ref = [await load_catalog(conn)]
+        metrics = Metrics()
+        cases = CaseService(
+            pool, catalog_ref, calendar, default_time_limit_hours=settings.default_time_limit_hours
+        )
+
+        async def count(event: object) -> None:
+            metrics.case_events[getattr(event, "action", "?")] += 1
+
+        cases.listeners.append(count)
+        return HubState(
+            settings=settings,
+            pool=pool,
+            catalog_ref=catalog_ref,
+            auth=Authenticator(settings, pool, catalog_ref),
+            cases=cases,
+            attachments=attachments,
+            metrics=metrics,
+            embedded=embedded,
+        )
+    except BaseException:
+        await pool.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        raise
+
+
+async def close_state(state: HubState) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(state.pool.close(), timeout=10)
+    if state.embedded is not None:
+        await asyncio.to_thread(state.embedded.stop)
+
+
+async def healthz(request: Request) -> Response:
+    hub: HubState = request.app.state.hub
+    try:
+        async with asyncio.timeout(2):
+            async with hub.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except (OSError, TimeoutError, Exception) as exc:  # any failure means "not ready"
+        return JSONResponse(
+            {"status": "unavailable", "checks": {"database": type(exc).__name__}}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "version": __version__, "checks": {"database": "ok"}})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    hub: HubState = request.app.state.hub
+    gauges = {
+        "cityhub_db_pool_size": float(hub.pool.get_size()),
+        "cityhub_db_pool_idle": float(hub.pool.get_idle_size()),
+        "cityhub_uptime_seconds": round(time.monotonic() - hub.started, 1),
+    }
+    return PlainTextResponse(hub.metrics.render(gauges), media_type="text/plain; version=0.0.4")
+
+
+def _page(name: str) -> Route:
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+
+    return Route(f"/{name.removesuffix('.html')}", page, methods=["GET"])
+
+
+def create_app(settings: Settings, *, demo: bool = False, demo_cases: int = 10_000) -> Starlette:
+    doc = openapi(API, __version__)
+
+    async def openapi_endpoint(request: Request) -> Response:
+        return JSONResponse(doc)
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/board", status_code=302)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = await build_state(settings, demo=demo, demo_cases=demo_cases)
+        app.state.hub = state
+        try:
+            yield
+        finally:
+            await close_state(state)
+
+    routes: list[BaseRoute] = [
+        Route("/", root, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        _page("login.html"),
+        _page("board.html"),
+        *build_routes(API),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(ErrorMiddleware),
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(MetricsMiddleware),
+        ],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            CityhubError: cityhub_error_handler,
+        },
+    )

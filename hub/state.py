@@ -1,0 +1,37 @@
+"""The hub's typed state, built by the lifespan in ``hub/app.py`` (no module-level singletons)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import asyncpg
+
+from hub.auth import Authenticator
+from hub.metrics import Metrics
+from hub.service import CaseService
+from hub.settings import Settings
+from storage.attachments import AttachmentStore
+from storage.catalog import Catalog, load_catalog
+from storage.db import EmbeddedPostgres
+
+
+@dataclasses.dataclass
+class HubState:
+    settings: Settings
+    pool: asyncpg.Pool
+    catalog_ref: list[Catalog]
+    auth: Authenticator
+    cases: CaseService
+    attachments: AttachmentStore
+    metrics: Metrics
+    embedded: EmbeddedPostgres | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalog_ref[0]
+
+    async def reload_catalog(self) -> None:
+        async with self.pool.acquire() as conn:
+            self.catalog_ref[0] = await load_catalog(conn)

@@ -1,0 +1,362 @@
+// The case board: who is signed in, the filters, the case list with keyset paging, and the wiring
+// to the detail pane (detail.js) and the new-case dialog (report.js).
+import { api, logout, me } from "./api.js";
+import { createDetail } from "./detail.js";
+import { clear, debounce, el, fmtTime, fromLocalInput } from "./dom.js";
+import {
+  OPEN_STATES,
+  REPORT_ROLES,
+  SOURCES,
+  STATES,
+  roleLabel,
+  sourceLabel,
+  stateLabel,
+} from "./labels.js";
+import { clearError, showError } from "./notify.js";
+import { createReport } from "./report.js";
+import { fillCategorySelect, stateBadge } from "./widgets.js";
+
+const PAGE_SIZE = 50;
+
+/** Shared by the modules: the signed-in user and the reference data. */
+const ctx = {
+  user: null,
+  categories: [],
+  departments: [],
+  grids: [],
+  categoryById: new Map(),
+  departmentById: new Map(),
+};
+
+const form = document.getElementById("filter-form");
+const rowsBody = document.getElementById("case-rows");
+const loadMoreBtn = document.getElementById("load-more");
+const emptyMsg = document.getElementById("list-empty");
+const loadingMsg = document.getElementById("list-loading");
+const countMsg = document.getElementById("list-count");
+
+let listSeq = 0;
+let listAbort = null;
+let nextCursor = null;
+let shown = 0;
+let selectedId = null;
+
+const detail = createDetail({
+  ctx,
+  pane: document.getElementById("detail-pane"),
+  onChanged: (c) => updateRow(c),
+  onClose: () => selectCase(null),
+});
+
+const report = createReport({
+  ctx,
+  dialog: document.getElementById("report-dialog"),
+  onCreated: async (c) => {
+    await loadList();
+    selectCase(c.id);
+  },
+});
+
+// ---- start-up ----------------------------------------------------------------------------------
+
+async function start() {
+  let who;
+  try {
+    who = await me();
+  } catch (err) {
+    if (err.status !== 401) showError(err.message);
+    return;
+  }
+  ctx.user = who.user;
+  renderUser();
+  buildStateBoxes();
+  buildSourceOptions();
+  await loadReferenceData();
+  readUrlIntoForm();
+  wireFilters();
+  await loadList();
+  const wanted = new URLSearchParams(location.search).get("case");
+  if (wanted && /^\d+$/.test(wanted)) selectCase(Number(wanted), { fromUrl: true });
+}
+
+function renderUser() {
+  const u = ctx.user;
+  document.getElementById("user-name").textContent = u.display_name || u.username;
+  document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
+  const newBtn = document.getElementById("new-case-button");
+  newBtn.hidden = !REPORT_ROLES.has(u.role);
+  newBtn.addEventListener("click", () => report.open());
+  document.getElementById("logout-button").addEventListener("click", async () => {
+    try {
+      await logout();
+    } catch {
+      // signed out anyway as far as this page is concerned
+    }
+    location.replace("/login");
+  });
+  // Department staff only ever see their own department's cases: the filter would be noise.
+  if (u.role === "department") document.getElementById("filter-department-field").hidden = true;
+}
+
+async function loadReferenceData() {
+  const [cats, depts, grids] = await Promise.allSettled([
+    api("/api/categories"),
+    api("/api/departments"),
+    api("/api/grids", { query: { level: 1 } }),
+  ]);
+  const failed = [cats, depts, grids].find((r) => r.status === "rejected");
+  if (failed) showError(`基础数据加载失败：${failed.reason.message}`);
+
+  ctx.categories = cats.status === "fulfilled" ? cats.value.items || [] : [];
+  ctx.departments = depts.status === "fulfilled" ? depts.value.items || [] : [];
+  ctx.grids = grids.status === "fulfilled" ? grids.value.items || [] : [];
+  ctx.categoryById = new Map(ctx.categories.map((c) => [c.id, c]));
+  ctx.departmentById = new Map(ctx.departments.map((d) => [d.id, d]));
+
+  fillCategorySelect(document.getElementById("filter-category"), ctx.categories);
+  const deptSel = document.getElementById("filter-department");
+  for (const d of ctx.departments) deptSel.append(el("option", { value: d.id }, d.name));
+  const gridSel = document.getElementById("filter-grid");
+  for (const g of ctx.grids) gridSel.append(el("option", { value: g.id }, g.name || g.code));
+}
+
+function buildStateBoxes() {
+  const box = document.getElementById("filter-states");
+  for (const s of STATES) {
+    box.append(
+      el(
+        "label",
+        { class: "check-chip" },
+        el("input", {
+          type: "checkbox",
+          name: "state",
+          value: s,
+          "data-testid": `filter-state-${s}`,
+        }),
+        el("span", { class: `dot state-${s}` }),
+        el("span", {}, stateLabel(s)),
+      ),
+    );
+  }
+}
+
+function buildSourceOptions() {
+  const sel = document.getElementById("filter-source");
+  for (const s of SOURCES) sel.append(el("option", { value: s }, sourceLabel(s)));
+}
+
+// ---- filters <-> URL <-> query -----------------------------------------------------------------
+
+const SIMPLE_FIELDS = ["q", "category_id", "source", "department_id", "grid_id", "since", "until"];
+
+function readUrlIntoForm() {
+  const p = new URLSearchParams(location.search);
+  const states = new Set(p.getAll("state"));
+  for (const box of form.querySelectorAll('input[name="state"]')) box.checked = states.has(box.value);
+  for (const name of SIMPLE_FIELDS) {
+    const v = p.get(name);
+    if (v !== null && form.elements[name]) form.elements[name].value = v;
+  }
+  form.elements.overdue.checked = p.get("overdue") === "1" || p.get("overdue") === "true";
+}
+
+function formValues() {
+  const v = {
+    state: [...form.querySelectorAll('input[name="state"]:checked')].map((b) => b.value),
+    overdue: form.elements.overdue.checked,
+  };
+  for (const name of SIMPLE_FIELDS) v[name] = form.elements[name].value.trim();
+  if (ctx.user && ctx.user.role === "department") v.department_id = "";
+  return v;
+}
+
+function writeUrl() {
+  const v = formValues();
+  const p = new URLSearchParams();
+  for (const s of v.state) p.append("state", s);
+  for (const name of SIMPLE_FIELDS) if (v[name]) p.set(name, v[name]);
+  if (v.overdue) p.set("overdue", "1");
+  if (selectedId !== null) p.set("case", String(selectedId));
+  const qs = p.toString();
+  history.replaceState(null, "", qs ? `${location.pathname}?${qs}` : location.pathname);
+}
+
+function apiQuery() {
+  const v = formValues();
+  return {
+    state: v.state,
+    category_id: v.category_id,
+    source: v.source,
+    department_id: v.department_id,
+    grid_id: v.grid_id,
+    overdue: v.overdue ? "true" : "",
+    q: v.q,
+    since: fromLocalInput(v.since),
+    until: fromLocalInput(v.until),
+  };
+}
+
+function updateFilterCount() {
+  const v = formValues();
+  let n = v.state.length ? 1 : 0;
+  for (const name of SIMPLE_FIELDS) if (v[name]) n += 1;
+  if (v.overdue) n += 1;
+  document.getElementById("filter-count").textContent = n ? `（${n} 项）` : "";
+}
+
+function wireFilters() {
+  const apply = () => {
+    writeUrl();
+    updateFilterCount();
+    loadList();
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    apply();
+  });
+  form.addEventListener("change", (ev) => {
+    if (ev.target.name === "q") return; // the text box has its own timer
+    apply();
+  });
+  form.elements.q.addEventListener("input", debounce(apply, 400));
+  form.addEventListener("reset", () => setTimeout(apply, 0));
+  document.getElementById("states-open").addEventListener("click", () => {
+    for (const b of form.querySelectorAll('input[name="state"]')) b.checked = OPEN_STATES.has(b.value);
+    apply();
+  });
+  document.getElementById("states-none").addEventListener("click", () => {
+    for (const b of form.querySelectorAll('input[name="state"]')) b.checked = false;
+    apply();
+  });
+  document.getElementById("refresh-button").addEventListener("click", () => {
+    loadList();
+    if (selectedId !== null) detail.reload();
+  });
+  loadMoreBtn.addEventListener("click", () => loadList({ more: true }));
+  updateFilterCount();
+  // On a phone the filter box starts folded so the list is visible.
+  if (window.matchMedia("(max-width: 900px)").matches) {
+    document.getElementById("filter-box").open = false;
+  }
+}
+
+// ---- the list ----------------------------------------------------------------------------------
+
+async function loadList({ more = false } = {}) {
+  const seq = ++listSeq;
+  if (listAbort) listAbort.abort();
+  listAbort = new AbortController();
+  const query = { ...apiQuery(), limit: PAGE_SIZE };
+  if (more) query.cursor = nextCursor;
+  loadingMsg.hidden = false;
+  loadMoreBtn.disabled = true;
+  try {
+    const res = await api("/api/cases", { query, signal: listAbort.signal });
+    if (seq !== listSeq) return;
+    clearError();
+    if (!more) {
+      clear(rowsBody);
+      shown = 0;
+    }
+    for (const c of res.items || []) {
+      rowsBody.append(rowFor(c));
+      shown += 1;
+    }
+    nextCursor = res.next_cursor || null;
+    loadMoreBtn.hidden = !nextCursor;
+    emptyMsg.hidden = shown > 0;
+    countMsg.textContent = shown ? `已显示 ${shown} 件${nextCursor ? "，还有更多" : ""}` : "";
+    markSelected();
+  } catch (err) {
+    if (err.name === "AbortError" || seq !== listSeq) return;
+    showError(`案件列表加载失败：${err.message}`);
+  } finally {
+    if (seq === listSeq) {
+      loadingMsg.hidden = true;
+      loadMoreBtn.disabled = false;
+    }
+  }
+}
+
+function rowFor(c) {
+  const cat = c.category || {};
+  const tags = [];
+  if (c.is_quick) tags.push(el("span", { class: "tag tag-quick", title: "快速处置" }, "快"));
+  if (c.escalation_count > 0) {
+    tags.push(el("span", { class: "tag tag-escalate", title: "督办次数" }, `督办${c.escalation_count}`));
+  }
+  const deadlineCell = el("td", { class: ["col-deadline", c.overdue && "overdue"], "data-label": "处置时限" });
+  if (c.deadline) {
+    deadlineCell.append(el("span", {}, fmtTime(c.deadline)));
+    if (c.overdue) deadlineCell.append(el("span", { class: "tag tag-overdue" }, "已超时"));
+  } else {
+    deadlineCell.append(el("span", { class: "muted" }, "—"));
+  }
+  if (c.pending_extension_until) {
+    deadlineCell.append(el("span", { class: "tag tag-pending" }, "延期待批"));
+  }
+  const tr = el(
+    "tr",
+    {
+      "data-testid": "case-row",
+      "data-case-id": c.id,
+      "data-state": c.state,
+      class: ["case-row", c.overdue && "is-overdue"],
+      tabindex: 0,
+      on: {
+        click: () => selectCase(c.id),
+        keydown: (ev) => {
+          if (ev.key === "Enter" || ev.key === " ") {
+            ev.preventDefault();
+            selectCase(c.id);
+          }
+        },
+      },
+    },
+    el("td", { class: "col-no", "data-label": "案件编号" }, el("span", { class: "mono" }, c.case_no), tags),
+    el(
+      "td",
+      { class: "col-cat", "data-label": "案件类别" },
+      el("span", { class: "muted" }, cat.major_name ? `${cat.major_name} / ` : ""),
+      cat.name || "",
+    ),
+    el("td", { class: "col-addr", "data-label": "地址", title: c.address || "" }, c.address || "—"),
+    el("td", { class: "col-state", "data-label": "状态" }, stateBadge(c)),
+    el("td", { class: "col-dept", "data-label": "处置部门" }, (c.department && c.department.name) || "—"),
+    deadlineCell,
+    el("td", { class: "col-time", "data-label": "上报时间" }, fmtTime(c.reported_at)),
+  );
+  return tr;
+}
+
+function updateRow(c) {
+  const old = rowsBody.querySelector(`tr[data-case-id="${CSS.escape(String(c.id))}"]`);
+  if (!old) return;
+  old.replaceWith(rowFor(c));
+  markSelected();
+}
+
+function markSelected() {
+  for (const tr of rowsBody.querySelectorAll("tr[data-case-id]")) {
+    const on = selectedId !== null && tr.dataset.caseId === String(selectedId);
+    tr.classList.toggle("selected", on);
+    tr.setAttribute("aria-selected", on ? "true" : "false");
+  }
+}
+
+function selectCase(id, { fromUrl = false } = {}) {
+  selectedId = id;
+  markSelected();
+  document.body.classList.toggle("detail-open", id !== null);
+  if (id === null) detail.close();
+  else detail.open(id);
+  if (!fromUrl) writeUrl();
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && selectedId !== null && !document.querySelector("dialog[open]")) {
+    selectCase(null);
+  }
+});
+
+start();
