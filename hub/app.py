@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import __version__
 from hub.api import API
-from hub.auth import Authenticator
+from hub.auth import Authenticator, require
 from hub.errors import CityhubError
 from hub.http import (
     ErrorMiddleware,
@@ -38,6 +38,7 @@ from hub.service import CaseService
 from hub.settings import Settings
 from hub.state import HubState
 from hub.workcal import WorkCalendar, parse_work_hours
+from hub.workflow import Role
 from realtime_ui import STATIC_DIR
 from storage import db
 from storage.attachments import AttachmentStore
@@ -193,6 +194,7 @@ async def healthz(request: Request) -> Response:
 
 async def metrics_endpoint(request: Request) -> Response:
     hub: HubState = request.app.state.hub
+    require(await hub.auth.principal(request), frozenset({Role.ADMIN}))
     gauges = {
         "cityhub_db_pool_size": float(hub.pool.get_size()),
         "cityhub_db_pool_idle": float(hub.pool.get_idle_size()),

@@ -134,7 +134,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _msgspec_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> BadRequest:
     text = str(exc)
-    if isinstance(exc, msgspec.DecodeError):
+    if not isinstance(exc, msgspec.ValidationError):  # ValidationError subclasses DecodeError
         return BadRequest("请求体不是有效的 JSON", code="malformed_json", details={"reason": text})
     if "unknown field" in text:
         return BadRequest("请求包含未知字段", code="unknown_field", details={"reason": text})

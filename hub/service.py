@@ -254,8 +254,18 @@ class CaseService:
         self, actor: wf.Actor, case_id: int, expected_version: int, cmd: wf.Command
     ) -> dict[str, Any]:
         event = await self.transition(actor, case_id, expected_version, cmd)
-        del event
-        return await self.get(actor, case_id)
+        try:
+            return await self.get(actor, case_id)
+        except NotFound:
+            # The move took the case out of the actor's scope (a department returned it).
+            return {
+                "id": case_id,
+                "version": event.version,
+                "state": event.to_state,
+                "state_label": wf.LABELS_ZH[wf.CaseState(event.to_state)],
+                "department": None,
+                "visible": False,
+            }
 
     async def transition(
         self, actor: wf.Actor, case_id: int, expected_version: int, cmd: wf.Command
@@ -275,22 +285,6 @@ class CaseService:
                     details={"expected": expected_version, "current": case.version},
                 )
             cmd = self._with_deadline(cmd, case, now)
-            if cmd.action is wf.Action.DISPATCH:
-                dep = self.catalog.departments.get(cmd.department_id or -1)
-                if dep is None or not dep.active:
-                    raise ValidationFailed(
-                        "部门不存在",
-                        code="unknown_department",
-                        details={"department_id": cmd.department_id},
-                    )
-            if cmd.duplicate_of is not None and (
-                cmd.duplicate_of == case_id or not await q.case_exists(conn, cmd.duplicate_of)
-            ):
-                raise ValidationFailed(
-                    "关联的原案件不存在",
-                    code="unknown_case",
-                    details={"duplicate_of": cmd.duplicate_of},
-                )
             facts = wf.CaseFacts(
                 state=wf.CaseState(case.state),
                 version=case.version,
@@ -304,6 +298,24 @@ class CaseService:
                 pending_extension_until=case.pending_extension_until,
             )
             outcome = wf.apply(facts, actor, cmd, now)
+            # References are checked once the move itself is known to be legal.
+            if cmd.action is wf.Action.DISPATCH:
+                dep = self.catalog.departments.get(cmd.department_id or -1)
+                if dep is None or not dep.active:
+                    raise ValidationFailed(
+                        "部门不存在",
+                        code="unknown_department",
+                        details={"department_id": cmd.department_id},
+                    )
+            if cmd.reject_reason is wf.RejectReason.DUPLICATE and (
+                cmd.duplicate_of == case_id
+                or not await q.case_exists(conn, cmd.duplicate_of or -1)
+            ):
+                raise ValidationFailed(
+                    "关联的原案件不存在",
+                    code="unknown_case",
+                    details={"duplicate_of": cmd.duplicate_of},
+                )
             args: dict[str, Any] = {
                 "case_id": case_id,
                 "expected_version": expected_version,

@@ -17,7 +17,7 @@ column changes and the event to append) or raises, leaving the case untouched.
 
 Side paths: return (回退) from the department to the command center, extension (延期) requested by the
 department and approved or denied by a dispatcher, deferral (缓办) and resumption, escalation (督办:
-a flag and a counter, the state stays), void (作废), rework (返工: back to the department, counted)
+a counter, the state stays), void (作废), rework (返工: back to the department, counted)
 either by the grid supervisor failing verification or by the seat rejecting the feedback, and quick
 handling (快速处置): a field supervisor reports with a before-photo while fixing the problem, files the
 after-photo, and the case joins the normal verification path; quick cases are flagged and counted
@@ -140,12 +140,18 @@ TRANSITIONS: Mapping[tuple[CaseState, Action], CaseState] = {
     (S.VERIFIED, A.CLOSE): S.CLOSED,
     (S.VERIFIED, A.REWORK): S.HANDLING,
     # Escalation (督办) keeps the state; it is allowed while someone still has to act.
-    **{
-        (s, A.ESCALATE): s
-        for s in (S.REGISTERED, S.DISPATCHED, S.RETURNED, S.HANDLING, S.DEFERRED, S.FEEDBACK)
-    },
+    **{(s, A.ESCALATE): s for s in OPEN_STATES},
     # Void (作废) from any open state.
     **{(s, A.VOID): S.VOIDED for s in OPEN_STATES},
+}
+
+#: Rework of a case that no department holds (a quick-handling case): it goes back to the field
+#: supervisor who handled it on the spot, instead of to a department (these override TRANSITIONS
+#: when the case has no department).
+NO_DEPARTMENT_TRANSITIONS: Mapping[tuple[CaseState, Action], CaseState] = {
+    (S.FEEDBACK, A.REWORK): S.QUICK_HANDLING,
+    (S.VERIFIED, A.REWORK): S.QUICK_HANDLING,
+    (S.VERIFYING, A.VERIFY_FAIL): S.QUICK_HANDLING,
 }
 
 _ADMIN = frozenset({Role.ADMIN})
@@ -421,6 +427,10 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
             raise IllegalTransition("没有待审批的延期申请", code="no_pending_extension")
         changes["pending_extension_until"] = None
         if a is A.APPROVE_EXTENSION:
+            if case.pending_extension_until <= now:
+                raise ValidationFailed(
+                    "申请的延期时间已过，请驳回后由部门重新申请", code="extension_expired"
+                )
             changes["deadline"] = case.pending_extension_until
             changes["extension_count"] = case.extension_count + 1
     elif a is A.DEFER:
@@ -428,9 +438,15 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
     elif a is A.RESUME:
         changes["deadline"] = cmd.deadline
     elif a in (A.FEEDBACK, A.QUICK_COMPLETE):
-        changes["handled_at"] = now
+        # The work is done: an extension request still open is moot (left pending, it would block
+        # a new request after a rework and could be approved over the rework's deadline).
+        changes.update(handled_at=now, pending_extension_until=None)
     elif a in (A.REWORK, A.VERIFY_FAIL):
-        changes.update(deadline=cmd.deadline, rework_count=case.rework_count + 1)
+        if case.department_id is None and (case.state, a) in NO_DEPARTMENT_TRANSITIONS:
+            to = NO_DEPARTMENT_TRANSITIONS[(case.state, a)]
+            changes.update(state=to, deadline=None, rework_count=case.rework_count + 1)
+        else:
+            changes.update(deadline=cmd.deadline, rework_count=case.rework_count + 1)
     elif a is A.VERIFY_PASS:
         changes["verified_at"] = now
     elif a is A.CLOSE:
@@ -438,7 +454,7 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
     elif a is A.ESCALATE:
         changes["escalation_count"] = case.escalation_count + 1
     elif a is A.VOID:
-        changes["closed_at"] = now
+        changes.update(closed_at=now, pending_extension_until=None)
     return Outcome(case.state, to, a, changes, _event_data(cmd))
 
 
@@ -452,7 +468,7 @@ def _event_data(cmd: Command) -> dict[str, Any]:
         data["extension_until"] = cmd.extension_until.isoformat()
     if cmd.reject_reason is not None:
         data["reject_reason"] = cmd.reject_reason.value
-    if cmd.duplicate_of is not None:
+    if cmd.duplicate_of is not None and cmd.reject_reason is RejectReason.DUPLICATE:
         data["duplicate_of"] = cmd.duplicate_of
     return data
 

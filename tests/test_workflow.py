@@ -394,8 +394,8 @@ class TestTransitionTable:
                     reachable.add(to)
                     frontier.append(to)
         assert reachable == set(CaseState)
-        # Close (not merely void) must stay reachable from every state a department works in.
-        for start in (S.REPORTED, S.QUICK_HANDLING, S.RETURNED, S.DEFERRED, S.VERIFIED):
+        # Closing (not merely voiding) stays reachable from every open state.
+        for start in OPEN_STATES:
             seen, frontier = {start}, [start]
             while frontier:
                 here = frontier.pop()
@@ -492,10 +492,9 @@ class TestRoles:
     @pytest.mark.parametrize(("action", "role"), EXPECTED_ROLE_CASES, ids=ids(EXPECTED_ROLE_CASES))
     def test_hand_written_expectation(self, action: Action, role: Role) -> None:
         expected = role is Role.ADMIN or role in EXPECTED_ROLES[action]
+        state = S.REPORTED if action in INITIAL else first_state(action)
         try:
-            attempt(
-                IN_SCOPE[role], first_state(action) if action not in INITIAL else S.REPORTED, action
-            )
+            attempt(IN_SCOPE[role], state, action)
         except Forbidden as e:
             assert not expected, f"{role} should be able to {action}: {e.code}"
             assert e.code == "role_forbidden"
@@ -955,9 +954,10 @@ class TestJourneys:
         assert j.case.deadline is None
         assert allowed_actions(j.case, DEPARTMENT) == []
         j.do(DISPATCHER, A.RESUME, deadline=NEW_DEADLINE)
-        assert (j.case.state, j.case.deadline) == (S.HANDLING, NEW_DEADLINE)
-        close(verify_pass(request_verify(feedback(j))))
-        assert j.case.state is S.CLOSED
+        assert j.case.state is S.HANDLING
+        assert j.case.deadline == NEW_DEADLINE
+        done = close(verify_pass(request_verify(feedback(j))))
+        assert done.case.state is S.CLOSED
 
     def test_extension_approved_then_denied(self) -> None:
         j = reach(S.HANDLING)
@@ -1260,7 +1260,7 @@ class CaseLife(RuleBasedStateMachine):
 
 
 CaseLife.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=40, database=None, deadline=None
+    max_examples=150, stateful_step_count=40, database=None, deadline=None
 )
 TestCaseLife = CaseLife.TestCase
 

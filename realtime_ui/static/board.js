@@ -287,7 +287,7 @@ function rowFor(c) {
   }
   const deadlineCell = el("td", { class: ["col-deadline", c.overdue && "overdue"], "data-label": "处置时限" });
   if (c.deadline) {
-    deadlineCell.append(el("span", {}, fmtTime(c.deadline)));
+    deadlineCell.append(el("span", { title: fmtTime(c.deadline) }, fmtTime(c.deadline, { short: true })));
     if (c.overdue) deadlineCell.append(el("span", { class: "tag tag-overdue" }, "已超时"));
   } else {
     deadlineCell.append(el("span", { class: "muted" }, "—"));
@@ -313,7 +313,7 @@ function rowFor(c) {
         },
       },
     },
-    el("td", { class: "col-no", "data-label": "案件编号" }, el("span", { class: "mono" }, c.case_no), tags),
+    el("td", { class: "col-no", "data-label": "案件编号" }, el("span", { class: "case-no" }, c.case_no)),
     el(
       "td",
       { class: "col-cat", "data-label": "案件类别" },
@@ -321,10 +321,14 @@ function rowFor(c) {
       cat.name || "",
     ),
     el("td", { class: "col-addr", "data-label": "地址", title: c.address || "" }, c.address || "—"),
-    el("td", { class: "col-state", "data-label": "状态" }, stateBadge(c)),
+    el("td", { class: "col-state", "data-label": "状态" }, stateBadge(c), tags),
     el("td", { class: "col-dept", "data-label": "处置部门" }, (c.department && c.department.name) || "—"),
     deadlineCell,
-    el("td", { class: "col-time", "data-label": "上报时间" }, fmtTime(c.reported_at)),
+    el(
+      "td",
+      { class: "col-time", "data-label": "上报时间", title: fmtTime(c.reported_at) },
+      fmtTime(c.reported_at, { short: true }),
+    ),
   );
   return tr;
 }

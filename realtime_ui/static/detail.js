@@ -1,8 +1,9 @@
 // The detail pane: every field of one case, its timeline, and a button for each allowed action.
 // An action opens a small form with the inputs it needs and posts {action, version, ...}.
 import { api, uploadFiles } from "./api.js";
-import { clear, el, fmtSize, fmtTime, fromLocalInput, toLocalInput } from "./dom.js";
+import { clear, el, fmtTime, fromLocalInput, toLocalInput } from "./dom.js";
 import {
+  ACTION_LABELS,
   DANGEROUS_ACTIONS,
   KIND_LABELS,
   NOTE_REQUIRED,
@@ -14,7 +15,7 @@ import {
   stateLabel,
 } from "./labels.js";
 import { toast } from "./notify.js";
-import { attachmentThumb, stateBadge } from "./widgets.js";
+import { attachmentThumb, photoPicker, stateBadge } from "./widgets.js";
 
 const CONFLICT_MESSAGE = "案件已被他人更新，已刷新";
 
@@ -44,7 +45,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
     placeholder.hidden = true;
     body.hidden = false;
     if (!current || current.id !== id) {
-      clear(body).append(el("p", { class: "loading" }, "正在加载案件详情…"));
+      clear(body, el("p", { class: "loading" }, "正在加载案件详情…"));
     }
     try {
       const c = await api(`/api/cases/${encodeURIComponent(id)}`);
@@ -54,7 +55,8 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
     } catch (err) {
       if (mine !== seq) return;
       current = null;
-      clear(body).append(
+      clear(
+        body,
         closeBar(),
         el(
           "div",
@@ -113,7 +115,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
               click: (ev) => {
                 for (const b of actionsBox.querySelectorAll("button")) b.classList.remove("active");
                 ev.currentTarget.classList.add("active");
-                clear(formBox).append(actionForm(c, a, formBox));
+                clear(formBox, actionForm(c, a, formBox));
                 const first = formBox.querySelector("textarea, select, input");
                 if (first) first.focus();
               },
@@ -132,7 +134,8 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
     notice.hidden = !pendingNotice;
     pendingNotice = null;
 
-    clear(body).append(
+    clear(
+      body,
       el(
         "header",
         { class: "detail-head" },
@@ -257,7 +260,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
           el(
             "div",
             { class: "tl-head" },
-            el("strong", { class: "tl-action", "data-testid": "timeline-action" }, e.action_label || actionLabel(e.action)),
+            el("strong", { class: "tl-action", "data-testid": "timeline-action" }, ACTION_LABELS[e.action] || e.action_label || e.action),
             el("span", { class: "tl-states" }, states),
           ),
           el(
@@ -411,27 +414,14 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
 
     const photoRequired = PHOTO_REQUIRED.has(action);
     if (photoRequired || PHOTO_OPTIONAL.has(action)) {
-      photoInput = el("input", {
-        type: "file",
-        name: "photos",
-        multiple: true,
-        accept: "image/jpeg,image/png,image/webp",
-        "data-testid": "action-photos",
-      });
-      const chosen = el("small", { class: "muted" });
-      photoInput.addEventListener("change", () => {
-        const files = Array.from(photoInput.files || []);
-        chosen.textContent = files.length
-          ? `已选择 ${files.length} 张：${files.map((f) => `${f.name}（${fmtSize(f.size)}）`).join("、")}`
-          : "";
-      });
+      const picker = photoPicker({ testid: "action-photos" });
+      photoInput = picker.input;
       fields.push(
         el(
-          "label",
+          "div",
           { class: "field" },
           el("span", {}, photoRequired ? "现场照片 " : "现场照片（选填）", photoRequired ? el("em", { class: "req" }, "*") : null),
-          photoInput,
-          chosen,
+          picker.node,
         ),
       );
     }

@@ -33,8 +33,10 @@ function append(node, children) {
   }
 }
 
-export function clear(node) {
+/** Empty a node, then append `children` (null / false / undefined are skipped). */
+export function clear(node, ...children) {
   while (node.firstChild) node.removeChild(node.firstChild);
+  append(node, children);
   return node;
 }
 
@@ -44,11 +46,14 @@ export function $(selector, root = document) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
-/** "2026-11-23 14:05" in the browser's time zone; "" for no value. */
-export function fmtTime(iso, { seconds = false } = {}) {
+/** "2026-11-23 14:05" in the browser's time zone ("11-23 14:05" this year with short); "" for none. */
+export function fmtTime(iso, { seconds = false, short = false } = {}) {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
+  if (short && d.getFullYear() === new Date().getFullYear()) {
+    return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
   const s =
     `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
     `${pad(d.getHours())}:${pad(d.getMinutes())}`;

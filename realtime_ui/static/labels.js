@@ -115,6 +115,17 @@ export const DANGEROUS_ACTIONS = new Set(["void", "reject", "return", "verify_fa
 /** Roles that may report a new case (workflow.ACTION_ROLES[REPORT]). */
 export const REPORT_ROLES = new Set(["seat", "supervisor", "agent", "admin"]);
 
+/** Which sources each role may report from (hub/service.py SOURCE_ROLES). */
+export const SOURCES_BY_ROLE = {
+  admin: SOURCES,
+  seat: ["video", "public", "sensor", "hotline"],
+  supervisor: ["supervisor"],
+  agent: ["hotline"],
+};
+
+/** Sources whose reports must carry coordinates (hub/service.py LOCATED_SOURCES). */
+export const LOCATED_SOURCES = new Set(["supervisor", "video"]);
+
 /** Default source of a new report, by role. */
 export const DEFAULT_SOURCE_BY_ROLE = {
   supervisor: "supervisor",

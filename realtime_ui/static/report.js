@@ -1,9 +1,15 @@
 // The "新建案件" dialog: category, description, address, coordinates, source, contact, photos.
 import { api, uploadFiles } from "./api.js";
 import { debounce, el } from "./dom.js";
-import { DEFAULT_SOURCE_BY_ROLE, SOURCES, sourceLabel } from "./labels.js";
+import {
+  DEFAULT_SOURCE_BY_ROLE,
+  LOCATED_SOURCES,
+  SOURCES,
+  SOURCES_BY_ROLE,
+  sourceLabel,
+} from "./labels.js";
 import { toast } from "./notify.js";
-import { fillCategorySelect } from "./widgets.js";
+import { describeFiles, fillCategorySelect } from "./widgets.js";
 
 const CONTACT_SOURCES = new Set(["hotline", "public"]);
 
@@ -19,7 +25,8 @@ export function createReport({ ctx, dialog, onCreated }) {
     if (built) return;
     built = true;
     fillCategorySelect(form.elements.category_id, ctx.categories);
-    for (const s of SOURCES) form.elements.source.append(el("option", { value: s }, sourceLabel(s)));
+    const allowed = SOURCES_BY_ROLE[ctx.user.role] || SOURCES;
+    for (const s of allowed) form.elements.source.append(el("option", { value: s }, sourceLabel(s)));
     quickField.hidden = !(ctx.user.role === "supervisor" || ctx.user.role === "admin");
     form.elements.source.addEventListener("change", syncContact);
     for (const b of dialog.querySelectorAll("[data-close]")) {
@@ -30,11 +37,18 @@ export function createReport({ ctx, dialog, onCreated }) {
     form.elements.lat.addEventListener("input", lookup);
     dialog.querySelector("#report-locate").addEventListener("click", locate);
     form.addEventListener("submit", onSubmit);
+    form.elements.photos.addEventListener("change", syncPhotos);
+  }
+
+  function syncPhotos() {
+    dialog.querySelector(".file-status").textContent = describeFiles(form.elements.photos);
   }
 
   function syncContact() {
-    const show = CONTACT_SOURCES.has(form.elements.source.value);
+    const source = form.elements.source.value;
+    const show = CONTACT_SOURCES.has(source);
     for (const f of dialog.querySelectorAll(".contact-field")) f.hidden = !show;
+    for (const mark of dialog.querySelectorAll(".coord-req")) mark.hidden = !LOCATED_SOURCES.has(source);
   }
 
   function fail(message) {
@@ -47,7 +61,10 @@ export function createReport({ ctx, dialog, onCreated }) {
     form.reset();
     err.hidden = true;
     gridInfo.textContent = "";
-    form.elements.source.value = DEFAULT_SOURCE_BY_ROLE[ctx.user.role] || "supervisor";
+    syncPhotos();
+    const wanted = DEFAULT_SOURCE_BY_ROLE[ctx.user.role];
+    const options = [...form.elements.source.options].map((o) => o.value);
+    form.elements.source.value = options.includes(wanted) ? wanted : options[0] || "";
     syncContact();
     submit.disabled = false;
     submit.textContent = "提交上报";
@@ -111,6 +128,9 @@ export function createReport({ ctx, dialog, onCreated }) {
     if (!description) return fail("请填写问题描述");
     const p = coords();
     if (p === undefined) return fail("请填写有效的经纬度（经度 -180～180，纬度 -90～90）");
+    if (!p && LOCATED_SOURCES.has(f.source.value)) return fail("该来源的案件须提供位置坐标");
+    if (!p && !f.address.value.trim()) return fail("须提供位置坐标或地址");
+    if (!/^[0-9+\- ]*$/.test(f.contact_phone.value.trim())) return fail("联系电话只能包含数字、“+”、“-”和空格");
     const quick = !quickField.hidden && f.quick.checked;
     const files = Array.from(f.photos.files || []);
     if (quick && files.length === 0) return fail("快速处置需要上传处置前照片");

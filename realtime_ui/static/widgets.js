@@ -1,11 +1,13 @@
 // Small pieces of UI shared by the board, the detail pane and the report dialog.
-import { el } from "./dom.js";
-import { stateLabel } from "./labels.js";
+import { el, fmtSize } from "./dom.js";
+import { STATE_LABELS } from "./labels.js";
 
 /** The coloured state badge of a case (or of a bare state name). */
 export function stateBadge(c) {
   const state = typeof c === "string" ? c : c.state;
-  const label = typeof c === "string" ? stateLabel(c) : c.state_label || stateLabel(c.state);
+  // The local map wins: it is keyed by state alone (the server's LABELS_ZH shares keys between
+  // states and actions, e.g. "feedback"), the server's label covers states we do not know yet.
+  const label = STATE_LABELS[state] || (typeof c === "string" ? c : c.state_label || state);
   return el(
     "span",
     { class: `badge state-${state}`, "data-testid": "state-badge", "data-state": state },
@@ -57,4 +59,39 @@ export function attachmentThumb(a) {
     );
   }
   return el("a", { href: url, target: "_blank", rel: "noopener", class: "file-att", "data-testid": "attachment" }, name);
+}
+
+let pickerSeq = 0;
+
+/** The text under a photo picker: what was chosen. */
+export function describeFiles(input) {
+  const files = Array.from(input.files || []);
+  if (files.length === 0) return "未选择照片";
+  return `已选择 ${files.length} 张：${files.map((f) => `${f.name}（${fmtSize(f.size)}）`).join("、")}`;
+}
+
+/** A photo picker with a Chinese button (the native one speaks the browser's language). */
+export function photoPicker({ testid, name = "photos" }) {
+  const id = `photo-picker-${++pickerSeq}`;
+  const input = el("input", {
+    id,
+    type: "file",
+    name,
+    multiple: true,
+    accept: "image/jpeg,image/png,image/webp",
+    class: "visually-hidden",
+    "data-testid": testid,
+  });
+  const status = el("span", { class: "muted file-status", "data-testid": `${testid}-status` }, "未选择照片");
+  input.addEventListener("change", () => {
+    status.textContent = describeFiles(input);
+  });
+  const node = el(
+    "div",
+    { class: "file-picker" },
+    input,
+    el("label", { for: id, class: "btn btn-small" }, "选择照片"),
+    status,
+  );
+  return { node, input };
 }
