@@ -33,7 +33,7 @@ from storage import cases as q
 from storage import users as user_store
 from storage.attachments import safe_label
 from storage.catalog import grid_at, grid_boundary
-from storage.db import map_pg_errors
+from storage.db import connect, map_pg_errors
 from storage.search import query_terms
 
 Str200 = Annotated[str, msgspec.Meta(max_length=200)]
@@ -361,7 +361,7 @@ async def upload_attachments(request: Request) -> Response:
     finally:
         await form.close()
     out = []
-    async with h.pool.acquire() as conn:
+    async with connect(h.pool) as conn:
         with map_pg_errors():
             async with conn.transaction():
                 for blob, label in blobs:
@@ -389,7 +389,7 @@ async def get_attachment(request: Request) -> Response:
     p = await principal(request)
     h = hub(request)
     aid = path_int(request, "attachment_id")
-    async with h.pool.acquire() as conn:
+    async with connect(h.pool) as conn:
         row = await q.get_attachment(conn, aid)
         if row is None:
             raise NotFound("附件不存在")
@@ -489,7 +489,7 @@ async def get_grid(request: Request) -> Response:
     g = h.catalog.grids.get(gid)
     if g is None:
         raise NotFound("网格不存在")
-    async with h.pool.acquire() as conn:
+    async with connect(h.pool) as conn:
         boundary = await grid_boundary(conn, gid)
     return JSONResponse({**_grid_json(g), "boundary": boundary})
 
@@ -499,7 +499,7 @@ async def lookup_grid(request: Request) -> Response:
     h = hub(request)
     lon, lat = query_float(request, "lon"), query_float(request, "lat")
     check_coordinates(lon, lat)
-    async with h.pool.acquire() as conn:
+    async with connect(h.pool) as conn:
         gid = await grid_at(conn, lon, lat)
     if gid is None:
         raise NotFound("该位置不在任何网格内", code="outside_city")
@@ -513,7 +513,7 @@ ADMIN = frozenset({wf.Role.ADMIN})
 
 async def list_users(request: Request) -> Response:
     await principal(request, ADMIN)
-    async with hub(request).pool.acquire() as conn:
+    async with connect(hub(request).pool) as conn:
         users = await user_store.list_users(conn)
     return JSONResponse({"items": [user_json(u) for u in users]})
 
@@ -546,7 +546,7 @@ async def create_user(request: Request) -> Response:
     body = await decode_json(request, CreateUserBody, h.settings.max_json_bytes)
     check_user_shape(h, body.role, body.department_id, body.grid_ids)
     hashed = await asyncio.to_thread(passwords.hash_password, body.password)
-    async with h.pool.acquire() as conn:
+    async with connect(h.pool) as conn:
         with map_pg_errors():
             async with conn.transaction():
                 uid = await user_store.insert_user(
@@ -579,7 +579,7 @@ async def update_user(request: Request) -> Response:
     hashed = None
     if body.password is not None:
         hashed = await asyncio.to_thread(passwords.hash_password, body.password)
-    async with h.pool.acquire() as conn:
+    async with connect(h.pool) as conn:
         current = await user_store.get_user(conn, uid)
         if current is None:
             raise NotFound("用户不存在")

@@ -29,7 +29,7 @@ from hub.settings import Settings
 from hub.workflow import LABELS_ZH, Actor, Role
 from storage import users as user_store
 from storage.catalog import Catalog
-from storage.db import map_pg_errors
+from storage.db import connect, map_pg_errors
 from storage.users import UserRow
 
 SESSION_COOKIE = "cityhub_session"
@@ -107,7 +107,7 @@ class Authenticator:
         if not token or len(token) > MAX_TOKEN_LEN:
             raise Unauthenticated("请先登录")
         th = hash_token(token)
-        async with self.pool.acquire() as db:
+        async with connect(self.pool) as db:
             session = await user_store.get_session(db, th, datetime.now(UTC))
         if session is None or session.kind != kind:
             raise Unauthenticated("登录已过期，请重新登录", code="session_expired")
@@ -145,7 +145,7 @@ class Authenticator:
         wait = self.limiter.retry_after(keys, now_mono)
         if wait:
             raise TooManyRequests(f"登录失败次数过多，请 {wait} 秒后再试", retry_after=wait)
-        async with self.pool.acquire() as db:
+        async with connect(self.pool) as db:
             found = await user_store.get_user_for_login(db, username)
         # argon2 is slow on purpose: verify off the event loop.
         if found is None:
@@ -155,7 +155,7 @@ class Authenticator:
             ok = found[0].active and await asyncio.to_thread(
                 passwords.verify_password, found[1], password
             )
-        async with self.pool.acquire() as db:
+        async with connect(self.pool) as db:
             if not ok:
                 self.limiter.failed(keys, now_mono)
                 await user_store.audit(
@@ -198,7 +198,7 @@ class Authenticator:
         return user, token, csrf, now + ttl
 
     async def logout(self, principal: Principal, client: str) -> None:
-        async with self.pool.acquire() as db, db.transaction():
+        async with connect(self.pool) as db, db.transaction():
             await user_store.delete_session(db, principal.token_hash)
             await user_store.audit(db, user_id=principal.user.id, action="logout", ip=client)
 

@@ -22,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.errors import BadRequest, CityhubError, PayloadTooLarge, UnsupportedMediaType
+from hub.errors import BadRequest, CityhubError, PayloadTooLarge, Unavailable, UnsupportedMediaType
 from hub.workflow import Role
+from storage.db import DB_OUTAGE_ERRORS
 
 log = logging.getLogger("cityhub.http")
 
@@ -96,6 +97,16 @@ class ErrorMiddleware:
             if started:
                 raise
             await error_response(exc)(scope, receive, send)
+        except DB_OUTAGE_ERRORS as exc:
+            log.warning(
+                "database unavailable during %s %s: %r", scope.get("method"), scope.get("path"), exc
+            )
+            if started:
+                raise
+            outage = Unavailable(
+                "数据库暂时不可用，请稍后重试", details={"reason": type(exc).__name__}
+            )
+            await error_response(outage)(scope, receive, send)
         except Exception:
             ref = secrets.token_hex(6)
             log.exception(

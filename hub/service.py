@@ -22,7 +22,7 @@ from hub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hub.workcal import WorkCalendar
 from storage import cases as q
 from storage.catalog import Catalog, grid_at
-from storage.db import map_pg_errors
+from storage.db import connect, map_pg_errors
 from storage.search import document_terms
 
 SOURCES = ("supervisor", "hotline", "video", "sensor", "public")
@@ -145,11 +145,11 @@ class CaseService:
     # -- reads ---------------------------------------------------------------------------
 
     async def list_cases(self, actor: wf.Actor, f: q.CaseFilter) -> list[q.CaseRow]:
-        async with self.pool.acquire() as conn:
+        async with connect(self.pool) as conn:
             return await q.list_cases(conn, f, self.scope_for(actor), self.clock())
 
     async def get(self, actor: wf.Actor, case_id: int) -> dict[str, Any]:
-        async with self.pool.acquire() as conn:
+        async with connect(self.pool) as conn:
             case = await q.get_case(conn, case_id)
             if case is None or not self.can_see(actor, case):
                 raise NotFound("案件不存在", details={"case_id": case_id})
@@ -179,7 +179,7 @@ class CaseService:
             raise ValidationFailed("该来源的案件须提供位置坐标", code="location_required")
         if new.lon is None and not new.address.strip():
             raise ValidationFailed("须提供位置坐标或地址", code="location_required")
-        async with self.pool.acquire() as conn:
+        async with connect(self.pool) as conn:
             grid_id = None
             if new.lon is not None and new.lat is not None:
                 grid_id = await grid_at(conn, new.lon, new.lat)
@@ -274,7 +274,7 @@ class CaseService:
         (``version_conflict`` when the case moved since ``expected_version``), IllegalTransition,
         Forbidden or ValidationFailed, writing nothing."""
         now = self.clock()
-        async with self.pool.acquire() as conn:
+        async with connect(self.pool) as conn:
             case = await q.get_case(conn, case_id)
             if case is None or not self.can_see(actor, case):
                 raise NotFound("案件不存在", details={"case_id": case_id})
@@ -308,8 +308,7 @@ class CaseService:
                         details={"department_id": cmd.department_id},
                     )
             if cmd.reject_reason is wf.RejectReason.DUPLICATE and (
-                cmd.duplicate_of == case_id
-                or not await q.case_exists(conn, cmd.duplicate_of or -1)
+                cmd.duplicate_of == case_id or not await q.case_exists(conn, cmd.duplicate_of or -1)
             ):
                 raise ValidationFailed(
                     "关联的原案件不存在",

@@ -13,7 +13,7 @@ from hub.service import CaseService
 from hub.settings import Settings
 from storage.attachments import AttachmentStore
 from storage.catalog import Catalog, load_catalog
-from storage.db import EmbeddedPostgres
+from storage.db import EmbeddedPostgres, connect
 
 
 @dataclasses.dataclass
@@ -33,5 +33,5 @@ class HubState:
         return self.catalog_ref[0]
 
     async def reload_catalog(self) -> None:
-        async with self.pool.acquire() as conn:
+        async with connect(self.pool) as conn:
             self.catalog_ref[0] = await load_catalog(conn)

@@ -28,6 +28,24 @@ log = logging.getLogger("cityhub.storage")
 MIGRATION_LOCK_KEY = 0x63697479687562
 
 
+#: Exceptions that mean "the database is not reachable now" (answered 503, retried by clients).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now
+    asyncpg.InterfaceError,  # includes "connection is closed"
+    asyncpg.TooManyConnectionsError,
+)
+
+
+#: The same without plain OSError, for the outermost HTTP edge (a disk error is not an outage).
+DB_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    *(e for e in OUTAGE_ERRORS if e is not OSError),
+    ConnectionError,
+)
+
+
 class StorageError(CityhubError):
     """Root of storage errors."""
 
@@ -49,13 +67,7 @@ def map_pg_errors() -> Iterator[None]:
         ) from exc
     except asyncpg.SerializationError as exc:
         raise Conflict("并发冲突，请重试") from exc
-    except (
-        OSError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.ConnectionDoesNotExistError,
-        asyncpg.InterfaceError,
-        asyncpg.TooManyConnectionsError,
-    ) as exc:
+    except OUTAGE_ERRORS as exc:
         raise Unavailable("数据库暂时不可用", details={"reason": type(exc).__name__}) from exc
 
 
@@ -72,14 +84,15 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; return its DSN. Blocking: call in a thread."""
-        from pgserver import get_server  # type: ignore[attr-defined]
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not os.environ.get("XDG_RUNTIME_DIR"):
-            # pgserver keeps a lock file in the user's runtime dir; without one it warns and uses /tmp.
+            # pgserver keeps a lock file in the user's runtime dir (read when it is imported);
+            # without one it warns and falls back to /tmp.
             run = self.data_dir.parent / "run"
             run.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.environ["XDG_RUNTIME_DIR"] = str(run.resolve())
+        from pgserver import get_server  # type: ignore[attr-defined]
+
         self._server = get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
@@ -122,7 +135,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int = 0, max_size: int = 16) -> asyncpg.Pool:
     with map_pg_errors():
         pool = await asyncpg.create_pool(
             dsn,
@@ -134,6 +147,14 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asy
         )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def connect(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """Acquire a connection; an outage while acquiring or using it becomes ``Unavailable``."""
+    with map_pg_errors():
+        async with pool.acquire() as conn:
+            yield conn
 
 
 @contextlib.asynccontextmanager

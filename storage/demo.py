@@ -32,6 +32,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import operator
 import random
 import struct
 import time as _time
@@ -646,8 +647,8 @@ class DemoChunk:
     events: list[tuple[Any, ...]]
 
 
-def _event_key(e: tuple[Any, ...]) -> tuple[datetime, int, int]:
-    return e[4], e[0], e[1]
+#: Global order of events: (at, case_id, version).
+_event_key: Final = operator.itemgetter(4, 0, 1)
 
 
 class HistoryGenerator:
@@ -844,13 +845,13 @@ class HistoryGenerator:
             (
                 h.case_id,
                 h.version,
-                out.action.value,
+                out.action._value_,
                 actor.user_id,
                 at,
-                None if out.from_state is None else out.from_state.value,
-                out.to_state.value,
+                None if out.from_state is None else out.from_state._value_,
+                out.to_state._value_,
                 cmd.note,
-                dict(out.event_data),
+                out.event_data,
                 list(cmd.attachment_ids),
             )
         )
@@ -891,7 +892,7 @@ class HistoryGenerator:
                 n = (
                     1
                     if source == "video"
-                    else 1 + (r.random() < 0.3)
+                    else 1 + (r.random() < 0.2)
                     if source == "supervisor"
                     else 0
                 )
@@ -903,7 +904,7 @@ class HistoryGenerator:
             if plan.quick:
                 self._do(
                     h, reporter, A.QUICK_COMPLETE, self._at(h, r.uniform(5, 40), None),
-                    note="已现场处置完毕", photos=1 + (r.random() < 0.4),
+                    note="已现场处置完毕", photos=1 + (r.random() < 0.3),
                 )  # fmt: skip
                 self._verify_and_close(h, plan, cat, street_sups)
                 return h
@@ -1029,7 +1030,7 @@ class HistoryGenerator:
             minutes = span * r.uniform(0.1, 0.85)
         at = self._at(h, minutes, office)
         notes = _FEEDBACK_COMPONENT if cat.kind == "component" else _FEEDBACK_EVENT
-        self._do(h, staff, A.FEEDBACK, at, note=r.choice(notes), photos=1 + (r.random() < 0.5))
+        self._do(h, staff, A.FEEDBACK, at, note=r.choice(notes), photos=1 + (r.random() < 0.3))
 
     def _verify_and_close(
         self,
@@ -1064,14 +1065,14 @@ class HistoryGenerator:
                 self._feedback(h, plan, cat, staff, office)
                 continue
             self._do(
-                h, sup, A.VERIFY_PASS, at, note="现场核查已处置到位", photos=int(r.random() < 0.7)
+                h, sup, A.VERIFY_PASS, at, note="现场核查已处置到位", photos=int(r.random() < 0.5)
             )
             break
         self._do(h, seat, A.CLOSE, self._at(h, r.uniform(5, 45), self._SEAT), note="结案")
 
     # -- all cases ---------------------------------------------------------------------------
 
-    def stream(self, n: int, chunk: int = 500, tick: int = 25) -> Iterator[DemoChunk | None]:
+    def stream(self, n: int, chunk: int = 500, tick: int = 4) -> Iterator[DemoChunk | None]:
         """Generate ``n`` cases in report order, yielding a ``DemoChunk`` every ``chunk`` cases and
         ``None`` every ``tick`` cases (a point where the caller may let other tasks run).
 
@@ -1577,7 +1578,6 @@ async def _write_history(
             counts[2] += len(chunk.events)
 
     task = asyncio.ensure_future(writer())
-    import time as T; t0=T.perf_counter(); c0=T.process_time()
     try:
         for item in gen.stream(n_cases):
             if task.done():
@@ -1587,9 +1587,7 @@ async def _write_history(
             else:
                 queue.put_nowait(item)
         queue.put_nowait(None)
-        print("gen done", T.perf_counter()-t0, "cpu", T.process_time()-c0, "queue", queue.qsize())
         await task
-        print("writer done", T.perf_counter()-t0, "cpu", T.process_time()-c0)
     finally:
         if not task.done():
             task.cancel()

@@ -89,7 +89,9 @@ async def template_db(pg_base: str, shared_data_dir: Path) -> str:
 
 
 def test_settings(data_dir: Path, dsn: str) -> Settings:
-    return Settings(data_dir=data_dir, database_url=Secret(dsn), secret_key=Secret("test-secret-key"))
+    return Settings(
+        data_dir=data_dir, database_url=Secret(dsn), secret_key=Secret("test-secret-key")
+    )
 
 
 @pytest.fixture
@@ -151,7 +153,9 @@ def login(client: httpx.AsyncClient) -> Any:
         from storage.demo import DEMO_USERS
 
         pw = password if password is not None else DEMO_USERS[username][1]
-        r = await client.post("/api/auth/login", json={"username": username, "password": pw, "token": True})
+        r = await client.post(
+            "/api/auth/login", json={"username": username, "password": pw, "token": True}
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         return Api(client, body["token"], body["user"])
@@ -189,17 +193,33 @@ class LiveHub:
         return self.log_path.read_text(errors="replace")
 
 
-def start_hub(data_dir: Path, *, demo: bool = True, demo_cases: int = 2000, port: int | None = None,
-              env: dict[str, str] | None = None, timeout: float = 60.0) -> LiveHub:
+def start_hub(
+    data_dir: Path,
+    *,
+    demo: bool = True,
+    demo_cases: int = 2000,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> LiveHub:
     port = port or free_port()
     log_path = data_dir.parent / f"hub-{port}-{uuid.uuid4().hex[:6]}.log"
-    args = [sys.executable, "-m", "hub.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    args = [
+        sys.executable,
+        "-m",
+        "hub.cli",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
     if demo:
         args += ["--demo", "--demo-cases", str(demo_cases)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
     full_env.update(env or {})
-    log = log_path.open("wb")
-    proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     hub = LiveHub(f"http://127.0.0.1:{port}", proc, data_dir, port, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -222,4 +242,3 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         yield hub
     finally:
         hub.stop()
-

