@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import math
@@ -67,6 +68,7 @@ from storage.search import document_terms, query_terms  # noqa: E402
 from storage.users import list_users  # noqa: E402
 
 LEVELS = (1, 8, 64)
+WARMUP_QUERIES = 8
 GOAL_TPS = 2000.0
 GOAL_RATIO = 0.5
 GOAL_P95_MS = 50.0
@@ -86,7 +88,8 @@ RARE_SHARE = 0.0001
 
 
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    load = os.getloadavg()[0]
+    print(f"[{time.strftime('%H:%M:%S')} load {load:4.1f}] {msg}", flush=True)
 
 
 def pct(values: Sequence[float], p: float) -> float:
@@ -407,7 +410,7 @@ async def bench_transitions(ctx: Ctx) -> None:
         # Warm-up (not counted): prepared statements on every pooled connection, caches.
         it = iter(ids)
         warm_ids = iter([next(it) for _ in range(warm)])
-        await timed_workers(ctx, 16, 1.0, service_step(ctx, warm_ids))
+        warm_stats = await timed_workers(ctx, 16, 1.0, service_step(ctx, warm_ids))
         await timed_workers(ctx, 16, 1.0, raw_step(ctx, raw_pool, 0))
         rows = []
         for level in LEVELS:
@@ -433,7 +436,7 @@ async def bench_transitions(ctx: Ctx) -> None:
         n_events = await conn.fetchval(
             "SELECT count(*) FROM case_events WHERE action IN ('dispatch', 'escalate')"
         )
-    ok = sum(s.ok for _lvl, s, _r in ctx.results["writes"])
+    ok = sum(s.ok for _lvl, s, _r in ctx.results["writes"]) + warm_stats.ok
     ctx.results["events_check"] = (ok, n_events)
 
 
@@ -728,6 +731,13 @@ async def run_combo(ctx: Ctx, combo: Combo, queries: int, max_seconds: float) ->
     slowest: tuple[float, q.CaseFilter, wf.Actor] | None = None
     errors = rows = 0
     deadline = time.perf_counter() + max_seconds
+    # Warm-up, untimed: the statement gets prepared (and PostgreSQL's plan cache settles on a
+    # custom or generic plan after five executions) as in a hub that has been running a while.
+    # The pool hands out the most recently used connection, so one connection sees them all.
+    for _ in range(WARMUP_QUERIES):
+        actor = ctx.seat if combo.actor == "seat" else rng.choice(ctx.departments)
+        with contextlib.suppress(CityhubError, asyncpg.PostgresError, TimeoutError):
+            await ctx.svc.list_cases(actor, combo.make(rng))
     while len(lat) < queries and time.perf_counter() < deadline:
         actor = ctx.seat if combo.actor == "seat" else rng.choice(ctx.departments)
         f = combo.make(rng)
@@ -860,6 +870,12 @@ def report(ctx: Ctx) -> None:
         f"hub pool {ctx.state.settings.db_pool_max} connections; {ctx.args.seconds:g} s per level;"
         f" list table {r.get('list_total', 0):,} cases"
     )
+    if "load_start" in r:
+        a, b = r["load_start"], os.getloadavg()
+        print(
+            f"load average (1/5/15 min) at start {a[0]:.1f}/{a[1]:.1f}/{a[2]:.1f},"
+            f" at end {b[0]:.1f}/{b[1]:.1f}/{b[2]:.1f} (other work on the machine skews the figures)"
+        )
     print("=" * 100)
     if "writes" in r:
         print("\nTransitions through CaseService.transition (DISPATCH then ESCALATE per case)")
@@ -889,7 +905,10 @@ def report(ctx: Ctx) -> None:
             f"{'MET' if ok else 'MISSED'}"
         )
         done, stored = r["events_check"]
-        print(f"check: {done:,} transitions reported, {stored:,} dispatch/escalate events stored")
+        print(
+            f"check: {done:,} transitions reported (warm-up included),"
+            f" {stored:,} dispatch/escalate events stored"
+        )
     if "list" in r:
         full, ref = r["list"], r.get("list_ref", [])
         ref_by = {(c.combo.actor, c.combo.name): c for c in ref}
@@ -971,6 +990,7 @@ async def run(
         ctx = Ctx(args, state, dsn, CpuMeter(server_pid), dispatcher, seat, departments)
         ctx.results["started"] = datetime.now(UTC)
         ctx.results["machine"] = machine()
+        ctx.results["load_start"] = os.getloadavg()
         async with state.pool.acquire() as conn:
             ctx.results["pg_version"] = " ".join(
                 (await conn.fetchval("SELECT version()")).split()[:2]
@@ -1061,6 +1081,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="cityhub-bench-", dir=args.data_dir))
+    # Registered before pgserver registers its own exit handler (which touches a lock file in the
+    # runtime dir), so this one runs after it: nothing is left behind.
+    atexit.register(shutil.rmtree, scratch, True)
     # pgserver keeps its lock file and sockets in the user's runtime dir: keep them in ours.
     (scratch / "run").mkdir(mode=0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from hub import passwords
 from hub import workflow as wf
 from hub.auth import ALL_ROLES, SESSION_COOKIE, Principal, require, user_json
+from hub.codes import ComponentId
 from hub.errors import (
     BadRequest,
     Forbidden,
@@ -32,7 +33,7 @@ from hub.state import HubState
 from storage import cases as q
 from storage import users as user_store
 from storage.attachments import safe_label
-from storage.catalog import grid_at, grid_boundary
+from storage.catalog import ComponentRow, get_component, grid_at, grid_boundary, list_components
 from storage.db import connect, map_pg_errors
 from storage.search import query_terms
 
@@ -506,6 +507,69 @@ async def lookup_grid(request: Request) -> Response:
     return JSONResponse(_grid_json(h.catalog.grids[gid]))
 
 
+def _component_json(c: ComponentRow, h: HubState) -> dict[str, Any]:
+    cat = h.catalog.categories.get(c.category_id)
+    code = ComponentId.parse(c.id)
+    return {
+        "id": c.id,
+        "county_code": code.county,
+        "class_code": code.class_code,
+        "serial": code.serial,
+        "category": None
+        if cat is None
+        else {"id": cat.id, "code": cat.code, "name": cat.minor_name},
+        "name": c.name,
+        "owner_department_id": c.owner_department_id,
+        "maintainer_department_id": c.maintainer_department_id,
+        "grid_id": c.grid_id,
+        "state": c.state,
+        "lon": c.lon,
+        "lat": c.lat,
+        "data_source": c.data_source,
+        "installed_on": c.installed_on,
+        "updated_at": c.updated_at,
+    }
+
+
+async def list_components_endpoint(request: Request) -> Response:
+    await principal(request)
+    h = hub(request)
+    grid_id = query_int(request, "grid_id")
+    grid_ids = tuple(sorted(h.catalog.expand_grids([grid_id]))) or (-1,) if grid_id else ()
+    after = request.query_params.get("after")
+    if after is not None:
+        ComponentId.parse(after)
+    limit = query_int(request, "limit", lo=1, hi=500) or 100
+    async with connect(h.pool) as conn:
+        rows = await list_components(
+            conn,
+            grid_ids=grid_ids,
+            category_id=query_int(request, "category_id"),
+            after=after,
+            limit=limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JSONResponse(
+        {
+            "items": [_component_json(c, h) for c in rows],
+            "next_after": rows[-1].id if more and rows else None,
+        }
+    )
+
+
+async def get_component_endpoint(request: Request) -> Response:
+    await principal(request)
+    h = hub(request)
+    cid = request.path_params["component_id"]
+    ComponentId.parse(cid)
+    async with connect(h.pool) as conn:
+        row = await get_component(conn, cid)
+    if row is None:
+        raise NotFound("部件不存在", details={"component_id": cid})
+    return JSONResponse(_component_json(row, h))
+
+
 # -- users (admin) -------------------------------------------------------------------------
 
 ADMIN = frozenset({wf.Role.ADMIN})
@@ -704,6 +768,28 @@ API: list[ApiRoute] = [
         "/api/grids/{grid_id:int}",
         get_grid,
         "网格详情（含边界）",
+        ALL_ROLES,
+        tag="reference",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/components",
+        list_components_endpoint,
+        "部件（按网格、类别）",
+        ALL_ROLES,
+        query=(
+            ("grid_id", "integer", ""),
+            ("category_id", "integer", ""),
+            ("after", "string", "上一页最后的部件编码"),
+            ("limit", "integer", "1–500"),
+        ),
+        tag="reference",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/components/{component_id}",
+        get_component_endpoint,
+        "部件详情（16 位部件编码）",
         ALL_ROLES,
         tag="reference",
     ),

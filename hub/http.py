@@ -252,7 +252,7 @@ def openapi(api: list[ApiRoute], version: str) -> dict[str, Any]:
                 "name": seg[1:-1].split(":")[0],
                 "in": "path",
                 "required": True,
-                "schema": {"type": "integer"},
+                "schema": {"type": "integer" if seg.endswith(":int}") else "string"},
             }
             for seg in r.path.split("/")
             if seg.startswith("{")

@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 
 from hub import workflow as wf
+from hub.codes import ComponentId
 from hub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hub.workcal import WorkCalendar
 from storage import cases as q
-from storage.catalog import Catalog, grid_at
+from storage.catalog import Catalog, get_component, grid_at
 from storage.db import connect, map_pg_errors
 from storage.search import document_terms
 
@@ -175,6 +176,18 @@ class CaseService:
                 "该角色不能以此来源上报", code="source_forbidden", details={"source": new.source}
             )
         check_coordinates(new.lon, new.lat)
+        if new.component_id is not None:
+            ComponentId.parse(new.component_id)
+            async with connect(self.pool) as conn:
+                component = await get_component(conn, new.component_id)
+            if component is None:
+                raise ValidationFailed(
+                    "部件不存在",
+                    code="unknown_component",
+                    details={"component_id": new.component_id},
+                )
+            if new.lon is None:  # a report on a registered component is located by it
+                new = dataclasses.replace(new, lon=component.lon, lat=component.lat)
         if new.source in LOCATED_SOURCES and new.lon is None:
             raise ValidationFailed("该来源的案件须提供位置坐标", code="location_required")
         if new.lon is None and not new.address.strip():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import date, datetime
 
 import asyncpg
 
@@ -109,3 +110,63 @@ async def grid_boundary(conn: asyncpg.Connection, grid_id: int) -> list[list[flo
     if text is None:
         return None
     return [[float(x), float(y)] for x, y in _POINT.findall(text)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ComponentRow:
+    id: str
+    category_id: int
+    name: str
+    owner_department_id: int | None
+    maintainer_department_id: int | None
+    grid_id: int | None
+    state: str
+    lon: float
+    lat: float
+    data_source: str
+    installed_on: date | None
+    updated_at: datetime
+
+
+_COMPONENT_COLS = (
+    "id, category_id, name, owner_department_id, maintainer_department_id, grid_id, state, lon, lat,"
+    " data_source, installed_on, updated_at"
+)
+
+
+async def get_component(conn: asyncpg.Connection, component_id: str) -> ComponentRow | None:
+    with map_pg_errors():
+        rec = await conn.fetchrow(
+            f"SELECT {_COMPONENT_COLS} FROM components WHERE id = $1", component_id
+        )
+    return None if rec is None else ComponentRow(**dict(rec))
+
+
+async def list_components(
+    conn: asyncpg.Connection,
+    *,
+    grid_ids: tuple[int, ...] = (),
+    category_id: int | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[ComponentRow]:
+    where: list[str] = []
+    args: list[object] = []
+    if grid_ids:
+        args.append(list(grid_ids))
+        where.append(f"grid_id = ANY(${len(args)}::int[])")
+    if category_id is not None:
+        args.append(category_id)
+        where.append(f"category_id = ${len(args)}")
+    if after is not None:
+        args.append(after)
+        where.append(f"id > ${len(args)}")
+    args.append(limit)
+    sql = (
+        f"SELECT {_COMPONENT_COLS} FROM components"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY id LIMIT ${len(args)}"
+    )
+    with map_pg_errors():
+        rows = await conn.fetch(sql, *args)
+    return [ComponentRow(**dict(r)) for r in rows]
