@@ -269,7 +269,7 @@ DEMO_USERS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(_demo_users(
 
 
 def _person(i: int) -> str:
-    return _SURNAMES[(i * 7) % len(_SURNAMES)] + _GIVEN[(i * 11) % len(_GIVEN)]
+    return _SURNAMES[(i * 5 + 3) % len(_SURNAMES)] + _GIVEN[(i * 11) % len(_GIVEN)]
 
 
 def _display_name(username: str, index: int) -> str:
@@ -768,11 +768,11 @@ class HistoryGenerator:
         if target is S.DEFERRED:
             p.defer = "stay"
         w = r.random()
-        p.extension = "approve" if w < 0.028 else "deny" if w < 0.035 else None
+        p.extension = "approve" if w < 0.04 else "deny" if w < 0.05 else None
         p.escalate = r.random() < (0.3 if p.stuck else 0.03)
         p.late = r.random() < 0.07
         v = r.random()
-        p.rework = "verify_fail" if v < 0.033 else "seat" if v < 0.055 else None
+        p.rework = "verify_fail" if v < 0.045 else "seat" if v < 0.075 else None
         return p
 
     # -- one history -------------------------------------------------------------------------

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,16 +38,35 @@ def dsn_for(base: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def scratch_root() -> Iterator[Path]:
+    """A directory for PostgreSQL data dirs, outside pytest's own temp root: pytest resets that
+    root to mode 0700 whenever another pytest process starts, which locks out the unprivileged
+    user that pgserver runs PostgreSQL as when we are root."""
+    root = Path(tempfile.mkdtemp(prefix="cityhub-tests-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def scratch_dir(root: Path, name: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=name + "-", dir=root))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_base(scratch_root: Path) -> Iterator[str]:
     """DSN of a PostgreSQL server we may create databases on."""
     external = os.environ.get("CITYHUB_TEST_DATABASE_URL")
     if external:
         yield external
         return
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(scratch_dir(scratch_root, "run")))
     from pgserver import get_server  # type: ignore[attr-defined]
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
-    srv = get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    srv = get_server(scratch_dir(scratch_root, "pg"), cleanup_mode="stop")
     try:
         yield srv.get_uri()
     finally:
@@ -236,8 +257,8 @@ def start_hub(
 
 
 @pytest.fixture(scope="session")
-def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    hub = start_hub(tmp_path_factory.mktemp("live") / "data")
+def live_hub(scratch_root: Path) -> Iterator[LiveHub]:
+    hub = start_hub(scratch_dir(scratch_root, "live") / "data")
     try:
         yield hub
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, start_hub
+from tests.conftest import ROOT, scratch_dir, start_hub
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.slow
@@ -41,8 +41,8 @@ def pg_ctl(data_dir: Path, *args: str) -> None:
     subprocess.run([str(binary), "-D", str(pgdata), *args], check=True, user=owner, capture_output=True, timeout=60)
 
 
-def test_restart_loses_nothing_and_cli_adds_users(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_restart_loses_nothing_and_cli_adds_users(scratch_root: Path) -> None:
+    data = scratch_dir(scratch_root, "restart") / "data"
     hub = start_hub(data, demo_cases=300)
     try:
         h = login(hub.base_url, "seat1", "Seat#2026")
@@ -97,8 +97,8 @@ def test_restart_loses_nothing_and_cli_adds_users(tmp_path: Path) -> None:
         hub.stop()
 
 
-def test_database_outage_reported_and_recovered(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_database_outage_reported_and_recovered(scratch_root: Path) -> None:
+    data = scratch_dir(scratch_root, "outage") / "data"
     hub = start_hub(data, demo_cases=100)
     try:
         h = login(hub.base_url, "seat1", "Seat#2026")

@@ -37,6 +37,7 @@ LIVE_HUB_LOG_LEAK = pytest.mark.filterwarnings(
 
 ROW = '[data-testid="case-row"]'
 TIMELINE_ITEM = '[data-testid="detail-pane"] [data-testid="timeline-item"]'
+DETAIL_BADGE = '[data-testid="detail-pane"] .detail-head [data-testid="state-badge"]'
 
 
 # -- labels.js mirrors hub/workflow.py (no browser) ------------------------------------------
@@ -237,10 +238,7 @@ def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: 
         assert last.get_attribute("data-action") == "register"
         assert last.locator('[data-testid="timeline-action"]').inner_text() == "立案"
         assert "待受理 → 待派遣" in last.inner_text()
-        assert (
-            page.inner_text('[data-testid="detail-pane"] .detail-head [data-testid="state-badge"]')
-            == "待派遣"
-        )
+        assert page.inner_text(DETAIL_BADGE) == "待派遣"
         # The list row follows the case.
         page.wait_for_selector(f'{ROW}[data-case-id="{case_id}"][data-state="registered"]')
         assert page.locator('[data-testid="action-button"][data-action="register"]').count() == 0
@@ -258,9 +256,7 @@ def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: 
             assert "需要填写说明" in err.inner_text()
 
             # Someone else registers it meanwhile: our stale submit says so and shows the new state.
-            other_id = int(page.locator('[data-testid="detail-pane"]').evaluate(
-                "() => new URLSearchParams(location.search).get('case')"
-            ))
+            other_id = int(page.evaluate("new URLSearchParams(location.search).get('case')"))
             csrf = page.request.get(f"{base}/api/auth/me").json()["csrf_token"]
             shown = page.request.get(f"{base}/api/cases/{other_id}").json()
             r = page.request.post(
@@ -274,7 +270,7 @@ def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: 
             notice = page.locator('[data-testid="detail-notice"]')
             notice.wait_for(state="visible")
             assert notice.inner_text() == "案件已被他人更新，已刷新"
-            assert page.inner_text('[data-testid="detail-pane"] .detail-head [data-testid="state-badge"]') == "待派遣"
+            assert page.inner_text(DETAIL_BADGE) == "待派遣"
 
         # A department user in a second browser context sees only their department's cases.
         ctx2, page2, console2 = new_page(browser)
