@@ -26,7 +26,7 @@ from hub import passwords
 from hub.errors import Forbidden, TooManyRequests, Unauthenticated
 from hub.ratelimit import LoginLimiter
 from hub.settings import Settings
-from hub.workflow import LABELS_ZH, Actor, Role
+from hub.workflow import Actor, Role, label
 from storage import users as user_store
 from storage.catalog import Catalog
 from storage.db import connect, map_pg_errors
@@ -64,7 +64,7 @@ def user_json(user: UserRow) -> dict[str, object]:
         "username": user.username,
         "display_name": user.display_name,
         "role": role.value,
-        "role_label": LABELS_ZH[role],
+        "role_label": label(role),
         "department_id": user.department_id,
         "grid_ids": list(user.grid_ids),
         "active": user.active,
@@ -206,7 +206,7 @@ class Authenticator:
 def require(principal: Principal, roles: Collection[Role]) -> None:
     if principal.role not in roles:
         raise Forbidden(
-            f"角色“{LABELS_ZH[principal.role]}”无权访问",
+            f"角色“{label(principal.role)}”无权访问",
             code="role_forbidden",
             details={"role": principal.role.value},
         )

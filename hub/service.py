@@ -275,7 +275,7 @@ class CaseService:
                 "id": case_id,
                 "version": event.version,
                 "state": event.to_state,
-                "state_label": wf.LABELS_ZH[wf.CaseState(event.to_state)],
+                "state_label": wf.label(wf.CaseState(event.to_state)),
                 "department": None,
                 "visible": False,
             }
@@ -423,7 +423,7 @@ class CaseService:
             "source": case.source,
             "source_label": SOURCE_LABELS.get(case.source, case.source),
             "state": case.state,
-            "state_label": wf.LABELS_ZH[state],
+            "state_label": wf.label(state),
             "version": case.version,
             "category": None
             if cat is None
@@ -476,7 +476,7 @@ class CaseService:
                 "seq": e.seq,
                 "version": e.version,
                 "action": e.action,
-                "action_label": wf.LABELS_ZH.get(wf.Action(e.action), e.action),
+                "action_label": wf.label(wf.Action(e.action)),
                 "actor": None
                 if e.actor_id is None
                 else {"id": e.actor_id, "display_name": e.actor_name},

@@ -205,7 +205,8 @@ NOTE_REQUIRED: frozenset[Action] = frozenset(
 #: Actions that must carry at least one photo.
 PHOTO_REQUIRED: frozenset[Action] = frozenset({A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE})
 
-LABELS_ZH: Mapping[StrEnum, str] = {
+#: Chinese labels, one map per enum (a state and an action may share a value, e.g. "feedback").
+STATE_LABELS: Mapping[CaseState, str] = {
     S.REPORTED: "待受理",
     S.QUICK_HANDLING: "快速处置中",
     S.REGISTERED: "待派遣",
@@ -219,6 +220,8 @@ LABELS_ZH: Mapping[StrEnum, str] = {
     S.CLOSED: "已结案",
     S.REJECTED: "不予立案",
     S.VOIDED: "已作废",
+}
+ACTION_LABELS: Mapping[Action, str] = {
     A.REPORT: "上报",
     A.QUICK_REPORT: "快速处置上报",
     A.REGISTER: "立案",
@@ -240,6 +243,8 @@ LABELS_ZH: Mapping[StrEnum, str] = {
     A.CLOSE: "结案",
     A.ESCALATE: "督办",
     A.VOID: "作废",
+}
+ROLE_LABELS: Mapping[Role, str] = {
     Role.ADMIN: "系统管理员",
     Role.SEAT: "监督中心坐席",
     Role.DISPATCHER: "指挥中心派遣员",
@@ -248,6 +253,15 @@ LABELS_ZH: Mapping[StrEnum, str] = {
     Role.AGENT: "热线坐席",
     Role.VIEWER: "只读用户",
 }
+
+
+def label(item: CaseState | Action | Role) -> str:
+    """The Chinese label of a state, an action or a role."""
+    if isinstance(item, CaseState):
+        return STATE_LABELS[item]
+    if isinstance(item, Action):
+        return ACTION_LABELS[item]
+    return ROLE_LABELS[item]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -312,7 +326,7 @@ class Outcome:
 def _check_role(actor: Actor, action: Action) -> None:
     if actor.role not in ACTION_ROLES[action]:
         raise Forbidden(
-            f"角色“{LABELS_ZH.get(actor.role, actor.role)}”不能执行“{LABELS_ZH[action]}”",
+            f"角色“{label(actor.role)}”不能执行“{label(action)}”",
             details={"action": action.value, "role": actor.role.value},
             code="role_forbidden",
         )
@@ -343,11 +357,11 @@ def _check_args(cmd: Command, now: datetime) -> None:
     a = cmd.action
     if a in NOTE_REQUIRED and not cmd.note.strip():
         raise ValidationFailed(
-            f"“{LABELS_ZH[a]}”需要填写说明", details={"field": "note"}, code="note_required"
+            f"“{label(a)}”需要填写说明", details={"field": "note"}, code="note_required"
         )
     if a in PHOTO_REQUIRED and not cmd.attachment_ids:
         raise ValidationFailed(
-            f"“{LABELS_ZH[a]}”需要上传照片", details={"field": "attachments"}, code="photo_required"
+            f"“{label(a)}”需要上传照片", details={"field": "attachments"}, code="photo_required"
         )
     if a is A.DISPATCH and cmd.department_id is None:
         raise ValidationFailed("派遣需要选择部门", details={"field": "department_id"})
@@ -368,7 +382,7 @@ def create(actor: Actor, cmd: Command, grid_id: int | None, now: datetime) -> Ou
     """A new case: REPORT or QUICK_REPORT."""
     if cmd.action not in INITIAL:
         raise IllegalTransition(
-            f"“{LABELS_ZH[cmd.action]}”不能用于新建案件", details={"action": cmd.action.value}
+            f"“{label(cmd.action)}”不能用于新建案件", details={"action": cmd.action.value}
         )
     _check_role(actor, cmd.action)
     _check_scope(actor, cmd.action, None, grid_id)
@@ -384,7 +398,7 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
     to = TRANSITIONS.get((case.state, a))
     if to is None:
         raise IllegalTransition(
-            f"案件处于“{LABELS_ZH[case.state]}”状态，不能“{LABELS_ZH[a]}”",
+            f"案件处于“{label(case.state)}”状态，不能“{label(a)}”",
             details={"state": case.state.value, "action": a.value},
         )
     _check_role(actor, a)

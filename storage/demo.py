@@ -688,9 +688,6 @@ class HistoryGenerator:
                 ("sensor", SENSOR_MIX),
             )
         }
-        self.cell_of_street: dict[str, list[tuple[int, GridCell]]] = {}
-        for gid, cell in org.cells:
-            self.cell_of_street.setdefault(cell.street, []).append((gid, cell))
         u = org.users
         self.seats = [a for n, a in u.items() if a.role is R.SEAT]
         self.dispatchers = [a for n, a in u.items() if a.role is R.DISPATCHER]
@@ -889,15 +886,11 @@ class HistoryGenerator:
                 cmd = wf.Command(A.QUICK_REPORT, note="快速处置上报", attachment_ids=ids)
             else:
                 source = case["source"]
-                n = (
-                    1
-                    if source == "video"
-                    else 1 + (r.random() < 0.2)
-                    if source == "supervisor"
-                    else 0
-                )
-                if source == "public" and r.random() < 0.6:
-                    n = 1
+                n = 0  # hotline and sensor reports come without photos
+                if source == "supervisor":
+                    n = 1 + (r.random() < 0.2)
+                elif source == "video" or (source == "public" and r.random() < 0.6):
+                    n = 1  # a snapshot of the feed, or the citizen's photo
                 ids = self._photos(h, reporter, at, n)
                 cmd = wf.Command(A.REPORT, note=_REPORT_NOTES[case["source"]], attachment_ids=ids)
             self._record(h, wf.create(reporter, cmd, case["grid_id"], at), reporter, at, cmd)
@@ -1550,9 +1543,9 @@ async def _write_history(
     counts = [0, 0, 0]
 
     async def writer() -> None:
-        cols = ", ".join(CASE_COLUMNS)
+        select = ", ".join("search::tsvector" if c == "search" else c for c in CASE_COLUMNS)
         insert = (
-            f"INSERT INTO cases ({cols}) SELECT {cols.replace('search', 'search::tsvector')}"
+            f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) SELECT {select}"
             " FROM demo_cases_stage ORDER BY id"
         )
         while (chunk := await queue.get()) is not None:

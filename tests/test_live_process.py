@@ -3,7 +3,6 @@ add accounts from the shell, a database outage is reported (503) and recovered f
 
 from __future__ import annotations
 
-
 import subprocess
 import sys
 import time
@@ -19,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 def login(base: str, username: str, password: str) -> dict[str, str]:
-    r = httpx.post(f"{base}/api/auth/login", json={"username": username, "password": password, "token": True})
+    r = httpx.post(
+        f"{base}/api/auth/login", json={"username": username, "password": password, "token": True}
+    )
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -38,7 +39,13 @@ def pg_ctl(data_dir: Path, *args: str) -> None:
     binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
     pgdata = data_dir / "pg"
     owner = pgdata.owner()
-    subprocess.run([str(binary), "-D", str(pgdata), *args], check=True, user=owner, capture_output=True, timeout=60)
+    subprocess.run(
+        [str(binary), "-D", str(pgdata), *args],
+        check=True,
+        user=owner,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def test_restart_loses_nothing_and_cli_adds_users(scratch_root: Path) -> None:
@@ -48,36 +55,87 @@ def test_restart_loses_nothing_and_cli_adds_users(scratch_root: Path) -> None:
         h = login(hub.base_url, "seat1", "Seat#2026")
         lon, lat = a_point(hub.base_url, h)
         cats = httpx.get(f"{hub.base_url}/api/categories", headers=h).json()["items"]
-        photo = httpx.post(f"{hub.base_url}/api/attachments", headers=h,
-                           files={"file": ("现场.png", png_bytes(), "image/png")}).json()["items"][0]
-        r = httpx.post(f"{hub.base_url}/api/cases", headers=h, json={
-            "category_id": cats[0]["id"], "source": "video", "description": "重启前的案件",
-            "lon": lon, "lat": lat, "attachment_ids": [photo["id"]]})
+        photo = httpx.post(
+            f"{hub.base_url}/api/attachments",
+            headers=h,
+            files={"file": ("现场.png", png_bytes(), "image/png")},
+        ).json()["items"][0]
+        r = httpx.post(
+            f"{hub.base_url}/api/cases",
+            headers=h,
+            json={
+                "category_id": cats[0]["id"],
+                "source": "video",
+                "description": "重启前的案件",
+                "lon": lon,
+                "lat": lat,
+                "attachment_ids": [photo["id"]],
+            },
+        )
         assert r.status_code == 201, r.text
         case = r.json()
-        r = httpx.post(f"{hub.base_url}/api/cases/{case['id']}/actions", headers=h,
-                       json={"action": "register", "version": 1})
+        r = httpx.post(
+            f"{hub.base_url}/api/cases/{case['id']}/actions",
+            headers=h,
+            json={"action": "register", "version": 1},
+        )
         assert r.status_code == 200
         before = httpx.get(f"{hub.base_url}/api/cases/{case['id']}", headers=h).json()
-        total_before = len(httpx.get(f"{hub.base_url}/api/cases", params={"limit": 200}, headers=h).json()["items"])
+        total_before = len(
+            httpx.get(f"{hub.base_url}/api/cases", params={"limit": 200}, headers=h).json()["items"]
+        )
     finally:
         hub.stop()
     # SIGTERM: uvicorn shuts down gracefully, then exits by the signal.
-    assert hub.proc.returncode in (0, -15) and "Application shutdown complete" in hub.log(), hub.log()
+    assert hub.proc.returncode in (0, -15) and "Application shutdown complete" in hub.log(), (
+        hub.log()
+    )
     assert "Seat#2026" not in hub.log()
 
     # An operator adds an account from the shell; the password comes on standard input.
     r = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "users", "add", "zhao.gang", "--role", "dispatcher",
-         "--display-name", "赵刚", "--data-dir", str(data)],
-        input="Zhao#gang2026\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "users",
+            "add",
+            "zhao.gang",
+            "--role",
+            "dispatcher",
+            "--display-name",
+            "赵刚",
+            "--data-dir",
+            str(data),
+        ],
+        input="Zhao#gang2026\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr
     assert "Zhao#gang2026" not in r.stdout + r.stderr
     bad = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "users", "add", "x.y", "--role", "department", "--department", "no-such",
-         "--data-dir", str(data)],
-        input="Whatever#2026\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "users",
+            "add",
+            "x.y",
+            "--role",
+            "department",
+            "--department",
+            "no-such",
+            "--data-dir",
+            str(data),
+        ],
+        input="Whatever#2026\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert bad.returncode != 0 and "no-such" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -86,7 +144,9 @@ def test_restart_loses_nothing_and_cli_adds_users(scratch_root: Path) -> None:
         h = login(hub.base_url, "seat1", "Seat#2026")
         after = httpx.get(f"{hub.base_url}/api/cases/{case['id']}", headers=h).json()
         assert after == before
-        total_after = len(httpx.get(f"{hub.base_url}/api/cases", params={"limit": 200}, headers=h).json()["items"])
+        total_after = len(
+            httpx.get(f"{hub.base_url}/api/cases", params={"limit": 200}, headers=h).json()["items"]
+        )
         assert total_after == total_before
         img = httpx.get(f"{hub.base_url}/api/attachments/{photo['id']}", headers=h)
         assert img.content == png_bytes()
@@ -109,7 +169,17 @@ def test_database_outage_reported_and_recovered(scratch_root: Path) -> None:
         r = httpx.get(f"{hub.base_url}/api/cases", headers=h, timeout=10)
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "unavailable"
-        pg_ctl(data, "start", "-w", "-o", '-h ""', "-o", f"-k {data / 'pg'}", "-l", str(data / "pg" / "log"))
+        pg_ctl(
+            data,
+            "start",
+            "-w",
+            "-o",
+            '-h ""',
+            "-o",
+            f"-k {data / 'pg'}",
+            "-l",
+            str(data / "pg" / "log"),
+        )
         deadline = time.monotonic() + 30
         status = 0
         while time.monotonic() < deadline:
@@ -122,6 +192,3 @@ def test_database_outage_reported_and_recovered(scratch_root: Path) -> None:
         assert "Traceback" not in hub.log()
     finally:
         hub.stop()
-
-
-
