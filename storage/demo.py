@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -37,7 +38,7 @@ import random
 import struct
 import time as _time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -745,6 +746,8 @@ class HistoryGenerator:
         r = self.rng
         p = _Plan(quick=quick, target=target)
         if quick:
+            v = r.random()
+            p.rework = "verify_fail" if v < 0.015 else "seat" if v < 0.025 else None
             return p
         forced = target is not None
         if not forced:
@@ -895,11 +898,10 @@ class HistoryGenerator:
                 cmd = wf.Command(A.REPORT, note=_REPORT_NOTES[case["source"]], attachment_ids=ids)
             self._record(h, wf.create(reporter, cmd, case["grid_id"], at), reporter, at, cmd)
             if plan.quick:
-                self._do(
-                    h, reporter, A.QUICK_COMPLETE, self._at(h, r.uniform(5, 40), None),
-                    note="已现场处置完毕", photos=1 + (r.random() < 0.3),
-                )  # fmt: skip
-                self._verify_and_close(h, plan, cat, street_sups)
+                self._quick_complete(h, reporter, r.uniform(5, 40))
+                # Reworked, the case goes back to the supervisor who handled it on the spot.
+                redo = functools.partial(self._quick_complete, h, reporter, r.uniform(20, 240))
+                self._verify_and_close(h, plan, cat, street_sups, redo)
                 return h
             # 2. registration (立案) or rejection
             seat = r.choice(self.seats)
@@ -972,7 +974,8 @@ class HistoryGenerator:
                 return h
             self._feedback(h, plan, cat, staff, office)
             # 5. verification (核查) and closing (结案), with rework if it fails
-            self._verify_and_close(h, plan, cat, street_sups, staff, office)
+            redo = functools.partial(self._feedback, h, plan, cat, staff, office)
+            self._verify_and_close(h, plan, cat, street_sups, redo)
         except _Stop:
             pass
         return h
@@ -999,10 +1002,10 @@ class HistoryGenerator:
             h, staff, A.REQUEST_EXTENSION, at, extension_until=until.astimezone(UTC),
             note=r.choice(("需协调施工队伍和材料，申请延期", "涉及产权单位确认，申请延期")),
         )  # fmt: skip
-        at = self._at(h, r.uniform(20, 240), self._SEAT)
-        if plan.extension == "approve":
+        at = self._at(h, r.uniform(10, 120), None)
+        if plan.extension == "approve" and at < h.row["pending_extension_until"]:
             self._do(h, dispatcher, A.APPROVE_EXTENSION, at, note="同意延期")
-        else:
+        else:  # an extension may not be approved once the date asked for has passed
             self._do(h, dispatcher, A.DENY_EXTENSION, at, note="延期理由不充分，请按期处置")
 
     def _feedback(
@@ -1025,37 +1028,43 @@ class HistoryGenerator:
         notes = _FEEDBACK_COMPONENT if cat.kind == "component" else _FEEDBACK_EVENT
         self._do(h, staff, A.FEEDBACK, at, note=r.choice(notes), photos=1 + (r.random() < 0.3))
 
+    def _quick_complete(self, h: _History, sup: wf.Actor, minutes: float) -> None:
+        at = self._at(h, minutes, None if minutes < 60 else self._FIELD)
+        photos = 1 + (self.rng.random() < 0.3)
+        self._do(h, sup, A.QUICK_COMPLETE, at, note="已现场处置完毕", photos=photos)
+
     def _verify_and_close(
         self,
         h: _History,
         plan: _Plan,
         cat: CategoryInfo,
         street_sups: Sequence[wf.Actor],
-        staff: wf.Actor | None = None,
-        office: tuple[float, float, bool] | None = None,
+        redo: Callable[[], None],
     ) -> None:
+        """Send to verification, verify on site, close; a rework (by the seat, or a failed
+        verification) sends the case back and ``redo`` hands it in again."""
         r = self.rng
         seat = r.choice(self.seats)
         while True:
             at = self._at(h, r.uniform(5, 40), self._SEAT)
-            if plan.rework == "seat" and staff is not None:
+            if plan.rework == "seat":
                 plan.rework = None
                 self._do(
                     h, seat, A.REWORK, at, deadline=self._deadline(cat, at),
                     note="反馈照片未体现处置结果，返工",
                 )  # fmt: skip
-                self._feedback(h, plan, cat, staff, office)
+                redo()
                 continue
             self._do(h, seat, A.REQUEST_VERIFY, at)
             sup = r.choice(street_sups)
             at = self._at(h, r.uniform(30, 360), self._FIELD)
-            if plan.rework == "verify_fail" and staff is not None:
+            if plan.rework == "verify_fail":
                 plan.rework = None
                 self._do(
                     h, sup, A.VERIFY_FAIL, at, deadline=self._deadline(cat, at), photos=1,
                     note="现场核查问题仍然存在，返工",
                 )  # fmt: skip
-                self._feedback(h, plan, cat, staff, office)
+                redo()
                 continue
             self._do(
                 h, sup, A.VERIFY_PASS, at, note="现场核查已处置到位", photos=int(r.random() < 0.5)
