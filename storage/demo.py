@@ -1272,6 +1272,7 @@ class DemoSummary:
     departments: int = 0
     users: int = 0
     cases: int = 0
+    components: int = 0
     events: int = 0
     attachments: int = 0
     seconds: float = 0.0
@@ -1315,6 +1316,9 @@ async def load_demo(
             supervisors: dict[str, list[str]] = {}
             for i, (street, _name, _w) in enumerate(STREETS):
                 supervisors[street] = [f"sup{2 * i + 1:02d}", f"sup{2 * i + 2:02d}"]
+            from storage.demo_components import insert_components
+
+            components = await insert_components(conn, cells, departments, seed)
             org = DemoOrg(level2, categories, departments, users, supervisors)
             counts = await _write_history(conn, org, calendar, photos, now, seed, n_cases)
             await conn.execute(
@@ -1330,6 +1334,7 @@ async def load_demo(
         departments=len(departments),
         users=len(users),
         cases=counts[0],
+        components=components,
         events=counts[2],
         attachments=counts[1],
         seconds=round(_time.perf_counter() - started, 3),
