@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark of the case service: transition throughput and case-list latency.
 
-Run ``python bench/cases.py`` (about 6-8 minutes on 2 cores) or ``python bench/cases.py --quick``
-(about a minute). See ``docs/benchmarks.md`` for what each figure means and the last results.
+Run ``python bench/cases.py`` (about 4 minutes on 2 cores) or ``python bench/cases.py --quick``
+(under a minute). See ``docs/benchmarks.md`` for what each figure means and the last results.
 
 What it does, all in one process against one PostgreSQL server:
 
 1. Starts an embedded PostgreSQL (``pgserver``) in a temporary directory, or uses the server of
    ``CITYHUB_DATABASE_URL``; either way it creates a scratch database, builds the hub state with
-   ``hub.app.build_state`` and loads the demo city (users, grids, departments, categories and a few
-   thousand cases whose texts serve as templates for the generated ones).
+   ``hub.app.build_state`` and loads the demo city (``storage.demo.load_demo``: users, grids,
+   departments, categories and 1,000 cases whose attributes and texts serve as templates).
 2. Transitions: fresh ``registered`` cases are bulk-inserted (row + two events, one INSERT ... SELECT
    each); then 1, 8 and 64 concurrent writers, each taking its own cases, call
    ``CaseService.transition`` for DISPATCH (new department, working-calendar deadline, three indexed
@@ -17,7 +17,8 @@ What it does, all in one process against one PostgreSQL server:
    Reference, measured right after at the same concurrency and pool size: a raw asyncpg loop
    inserting one row per statement (autocommit) into a scratch table shaped like ``case_events``.
 3. Case list: the write-phase rows are truncated, ``--cases``/10 cases are generated with one
-   INSERT ... SELECT FROM generate_series (every tenth row of the final time line), VACUUM ANALYZE,
+   INSERT ... SELECT FROM generate_series (every tenth row of the final time line; the schema's
+   indexes stay in place, ``--drop-indexes`` drops and recreates them instead), VACUUM ANALYZE,
    and every filter combination is timed through ``CaseService.list_cases`` (the reference); then the
    other nine tenths are generated and the same combinations are timed again on the full table.
    When the slowest combination misses the goal its plan is printed (EXPLAIN ANALYZE, BUFFERS).
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,7 +95,9 @@ def log(msg: str) -> None:
 
 
 def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
+    """Nearest-rank percentile (p in 0..100); NaN for an empty sequence."""
+    if not values:
+        return float("nan")
     s = sorted(values)
     k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
     return s[k]
@@ -453,7 +457,8 @@ async def bench_transitions(ctx: Ctx) -> None:
                 f" (p50 {pct(svc.latencies, 50) * 1000:.1f} ms, p99"
                 f" {pct(svc.latencies, 99) * 1000:.1f} ms, conflicts {svc.conflicts},"
                 f" errors {svc.errors}{', ran out of cases' if svc.stopped_by == 'count' else ''})"
-                f" | raw {raw.rate:,.0f} inserts/s | ratio {svc.rate / raw.rate:.2f}"
+                f" | raw {raw.rate:,.0f} inserts/s"
+                f" | ratio {svc.rate / raw.rate if raw.rate else float('nan'):.2f}"
             )
             if svc.first_error:
                 log(f"  first service error: {svc.first_error}")
@@ -677,6 +682,7 @@ class Combo:
 class ComboResult:
     combo: Combo
     latencies: list[float]
+    #: (seconds, filter, actor) of the slowest query, for EXPLAIN
     slowest: tuple[float, q.CaseFilter, wf.Actor] | None
     errors: int = 0
     rows: int = 0
@@ -758,52 +764,47 @@ def combos(ctx: Ctx) -> list[Combo]:
 
 
 async def run_combo(ctx: Ctx, combo: Combo, queries: int, max_seconds: float) -> ComboResult:
-    rng = random.Random(hash(combo.name + combo.actor) & 0xFFFF)
-    lat: list[float] = []
-    slowest: tuple[float, q.CaseFilter, wf.Actor] | None = None
-    errors = rows = 0
-    deadline = time.perf_counter() + max_seconds
+    rng = random.Random(zlib.crc32(f"{combo.actor}/{combo.name}".encode()))
+    res = ComboResult(combo, [], None)
+
+    async def timed(actor: wf.Actor, f: q.CaseFilter) -> list[q.CaseRow] | None:
+        t0 = time.perf_counter()
+        try:
+            page = await ctx.svc.list_cases(actor, f)
+        except (CityhubError, asyncpg.PostgresError, TimeoutError):
+            res.errors += 1
+            return None
+        dt = time.perf_counter() - t0
+        res.latencies.append(dt)
+        res.rows += len(page)
+        if res.slowest is None or dt > res.slowest[0]:
+            res.slowest = (dt, f, actor)
+        return page
+
+    def pick_actor() -> wf.Actor:
+        return ctx.seat if combo.actor == "seat" else rng.choice(ctx.departments)
+
     # Warm-up, untimed: the statement gets prepared (and PostgreSQL's plan cache settles on a
     # custom or generic plan after five executions) as in a hub that has been running a while.
     # The pool hands out the most recently used connection, so one connection sees them all.
     for _ in range(WARMUP_QUERIES):
-        actor = ctx.seat if combo.actor == "seat" else rng.choice(ctx.departments)
         with contextlib.suppress(CityhubError, asyncpg.PostgresError, TimeoutError):
-            await ctx.svc.list_cases(actor, combo.make(rng))
-    while len(lat) < queries and time.perf_counter() < deadline:
-        actor = ctx.seat if combo.actor == "seat" else rng.choice(ctx.departments)
-        f = combo.make(rng)
-        todo: list[q.CaseFilter] = [f]
-        if combo.pages:
-            # Page 1 untimed, then follow the cursor to pages 2..5 and time each of those.
-            page = await ctx.svc.list_cases(actor, f)
-            todo = []
-            for _ in range(4):
-                if len(page) < f.limit:
-                    break
-                last = page[f.limit - 2]
-                f = dataclasses.replace(f, after=(last.reported_at, last.id))
-                t0 = time.perf_counter()
-                page = await ctx.svc.list_cases(actor, f)
-                dt = time.perf_counter() - t0
-                lat.append(dt)
-                rows += len(page)
-                if slowest is None or dt > slowest[0]:
-                    slowest = (dt, f, actor)
+            await ctx.svc.list_cases(pick_actor(), combo.make(rng))
+    deadline = time.perf_counter() + max_seconds
+    while len(res.latencies) < queries and time.perf_counter() < deadline:
+        actor, f = pick_actor(), combo.make(rng)
+        if not combo.pages:
+            await timed(actor, f)
             continue
-        for f in todo:
-            t0 = time.perf_counter()
-            try:
-                page = await ctx.svc.list_cases(actor, f)
-            except (CityhubError, asyncpg.PostgresError, TimeoutError):
-                errors += 1
-                continue
-            dt = time.perf_counter() - t0
-            lat.append(dt)
-            rows += len(page)
-            if slowest is None or dt > slowest[0]:
-                slowest = (dt, f, actor)
-    return ComboResult(combo, lat, slowest, errors, rows)
+        # Page 1 untimed, then follow the cursor (as the API builds it) to pages 2..5, timed.
+        page: list[q.CaseRow] | None = await ctx.svc.list_cases(actor, f)
+        for _ in range(4):
+            if page is None or len(page) < f.limit:
+                break
+            last = page[f.limit - 2]
+            f = dataclasses.replace(f, after=(last.reported_at, last.id))
+            page = await timed(actor, f)
+    return res
 
 
 async def bench_list(ctx: Ctx, label: str) -> list[ComboResult]:
