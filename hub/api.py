@@ -7,7 +7,9 @@ query; errors are ``CityhubError`` and become 4xx JSON at the edge (``hub/http.p
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -33,7 +35,14 @@ from hub.state import HubState
 from storage import cases as q
 from storage import users as user_store
 from storage.attachments import safe_label
-from storage.catalog import ComponentRow, get_component, grid_at, grid_boundary, list_components
+from storage.catalog import (
+    ComponentRow,
+    get_component,
+    grid_at,
+    grid_boundaries,
+    grid_boundary,
+    list_components,
+)
 from storage.db import connect, map_pg_errors
 from storage.search import query_terms
 
@@ -475,11 +484,17 @@ async def list_grids(request: Request) -> Response:
     await principal(request)
     level = query_int(request, "level", lo=1, hi=2)
     parent = query_int(request, "parent_id")
+    with_boundary = request.query_params.get("with_boundary", "") in ("1", "true")
     items = [
         _grid_json(g)
         for g in hub(request).catalog.grids.values()
         if (level is None or g.level == level) and (parent is None or g.parent_id == parent)
     ]
+    if with_boundary:
+        async with connect(hub(request).pool) as conn:
+            rings = await grid_boundaries(conn, level)
+        for item in items:
+            item["boundary"] = rings.get(item["id"])
     return JSONResponse({"items": items})
 
 
@@ -679,6 +694,51 @@ async def update_user(request: Request) -> Response:
     return JSONResponse(user_json(user))
 
 
+# -- live updates --------------------------------------------------------------------------
+
+
+async def live_info(request: Request) -> Response:
+    p = await principal(request)
+    h = hub(request)
+    if h.live is None or h.fanout is None:
+        raise NotFound("实时推送未启用", code="live_disabled")
+    from hub import live
+
+    viewer = h.live.viewer_for(p)
+    first = [g.id for g in h.catalog.grids.values() if g.level == 1]
+    host = (request.url.hostname or h.settings.host).strip("[]")
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return JSONResponse(
+        {
+            "url": f"{scheme}://{host}:{h.live.bound_port}/ws",
+            "epoch": h.fanout.epoch,
+            "channels": live.default_channels(viewer, first),
+            "state_channels": [
+                c for c in live.STATE_CHANNELS if live.may_subscribe(viewer, live.ChannelName(c))
+            ],
+            "heartbeat": h.settings.ws_heartbeat,
+        }
+    )
+
+
+async def live_ticket(request: Request) -> Response:
+    p = await principal(request)
+    h = hub(request)
+    ticket = secrets.token_urlsafe(24)
+    expires = datetime.now(UTC) + timedelta(seconds=60)
+    async with connect(h.pool) as conn:
+        await conn.execute("DELETE FROM live_tickets WHERE expires_at < now()")
+        await conn.execute(
+            "INSERT INTO live_tickets (ticket_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+            hashlib.sha256(ticket.encode()).digest(),
+            p.user.id,
+            expires,
+        )
+    return JSONResponse({"ticket": ticket, "expires_at": expires}, status_code=201)
+
+
 # -- the route table ----------------------------------------------------------------------
 
 CASE_LIST_QUERY = (
@@ -751,7 +811,11 @@ API: list[ApiRoute] = [
         list_grids,
         "网格",
         ALL_ROLES,
-        query=(("level", "integer", "1 或 2"), ("parent_id", "integer", "")),
+        query=(
+            ("level", "integer", "1 或 2"),
+            ("parent_id", "integer", ""),
+            ("with_boundary", "boolean", "附带边界坐标"),
+        ),
         tag="reference",
     ),
     ApiRoute(
@@ -792,6 +856,15 @@ API: list[ApiRoute] = [
         "部件详情（16 位部件编码）",
         ALL_ROLES,
         tag="reference",
+    ),
+    ApiRoute("GET", "/api/live", live_info, "实时推送地址与可订阅频道", ALL_ROLES, tag="live"),
+    ApiRoute(
+        "POST",
+        "/api/live/ticket",
+        live_ticket,
+        "大屏一次性连接票据（60 秒）",
+        ALL_ROLES,
+        tag="live",
     ),
     ApiRoute("GET", "/api/users", list_users, "用户列表", ADMIN, tag="users"),
     ApiRoute("POST", "/api/users", create_user, "新建用户", ADMIN, CreateUserBody, tag="users"),

@@ -24,7 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub import __version__
 from hub.api import API
 from hub.auth import Authenticator, require
+from hub.bus import create_bus
 from hub.errors import CityhubError
+from hub.fanout import Fanout
 from hub.http import (
     ErrorMiddleware,
     JSONResponse,
@@ -34,11 +36,13 @@ from hub.http import (
     openapi,
 )
 from hub.metrics import Metrics
+from hub.relay import Relay, ensure_epoch
 from hub.service import CaseService
 from hub.settings import Settings
 from hub.state import HubState
 from hub.workcal import WorkCalendar, parse_work_hours
 from hub.workflow import Role
+from hub.ws import LiveServer
 from realtime_ui import STATIC_DIR
 from storage import db
 from storage.attachments import AttachmentStore
@@ -104,8 +108,55 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, _send)
 
 
+async def start_live(state: HubState) -> None:
+    """The live picture: the bus, this process's fan-out, the relay (leads if elected) and the
+    websocket listener."""
+    settings = state.settings
+    state.bus = create_bus(settings.redis_url.reveal())
+    await state.bus.start()
+    async with state.pool.acquire() as conn:
+        epoch = await ensure_epoch(conn)
+    state.fanout = Fanout(state.pool, state.dsn, state.bus, epoch)
+    await state.fanout.start()
+    state.relay = Relay(state.pool, state.dsn, state.cases, state.fanout.publish, epoch=epoch)
+    state.live = LiveServer(
+        state.auth,
+        state.fanout,
+        state.catalog_ref,
+        settings.host,
+        settings.effective_ws_port,
+        heartbeat=settings.ws_heartbeat,
+        allowed_origins=settings.allowed_origins,
+        http_port=settings.port,
+    )
+    await state.live.start()
+    loop = asyncio.get_running_loop()
+    state.tasks = [
+        loop.create_task(state.relay.run(state.stop), name="relay"),
+        loop.create_task(state.fanout.run(state.stop), name="fanout"),
+    ]
+    log.info(
+        "live updates on ws://%s:%d/ws (bus: %s)",
+        settings.host,
+        state.live.bound_port,
+        state.bus.name,
+    )
+
+
+async def stop_live(state: HubState) -> None:
+    state.stop.set()
+    if state.live is not None:
+        await state.live.close()
+    for task in state.tasks:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, timeout=5)
+    state.tasks = []
+    if state.bus is not None:
+        await state.bus.close()
+
+
 async def build_state(
-    settings: Settings, *, demo: bool = False, demo_cases: int = 10_000
+    settings: Settings, *, demo: bool = False, demo_cases: int = 10_000, live: bool = True
 ) -> HubState:
     settings = settings.with_secret_key()
     embedded = None
@@ -119,6 +170,7 @@ async def build_state(
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         raise
+    state: HubState | None = None
     try:
         applied = await db.migrate(pool)
         if applied:
@@ -155,7 +207,7 @@ async def build_state(
             metrics.case_events[getattr(event, "action", "?")] += 1
 
         cases.listeners.append(count)
-        return HubState(
+        state = HubState(
             settings=settings,
             pool=pool,
             catalog_ref=catalog_ref,
@@ -163,9 +215,15 @@ async def build_state(
             cases=cases,
             attachments=attachments,
             metrics=metrics,
+            dsn=dsn,
             embedded=embedded,
         )
+        if live:
+            await start_live(state)
+        return state
     except BaseException:
+        if state is not None:
+            await stop_live(state)
         await pool.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -173,6 +231,7 @@ async def build_state(
 
 
 async def close_state(state: HubState) -> None:
+    await stop_live(state)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(state.pool.close(), timeout=10)
     if state.embedded is not None:
@@ -180,16 +239,25 @@ async def close_state(state: HubState) -> None:
 
 
 async def healthz(request: Request) -> Response:
+    """200 "ok" when ready; 200 "degraded" when serving without the bus (Redis down: this process
+    still serves its own clients, others catch up from PostgreSQL); 503 when the database is down."""
     hub: HubState = request.app.state.hub
+    checks: dict[str, str] = {}
     try:
-        async with asyncio.timeout(2):
-            async with hub.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-    except (OSError, TimeoutError, Exception) as exc:  # any failure means "not ready"
-        return JSONResponse(
-            {"status": "unavailable", "checks": {"database": type(exc).__name__}}, status_code=503
-        )
-    return JSONResponse({"status": "ok", "version": __version__, "checks": {"database": "ok"}})
+        async with asyncio.timeout(2), hub.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"
+        checks["database"] = type(exc).__name__
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    status = "ok"
+    if hub.bus is not None:
+        checks["bus"] = f"{hub.bus.name}: {'ok' if hub.bus.healthy else 'down'}"
+        if not hub.bus.healthy:
+            status = "degraded"
+    if hub.relay is not None:
+        checks["relay"] = "leader" if hub.relay.is_leader else "follower"
+    return JSONResponse({"status": status, "version": __version__, "checks": checks})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -235,6 +303,7 @@ def create_app(settings: Settings, *, demo: bool = False, demo_cases: int = 10_0
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         _page("login.html"),
         _page("board.html"),
+        _page("ops.html"),
         *build_routes(API),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

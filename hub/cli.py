@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _with_state(settings: Settings, demo: bool, demo_cases: int) -> None:
     from hub.app import build_state, close_state
 
-    state = await build_state(settings, demo=demo, demo_cases=demo_cases)
+    state = await build_state(settings, demo=demo, demo_cases=demo_cases, live=False)
     await close_state(state)
 
 
@@ -95,7 +95,7 @@ async def _add_user(settings: Settings, args: argparse.Namespace, password: str)
     from storage import users as user_store
     from storage.db import map_pg_errors
 
-    state = await build_state(settings)
+    state = await build_state(settings, live=False)
     try:
         department_id = None
         if args.department:

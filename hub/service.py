@@ -246,6 +246,7 @@ class CaseService:
                         note="",
                         data=outcome.event_data,
                         attachment_ids=new.attachment_ids,
+                        grid_id=grid_id,
                     )
         await self._publish(
             CaseEvent(

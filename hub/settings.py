@@ -93,11 +93,19 @@ class Settings:
     #: Origins allowed for browser writes and websockets besides the hub's own.
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    #: The websocket listener's port: -1 = the HTTP port + 1, 0 = any free port.
+    ws_port: int = -1
+    #: Seconds between websocket heartbeats (pings).
+    ws_heartbeat: float = 20.0
     db_pool_max: int = 16
 
     @property
     def attachments_dir(self) -> Path:
         return self.data_dir / "attachments"
+
+    @property
+    def effective_ws_port(self) -> int:
+        return self.port + 1 if self.ws_port == -1 else self.ws_port
 
     @property
     def pg_dir(self) -> Path:
@@ -132,6 +140,8 @@ class Settings:
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port out of range: {self.port}")
+        if not -1 <= self.ws_port <= 65535:
+            raise SettingsError(f"ws_port out of range: {self.ws_port}")
         from hub.workcal import parse_work_hours
 
         try:
@@ -159,6 +169,8 @@ def _convert(typ: Any, raw: str) -> Any:
     name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
     if name == "int":
         return int(raw)
+    if name == "float":
+        return float(raw)
     if name == "bool":
         low = raw.strip().lower()
         if low in ("1", "true", "yes", "on"):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 
 import asyncpg
 
 from hub.auth import Authenticator
+from hub.bus import Bus
+from hub.fanout import Fanout
 from hub.metrics import Metrics
+from hub.relay import Relay
 from hub.service import CaseService
 from hub.settings import Settings
+from hub.ws import LiveServer
 from storage.attachments import AttachmentStore
 from storage.catalog import Catalog, load_catalog
 from storage.db import EmbeddedPostgres, connect
@@ -25,7 +30,14 @@ class HubState:
     cases: CaseService
     attachments: AttachmentStore
     metrics: Metrics
+    dsn: str = ""
     embedded: EmbeddedPostgres | None = None
+    bus: Bus | None = None
+    fanout: Fanout | None = None
+    relay: Relay | None = None
+    live: LiveServer | None = None
+    stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
     started: float = dataclasses.field(default_factory=time.monotonic)
 
     @property

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs: Chromium for the browser tests (driven by Playwright through
-# executable_path=/usr/bin/chromium; no browser is ever downloaded) and CJK fonts so pages render.
+# executable_path=/usr/bin/chromium; no browser is ever downloaded), CJK fonts so pages render, and
+# redis-server for the multi-process tests (started by the tests themselves).
 # Installs only what is missing; needs root (CI runs as root).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -n "$(fc-list :lang=zh 2>/dev/null | head -1)" ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"

@@ -270,6 +270,16 @@ async def get_case(
     return None if rec is None else CaseRow.from_record(rec)
 
 
+async def get_cases(conn: asyncpg.Connection, case_ids: Sequence[int]) -> list[CaseRow]:
+    with map_pg_errors():
+        rows = await conn.fetch(
+            f"SELECT {_SELECT_CASE}, u.display_name AS reporter_name FROM cases c"
+            " LEFT JOIN users u ON u.id = c.reporter_id WHERE c.id = ANY($1::bigint[])",
+            list(case_ids),
+        )
+    return [CaseRow.from_record(r) for r in rows]
+
+
 async def case_exists(conn: asyncpg.Connection, case_id: int) -> bool:
     with map_pg_errors():
         return bool(
@@ -388,12 +398,14 @@ async def insert_event(
     note: str,
     data: Mapping[str, Any],
     attachment_ids: Sequence[int],
+    department_id: int | None = None,
+    grid_id: int | None = None,
 ) -> int:
     with map_pg_errors():
         seq = await conn.fetchval(
             "INSERT INTO case_events (case_id, version, action, actor_id, at, from_state, to_state,"
-            " note, data, attachment_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " RETURNING seq",
+            " note, data, attachment_ids, department_id, grid_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq",
             case_id,
             version,
             action,
@@ -404,6 +416,8 @@ async def insert_event(
             note,
             dict(data),
             list(attachment_ids),
+            department_id,
+            grid_id,
         )
     return int(seq)
 
@@ -436,11 +450,11 @@ async def transition(
     args.extend([action, actor_id, from_state, note, dict(data), list(attachment_ids)])
     sql = (
         f"WITH u AS (UPDATE cases SET {', '.join(sets)} WHERE id = $1 AND version = $2"
-        " RETURNING id, version, state)"
+        " RETURNING id, version, state, department_id, grid_id)"
         " INSERT INTO case_events (case_id, version, action, actor_id, at, from_state, to_state,"
-        " note, data, attachment_ids)"
+        " note, data, attachment_ids, department_id, grid_id)"
         f" SELECT u.id, u.version, ${base + 1}, ${base + 2}, $3, ${base + 3}, u.state,"
-        f" ${base + 4}, ${base + 5}, ${base + 6} FROM u RETURNING seq"
+        f" ${base + 4}, ${base + 5}, ${base + 6}, u.department_id, u.grid_id FROM u RETURNING seq"
     )
     with map_pg_errors():
         seq = await conn.fetchval(sql, *args)

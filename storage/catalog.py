@@ -104,6 +104,14 @@ async def grid_at(conn: asyncpg.Connection, lon: float, lat: float) -> int | Non
 _POINT = re.compile(r"\(([-0-9.eE+]+),([-0-9.eE+]+)\)")
 
 
+async def grid_boundaries(conn: asyncpg.Connection, level: int | None) -> dict[int, list[list[float]]]:
+    with map_pg_errors():
+        rows = await conn.fetch(
+            "SELECT id, boundary::text AS b FROM grids WHERE $1::int IS NULL OR level = $1", level
+        )
+    return {r["id"]: [[float(x), float(y)] for x, y in _POINT.findall(r["b"])] for r in rows}
+
+
 async def grid_boundary(conn: asyncpg.Connection, grid_id: int) -> list[list[float]] | None:
     with map_pg_errors():
         text = await conn.fetchval("SELECT boundary::text FROM grids WHERE id = $1", grid_id)

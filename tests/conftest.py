@@ -26,6 +26,7 @@ import pytest
 from hub.app import build_state, close_state, create_app
 from hub.settings import Secret, Settings
 from hub.state import HubState
+from tests.redis_fixture import redis_server  # noqa: F401  (a fixture for the cluster tests)
 
 TEMPLATE_DB = "cityhub_template"
 TEMPLATE_CASES = 400
@@ -95,7 +96,9 @@ async def template_db(pg_base: str, shared_data_dir: Path) -> str:
 
     await _admin_exec(pg_base, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
     await _admin_exec(pg_base, f"CREATE DATABASE {TEMPLATE_DB}")
-    state = await build_state(test_settings(shared_data_dir, dsn_for(pg_base, TEMPLATE_DB)))
+    state = await build_state(
+        test_settings(shared_data_dir, dsn_for(pg_base, TEMPLATE_DB)), live=False
+    )
     try:
         await load_demo(
             state.pool,
@@ -238,6 +241,7 @@ def start_hub(
     if demo:
         args += ["--demo", "--demo-cases", str(demo_cases)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+    full_env["CITYHUB_WS_PORT"] = str(free_port())
     full_env.update(env or {})
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)

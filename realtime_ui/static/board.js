@@ -1,5 +1,7 @@
 // The case board: who is signed in, the filters, the case list with keyset paging, and the wiring
-// to the detail pane (detail.js) and the new-case dialog (report.js).
+// to the detail pane (detail.js) and the new-case dialog (report.js). The list follows the live
+// picture (live.js): a case.updated event updates its row in place, or inserts the case where it
+// belongs when it matches the filters; a resync reloads the list over REST, filters kept.
 import { api, logout, me } from "./api.js";
 import { createDetail } from "./detail.js";
 import { clear, debounce, el, fmtTime, fromLocalInput } from "./dom.js";
@@ -12,6 +14,7 @@ import {
   sourceLabel,
   stateLabel,
 } from "./labels.js";
+import { connectLive, createLiveIndicator, createVersionTracker } from "./live.js";
 import { clearError, showError } from "./notify.js";
 import { createReport } from "./report.js";
 import { fillCategorySelect, stateBadge } from "./widgets.js";
@@ -40,11 +43,25 @@ let listAbort = null;
 let nextCursor = null;
 let shown = 0;
 let selectedId = null;
+let listReady = false;
+
+/** The newest version of each case this page has shown or heard of. */
+const versions = createVersionTracker();
+/** The latest summaries heard live, so a list answer that raced an event does not undo it. */
+const liveCases = new Map();
+const LIVE_CASES_KEPT = 500;
+let live = null;
+/** Cases heard live while a list request was in flight (it may have missed them). */
+let raced = [];
+let listInFlight = false;
 
 const detail = createDetail({
   ctx,
   pane: document.getElementById("detail-pane"),
-  onChanged: (c) => updateRow(c),
+  onChanged: (c) => {
+    versions.see(c.id, c.version);
+    updateRow(c);
+  },
   onClose: () => selectCase(null),
 });
 
@@ -69,6 +86,7 @@ async function start() {
   }
   ctx.user = who.user;
   renderUser();
+  startLive();
   buildStateBoxes();
   buildSourceOptions();
   await loadReferenceData();
@@ -250,6 +268,8 @@ async function loadList({ more = false } = {}) {
   if (more) query.cursor = nextCursor;
   loadingMsg.hidden = false;
   loadMoreBtn.disabled = true;
+  if (!more) raced = [];
+  listInFlight = true;
   try {
     const res = await api("/api/cases", { query, signal: listAbort.signal });
     if (seq !== listSeq) return;
@@ -258,20 +278,33 @@ async function loadList({ more = false } = {}) {
       clear(rowsBody);
       shown = 0;
     }
-    for (const c of res.items || []) {
+    for (const item of res.items || []) {
+      // An event may have overtaken this answer: show whichever is newer.
+      const heard = liveCases.get(item.id);
+      const c = heard && heard.version > item.version ? heard : item;
+      versions.see(c.id, c.version);
+      if (rowsBody.querySelector(rowSelector(c.id))) continue; // inserted live meanwhile (paging)
       rowsBody.append(rowFor(c));
       shown += 1;
+    }
+    listReady = true;
+    if (!more) {
+      for (const c of raced) {
+        if (!rowsBody.querySelector(rowSelector(c.id)) && mayShow(c) && matchesFilters(c)) insertRow(c);
+      }
+      raced = [];
     }
     nextCursor = res.next_cursor || null;
     loadMoreBtn.hidden = !nextCursor;
     emptyMsg.hidden = shown > 0;
-    countMsg.textContent = shown ? `已显示 ${shown} 件${nextCursor ? "，还有更多" : ""}` : "";
+    updateCount();
     markSelected();
   } catch (err) {
     if (err.name === "AbortError" || seq !== listSeq) return;
     showError(`案件列表加载失败：${err.message}`);
   } finally {
     if (seq === listSeq) {
+      listInFlight = false;
       loadingMsg.hidden = true;
       loadMoreBtn.disabled = false;
     }
@@ -301,6 +334,8 @@ function rowFor(c) {
       "data-testid": "case-row",
       "data-case-id": c.id,
       "data-state": c.state,
+      "data-version": c.version,
+      "data-reported-at": c.reported_at,
       class: ["case-row", c.overdue && "is-overdue"],
       tabindex: 0,
       on: {
@@ -333,11 +368,31 @@ function rowFor(c) {
   return tr;
 }
 
-function updateRow(c) {
-  const old = rowsBody.querySelector(`tr[data-case-id="${CSS.escape(String(c.id))}"]`);
-  if (!old) return;
-  old.replaceWith(rowFor(c));
+function rowSelector(id) {
+  return `tr[data-case-id="${CSS.escape(String(id))}"]`;
+}
+
+function updateCount() {
+  countMsg.textContent = shown ? `已显示 ${shown} 件${nextCursor ? "，还有更多" : ""}` : "";
+  emptyMsg.hidden = shown > 0;
+}
+
+/** Replace the row of a case (if shown); returns the new row. */
+function updateRow(c, { flash = null } = {}) {
+  const old = rowsBody.querySelector(rowSelector(c.id));
+  if (!old) return null;
+  if (typeof c.version === "number" && Number(old.dataset.version) > c.version) return old;
+  const tr = rowFor(c);
+  old.replaceWith(tr);
   markSelected();
+  if (flash) flashRow(tr, flash);
+  return tr;
+}
+
+function flashRow(tr, kind) {
+  const cls = kind === "new" ? "row-new" : "row-changed";
+  tr.classList.add(cls);
+  setTimeout(() => tr.classList.remove(cls), 2600);
 }
 
 function markSelected() {
@@ -355,6 +410,113 @@ function selectCase(id, { fromUrl = false } = {}) {
   if (id === null) detail.close();
   else detail.open(id);
   if (!fromUrl) writeUrl();
+}
+
+// ---- live updates ------------------------------------------------------------------------------
+
+function startLive() {
+  live = connectLive({
+    onEvent: onLiveEvent,
+    onResync: scheduleResync,
+  });
+  const box = document.querySelector(".user-box");
+  box.prepend(createLiveIndicator(live));
+}
+
+function onLiveEvent(env) {
+  if (env.type !== "case.updated") return;
+  const c = env.data;
+  if (!c || typeof c !== "object" || typeof c.id !== "number") return;
+  if (!versions.accept(c.id, c.version)) return; // not newer than what we show
+  liveCases.delete(c.id);
+  liveCases.set(c.id, c);
+  if (liveCases.size > LIVE_CASES_KEPT) liveCases.delete(liveCases.keys().next().value);
+  if (listInFlight) raced.push(c);
+
+  if (!mayShow(c)) {
+    // It left this user's scope (a department's case returned or sent elsewhere).
+    const gone = rowsBody.querySelector(rowSelector(c.id));
+    if (gone) {
+      gone.remove();
+      shown -= 1;
+      updateCount();
+    }
+    if (selectedId === c.id) detail.externalUpdate(c);
+    return;
+  }
+  if (!updateRow(c, { flash: "changed" }) && listReady && matchesFilters(c)) insertRow(c);
+  if (selectedId === c.id) detail.externalUpdate(c);
+}
+
+/** What the server lets this user see anyway (it checks too; this is for cases leaving scope). */
+function mayShow(c) {
+  const u = ctx.user;
+  if (u && u.role === "department") return !!c.department && c.department.id === u.department_id;
+  return true;
+}
+
+function parentGridOf(grid) {
+  if (!grid) return null;
+  if (typeof grid.parent_id === "number") return grid.parent_id;
+  const code = String(grid.code || "");
+  const parent = ctx.grids.find((g) => g.code && code.length > g.code.length && code.startsWith(g.code));
+  return parent ? parent.id : null;
+}
+
+/** Whether a case belongs in the list under the current filters (mirrors GET /api/cases). */
+function matchesFilters(c) {
+  const v = formValues();
+  if (v.state.length && !v.state.includes(c.state)) return false;
+  if (v.category_id && String(c.category?.id) !== v.category_id) return false;
+  if (v.source && c.source !== v.source) return false;
+  if (v.department_id && String(c.department?.id) !== v.department_id) return false;
+  if (v.grid_id) {
+    if (!c.grid) return false;
+    if (String(c.grid.id) !== v.grid_id && String(parentGridOf(c.grid)) !== v.grid_id) return false;
+  }
+  if (v.overdue && !c.overdue) return false;
+  const reported = new Date(c.reported_at).getTime();
+  const since = fromLocalInput(v.since);
+  const until = fromLocalInput(v.until);
+  if (since && !(reported >= new Date(since).getTime())) return false;
+  if (until && !(reported <= new Date(until).getTime())) return false;
+  if (v.q) {
+    const needle = v.q.toLowerCase();
+    const hay = [c.case_no, c.description, c.address].map((x) => String(x || "").toLowerCase());
+    if (!hay.some((h) => h.includes(needle))) return false;
+  }
+  return true;
+}
+
+/** Insert a case at its place in the newest-first list (not past the loaded page). */
+function insertRow(c) {
+  const at = new Date(c.reported_at).getTime();
+  let before = null;
+  for (const tr of rowsBody.querySelectorAll("tr[data-case-id]")) {
+    const t = new Date(tr.dataset.reportedAt).getTime();
+    if (t < at || (t === at && Number(tr.dataset.caseId) < c.id)) {
+      before = tr;
+      break;
+    }
+  }
+  if (!before && nextCursor) return; // it sorts after the loaded page: "加载更多" will bring it
+  const tr = rowFor(c);
+  rowsBody.insertBefore(tr, before);
+  shown += 1;
+  updateCount();
+  markSelected();
+  flashRow(tr, "new");
+}
+
+let resyncTimer = null;
+
+function scheduleResync() {
+  clearTimeout(resyncTimer);
+  resyncTimer = setTimeout(() => {
+    loadList();
+    const cur = detail.current;
+    if (cur && selectedId === cur.id) detail.externalUpdate(null, { resync: true });
+  }, 250);
 }
 
 document.addEventListener("keydown", (ev) => {

@@ -524,7 +524,48 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
     return form;
   }
 
-  return { open, reload, close, get current() { return current; } };
+  /**
+   * A newer version of a case arrived live. The open case is reloaded at once, unless an action
+   * form is open: then a notice offers the reload, so a half-filled form is not thrown away.
+   */
+  function externalUpdate(c, { resync = false } = {}) {
+    if (!current) return;
+    if (!resync) {
+      if (!c || c.id !== current.id) return;
+      if (typeof c.version === "number" && typeof current.version === "number" && c.version <= current.version) {
+        return;
+      }
+    }
+    const formOpen = body.querySelector('[data-testid="action-form"]');
+    if (!formOpen) {
+      open(current.id);
+      return;
+    }
+    if (body.querySelector('[data-testid="detail-live-notice"]')) return;
+    const reloadBtn = el(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-small",
+        "data-testid": "detail-live-reload",
+        on: { click: () => open(current.id) },
+      },
+      "重新加载",
+    );
+    const box = el(
+      "div",
+      { class: "banner banner-warn live-notice", "data-testid": "detail-live-notice", role: "status" },
+      el("span", {}, resync ? "案件可能已更新" : "案件已更新"),
+      c ? el("span", { class: "muted" }, `（${stateLabel(c.state) || c.state_label}，版本 ${c.version}）`) : null,
+      el("span", { class: "spacer" }),
+      reloadBtn,
+    );
+    const head = body.querySelector(".detail-head");
+    if (head) head.after(box);
+    else body.prepend(box);
+  }
+
+  return { open, reload, close, externalUpdate, get current() { return current; } };
 }
 
 /** A case number ("20261123-00012") or a numeric id, as the case id. */
