@@ -433,16 +433,21 @@ def raw_step(ctx: Ctx, pool: asyncpg.Pool, level: int) -> Callable[[int], Awaita
     return step
 
 
-async def bench_transitions(ctx: Ctx) -> None:
+WARMUP_CASES = 300
+
+
+def cases_per_level(args: argparse.Namespace) -> int:
+    return max(200, int(args.seconds * MAX_RATE / 2))
+
+
+def write_cases_needed(args: argparse.Namespace) -> int:
+    return cases_per_level(args) * len(LEVELS) + WARMUP_CASES
+
+
+async def bench_transitions(ctx: Ctx, ids: list[int]) -> None:
     args = ctx.args
-    per_level = max(200, int(args.seconds * MAX_RATE / 2))
-    warm = 300
-    t0 = time.perf_counter()
-    ids = await prepare_write_cases(ctx, per_level * len(LEVELS) + warm)
-    log(
-        f"prepared {len(ids):,} registered cases (+2 events each) in"
-        f" {time.perf_counter() - t0:.1f} s"
-    )
+    per_level = cases_per_level(args)
+    warm = WARMUP_CASES
     async with ctx.pool.acquire() as conn:
         await conn.execute(
             "DROP TABLE IF EXISTS bench_raw_events;"
@@ -950,9 +955,10 @@ def report(ctx: Ctx) -> None:
         f"cityhub case benchmark  {r['started']:%Y-%m-%d %H:%M} UTC  |  {m['cpus']} CPUs, "
         f"{m['memory']}, Python {m['python']}, {r['pg_version']}"
     )
+    live = "on" if r.get("live") else "off"
     print(
-        f"hub pool {ctx.state.settings.db_pool_max} connections; {ctx.args.seconds:g} s per level;"
-        f" list table {r.get('list_total', 0):,} cases"
+        f"hub pool {ctx.state.settings.db_pool_max} connections; live picture (relay) {live};"
+        f" {ctx.args.seconds:g} s per level; list table {r.get('list_total', 0):,} cases"
     )
     if "load_start" in r:
         a, b = r["load_start"], os.getloadavg()
@@ -1071,11 +1077,13 @@ async def run(
         settings = Settings(
             data_dir=scratch / "data", database_url=Secret(dsn), secret_key=Secret("bench"), **extra
         )
+        has_live = "live" in inspect.signature(build_state).parameters
+
+        async def build(live: bool) -> HubState:
+            return await (build_state(settings, live=live) if has_live else build_state(settings))
+
         t0 = time.perf_counter()
-        if "live" in inspect.signature(build_state).parameters:
-            state = await build_state(settings, live=not args.no_live)
-        else:
-            state = await build_state(settings)
+        state = await build(False)
         await load_demo_city(state, args.demo_cases)
         log(f"hub state built, demo city loaded ({args.demo_cases:,} cases) in "
             f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
@@ -1089,10 +1097,26 @@ async def run(
                 (await conn.fetchval("SELECT version()")).split()[:2]
             )
         ctx.results["templates"] = await make_templates(ctx)
+        write_ids: list[int] = []
+        if not args.skip_writes:
+            t0 = time.perf_counter()
+            write_ids = await prepare_write_cases(ctx, write_cases_needed(args))
+            log(
+                f"transitions: prepared {len(write_ids):,} registered cases (+2 events each) in"
+                f" {time.perf_counter() - t0:.1f} s"
+            )
+        ctx.results["live"] = has_live and not args.no_live
+        if ctx.results["live"]:
+            # Now the hub as it runs: with the live picture (relay, fan-out, websockets). Its relay
+            # starts at the head of case_events, as on a database with history: the events bulk-
+            # written above are not live news; every transition measured below is relayed.
+            await close_state(state)
+            state = None
+            state = ctx.state = await build(True)
+            log("hub state rebuilt with the live picture on")
         try:
             if not args.skip_writes:
-                log("transitions: preparing cases")
-                await bench_transitions(ctx)
+                await bench_transitions(ctx, write_ids)
             if not args.skip_list:
                 async with state.pool.acquire() as conn:
                     await conn.execute("TRUNCATE cases, case_events, attachments CASCADE")

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import math
@@ -79,6 +80,10 @@ DELIVERY_TARGETS = (10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_
 QUICK_TARGETS = (10_000, 30_000, 60_000)
 GOAL_P99_MS = 50.0
 GOAL_RATIO = 0.7
+#: Seconds to wait, before each series, for other processes to leave the machine (--quiet-wait).
+QUIET_WAIT = [30.0]
+#: Where to copy the hubs' and Redis's logs when they stop (--keep-logs).
+KEEP_LOGS: list[Path | None] = [None]
 SEAT_USER, SEAT_PASSWORD = "seat1", "Seat#2026"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -570,12 +575,21 @@ class Service:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            t0 = time.monotonic()
+            # SIGINT: both uvicorn and redis shut down gracefully on it, and uvicorn re-raises it
+            # afterwards as KeyboardInterrupt (SIGTERM it re-raises as a fatal signal).
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop within 20 s of SIGTERM; killed")
                 self.proc.kill()
                 self.proc.wait()
+            if time.monotonic() - t0 > 5:
+                log(f"{self.name} took {time.monotonic() - t0:.1f} s to stop")
+        if KEEP_LOGS[0] is not None:
+            with contextlib.suppress(OSError):
+                shutil.copy(self.log_path, KEEP_LOGS[0] / self.log_path.name)
         with contextlib.suppress(ValueError):
             PROCS.remove(self)
 
@@ -765,6 +779,13 @@ class Step:
     note: str = ""
 
     @property
+    def us_per_delivery(self) -> float:
+        """Server CPU per delivered frame (robust to other load: CPU time, not wall time)."""
+        if not self.received or math.isnan(self.server_cpu) or not self.deliveries:
+            return math.nan
+        return self.server_cpu / 100 * 1e6 / self.deliveries
+
+    @property
     def complete(self) -> bool:
         return self.expected > 0 and self.received >= self.expected
 
@@ -863,8 +884,33 @@ async def run_step(pool: ClientPool, series: Series, rate: float, seconds: float
     return step
 
 
+async def wait_quiet(max_wait: float) -> None:
+    """Wait (at most ``max_wait`` s) until processes outside this run use under 15 % of a core."""
+    if max_wait <= 0:
+        return
+    cores = os.cpu_count() or 1
+    t_end = time.monotonic() + max_wait
+    calm = 0
+    first = True
+    while time.monotonic() < t_end:
+        m0, own0, t0 = machine_busy(), tree_cpu(ROOT_PIDS), time.monotonic()
+        await asyncio.sleep(0.5)
+        m1, own1 = machine_busy(), tree_cpu(ROOT_PIDS)
+        if not m0 or not m1 or m1[1] <= m0[1]:
+            return
+        others = 100 * cores * (m1[0] - m0[0]) / (m1[1] - m0[1]) - 100 * (own1 - own0) / (time.monotonic() - t0)
+        calm = calm + 1 if others < 15 else 0
+        if calm >= 2:
+            return
+        if first:
+            log(f"other processes use {others:.0f}% of a core; waiting up to {max_wait:.0f} s for quiet")
+            first = False
+    log("the machine did not get quiet; measuring anyway (see the 'other' column)")
+
+
 async def run_series(pool: ClientPool, series: Series, rates: Sequence[float], seconds: float,
                      publish: Publisher, server_pid: int, deadline: float) -> None:
+    await wait_quiet(QUIET_WAIT[0])
     # A short unrecorded warm-up at the first rate.
     await run_step(pool, series, rates[0], min(1.0, seconds), publish, server_pid, record=False)
     for rate in rates:
@@ -1043,7 +1089,7 @@ def fmt(v: float, digits: int = 1) -> str:
 def format_step(s: Step) -> str:
     return (f"{s.series} x{s.clients}: rate {s.rate:g}/s sent {s.sent} -> {s.received}/{s.expected} frames, "
             f"{s.deliveries:,.0f} deliveries/s, p50 {fmt(s.p50)} ms p99 {fmt(s.p99)} ms, "
-            f"server cpu {fmt(s.server_cpu, 0)}%, clients cpu {fmt(s.client_cpu, 0)}%, machine {fmt(s.machine, 0)}%, "
+            f"server cpu {fmt(s.server_cpu, 0)}% ({fmt(s.us_per_delivery)} us/delivery), clients cpu {fmt(s.client_cpu, 0)}%, machine {fmt(s.machine, 0)}%, "
             f"others {fmt(s.others, 0)}%"
             + (f", {s.resyncs} resyncs" if s.resyncs else "") + (f", {s.closed} closed" if s.closed else ""))
 
@@ -1059,7 +1105,7 @@ def report(args: argparse.Namespace, results: list[Series], started: float) -> s
       f"{os.cpu_count()} cores: figures are a floor; compare with the bare server of the same run.")
     w("")
     head = (f"{'series':<38} {'clients':>7} {'rate/s':>8} {'sent/s':>8} {'deliv/s':>9} {'got %':>6} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>7} {'cli cpu':>7} {'mach':>5} {'other':>6} {'bytes':>6}")
+            f"{'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>7} {'us/del':>6} {'cli cpu':>7} {'mach':>5} {'other':>6} {'bytes':>6}")
     w(head)
     w("-" * len(head))
     for ser in results:
@@ -1068,12 +1114,13 @@ def report(args: argparse.Namespace, results: list[Series], started: float) -> s
             flags = ("" if s.ok else " *") + (f" resync {s.resyncs}" if s.resyncs else "") + (
                 f" closed {s.closed}" if s.closed else "")
             w(f"{ser.name:<38} {ser.clients:>7} {s.rate:>8g} {s.send_rate:>8.1f} {s.deliveries:>9,.0f} {fmt(got):>6} "
-              f"{fmt(s.p50):>8} {fmt(s.p99):>8} {fmt(s.server_cpu, 0):>6}% {fmt(s.client_cpu, 0):>6}% "
+              f"{fmt(s.p50):>8} {fmt(s.p99):>8} {fmt(s.server_cpu, 0):>6}% {fmt(s.us_per_delivery):>6} {fmt(s.client_cpu, 0):>6}% "
               f"{fmt(s.machine, 0):>4}% {fmt(s.others, 0):>5}% {s.frame_bytes:>6.0f}{flags}")
         if not ser.steps:
             w(f"{ser.name:<38} {ser.clients:>7}  (no steps: {ser.note or 'failed'})")
     w("(* = p99 >= 50 ms or frames missing; srv cpu: the websocket server process and cli cpu: the client")
-    w(" processes, 100% = one core; mach: the whole machine, 100% = all cores busy; other: CPU used by")
+    w(" processes, 100% = one core; us/del: server CPU microseconds per delivered frame; mach: the whole")
+    w(" machine, 100% = all cores busy; other: CPU used by")
     w(" processes outside this run, 100% = one core: above ~10% the step was disturbed)")
     w("")
     w("Saturation (highest deliveries/s with p99 < 50 ms and every frame delivered; peak = max seen):")
@@ -1197,7 +1244,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="2 (default): also two hub processes sharing PostgreSQL and Redis")
     p.add_argument("--quick", action="store_true", help="1,000 clients, three rates, 2 s each")
     p.add_argument("--client-procs", type=int, default=2, help="client processes (default 2)")
-    p.add_argument("--frame-bytes", type=int, default=600, help="size of the reference frames (default 600)")
+    p.add_argument("--frame-bytes", type=int, default=1260,
+                   help="size of the reference frames (default 1260, what the hub's case envelopes measure)")
+    p.add_argument("--quiet-wait", type=float, default=None,
+                   help="before each series, wait at most this many seconds for other processes to go "
+                        "quiet (default 30; --quick 10; 0: do not wait)")
     p.add_argument("--demo-cases", type=int, default=200)
     p.add_argument("--cluster-all", action="store_true", help="run the 2-process phase for every client count")
     p.add_argument("--budget", type=float, default=None, help="minutes after which no new rate starts")
@@ -1205,12 +1256,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-hub", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--hub-root", type=Path, default=ROOT, help="the cityhub tree to run the hubs from (default: this one)")
     p.add_argument("--data-dir", type=Path, default=None, help="parent of the temporary directory")
+    p.add_argument("--keep-logs", type=Path, default=None, help="copy the hubs' logs into this directory")
     p.add_argument("--output", type=Path, default=None, help="also write the final table to this file")
     args = p.parse_args(argv)
     args.clients = args.clients or ([1000] if args.quick else [1000, 5000])
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.budget = args.budget or (1.5 if args.quick else 8.0)
     args.hub_root = args.hub_root.resolve()
+    if args.quiet_wait is None:
+        args.quiet_wait = 10.0 if args.quick else 30.0
+    QUIET_WAIT[0] = args.quiet_wait
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+        KEEP_LOGS[0] = args.keep_logs.resolve()
     if args.client_procs < 1:
         p.error("--client-procs must be at least 1")
     return args
@@ -1222,6 +1280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="cityhub-fanout-", dir=args.data_dir))
+    # Registered before pgserver registers its own exit handler (which touches a lock file in the
+    # runtime dir), so this one runs after it: nothing is left behind.
+    atexit.register(shutil.rmtree, scratch, True)
     # pgserver runs PostgreSQL as an unprivileged user when we are root: it must reach its data dir.
     scratch.chmod(0o755)
     (scratch / "run").mkdir(mode=0o700)

@@ -151,6 +151,16 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     return asyncio.run(_add_user(settings, args, password))
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from hub.watch import WatchError, main
+
+    try:
+        return main(args.url, args.user, args.channels, args.start)
+    except WatchError as exc:
+        print(f"cityhub watch: {exc}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cityhub", description="数字城管 supervision and command hub")
     p.add_argument("--version", action="version", version=f"cityhub {__version__}")
@@ -176,6 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="apply database migrations and exit")
     common(m)
     m.set_defaults(func=cmd_migrate)
+
+    w = sub.add_parser("watch", help="print live events of channels as JSON lines")
+    w.add_argument(
+        "channels", nargs="*", help="e.g. cases, dept:3, grid:12, alarms (default: all you may see)"
+    )
+    w.add_argument("--url", default="http://127.0.0.1:8000", help="the hub's HTTP address")
+    w.add_argument(
+        "--user", help="sign in as this user (password on standard input); or set CITYHUB_TOKEN"
+    )
+    w.add_argument(
+        "--from",
+        dest="start",
+        metavar="EPOCH:OFFSET",
+        help="resume after this offset (one channel)",
+    )
+    w.set_defaults(func=cmd_watch)
 
     u = sub.add_parser("users", help="manage accounts")
     usub = u.add_subparsers(dest="users_command", required=True)

@@ -289,8 +289,9 @@ async function loadList({ more = false } = {}) {
     }
     listReady = true;
     if (!more) {
-      for (const c of raced) {
-        if (!rowsBody.querySelector(rowSelector(c.id)) && mayShow(c) && matchesFilters(c)) insertRow(c);
+      for (const id of new Set(raced.map((x) => x.id))) {
+        const c = liveCases.get(id); // the latest heard, not the first
+        if (c && !rowsBody.querySelector(rowSelector(id)) && mayShow(c) && matchesFilters(c)) insertRow(c);
       }
       raced = [];
     }
@@ -421,6 +422,8 @@ function startLive() {
   });
   const box = document.querySelector(".user-box");
   box.prepend(createLiveIndicator(live));
+  // Diagnostics for the browser console (and the browser tests).
+  window.cityhubLive = live;
 }
 
 function onLiveEvent(env) {

@@ -456,6 +456,7 @@ const INDICATOR_TEXT = {
 export function createLiveIndicator(conn) {
   const dot = el("span", { class: "live-dot", "aria-hidden": "true" });
   const label = el("span", { class: "live-label" });
+  const extra = el("span", { class: "live-extra" });
   const node = el(
     "button",
     {
@@ -468,21 +469,27 @@ export function createLiveIndicator(conn) {
     },
     dot,
     label,
+    extra,
   );
   const update = (s) => {
     node.dataset.state = s.state;
     node.dataset.attempt = String(s.attempt || 0);
     let text = INDICATOR_TEXT[s.state] || s.state;
+    let more = "";
     let title = "";
-    if (s.state === "connecting" && s.attempt > 0) text = `重连中…（第 ${s.attempt} 次）`;
+    if (s.state === "connecting" && s.attempt > 0) {
+      text = "重连中…";
+      more = `（第 ${s.attempt} 次）`;
+    }
     if (s.state === "live") title = "实时推送已连接";
     else if (s.state === "offline") {
       title = s.reason === "disabled" ? "服务器未启用实时推送" : "实时推送已断开，点击立即重试";
-      if (s.reason === "offline") text = "已断开（网络离线）";
+      if (s.reason === "offline") more = "（网络离线）";
     } else title = "正在连接实时推送，点击立即重试";
     label.textContent = text;
+    extra.textContent = more;
     node.title = title;
-    node.setAttribute("aria-label", `实时推送：${text}`);
+    node.setAttribute("aria-label", `实时推送：${text}${more}`);
   };
   conn.addStateListener(update);
   return node;

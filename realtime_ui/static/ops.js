@@ -422,9 +422,9 @@ function drawMarker(c, { fresh = false } = {}) {
     },
     svg("title", {}, `${c.case_no} · ${STATE_LABELS[c.state] || c.state_label || c.state}${overdue ? " · 超期" : ""}` +
       `${c.address ? `\n${c.address}` : ""}`),
-    fresh ? svg("circle", { class: "marker-pulse", r: 7 }) : null,
-    overdue ? svg("circle", { class: "marker-ring", r: 10 }) : null,
-    svg("circle", { class: "marker-dot", r: c.state === "closed" ? 4.5 : 6 }),
+    fresh ? svg("circle", { class: "marker-pulse", r: 9 }) : null,
+    overdue ? svg("circle", { class: "marker-ring", r: 13 }) : null,
+    svg("circle", { class: "marker-dot", r: c.state === "closed" ? 5.5 : 8 }),
   );
   if (old) old.replaceWith(node);
   else if (c.state === "closed") markerLayer.prepend(node);
