@@ -61,6 +61,8 @@ class Fanout:
     on_gap: Callable[[], None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _need_catch_up: bool = False
+    #: How many replays had to be read from PostgreSQL (the rest came from the ring or shared a read).
+    replay_queries: int = 0
     _replays: dict[tuple[str, int, int], asyncio.Future[list[str] | None]] = field(
         default_factory=dict
     )
@@ -177,6 +179,7 @@ class Fanout:
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
             self._replays[key] = fut
+            self.replay_queries += 1
             try:
                 async with self.pool.acquire() as conn:
                     rows = await conn.fetch(

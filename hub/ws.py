@@ -217,6 +217,15 @@ class Session:
             self.subs[channel] = Sub(offset=st.offset if st else 0)
             fan.add(channel, self)
             self.write(fan.snapshot(channel))
+            self.write(
+                live.control(
+                    "subscribed",
+                    channel=channel,
+                    epoch=fan.state_epoch,
+                    offset=self.subs[channel].offset,
+                    replayed=0,
+                )
+            )
             return
         head = fan.head(channel)
         plan = live.plan_resume(fan.epoch, head, epoch, offset)
@@ -316,7 +325,8 @@ class LiveServer:
             max_size=MAX_MESSAGE,
             max_queue=16,
             ping_interval=self.heartbeat,
-            ping_timeout=20,
+            ping_timeout=self.heartbeat,
+            close_timeout=2,
             compression=None,
             server_header=None,
             logger=logging.getLogger("cityhub.ws.protocol"),

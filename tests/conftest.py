@@ -112,9 +112,13 @@ async def template_db(pg_base: str, shared_data_dir: Path) -> str:
     return TEMPLATE_DB
 
 
-def test_settings(data_dir: Path, dsn: str) -> Settings:
+def test_settings(data_dir: Path, dsn: str, **kw: Any) -> Settings:
+    """Settings of an in-process hub: the websocket listener on any free port."""
     return Settings(
-        data_dir=data_dir, database_url=Secret(dsn), secret_key=Secret("test-secret-key")
+        data_dir=data_dir,
+        database_url=Secret(dsn),
+        secret_key=Secret("test-secret-key"),
+        **{"ws_port": 0, **kw},
     )
 
 

@@ -43,7 +43,7 @@ class LiveClient:
         with contextlib.suppress(Exception):
             async for raw in self.conn:
                 msg = orjson.loads(raw)
-                if "channel" in msg and "offset" in msg and "type" in msg and "data" in msg:
+                if "ts" in msg and "channel" in msg and "offset" in msg and "data" in msg:
                     ch = msg["channel"]
                     last = self.offsets.get(ch)
                     if last is not None and msg["offset"] != last + 1:
@@ -52,7 +52,7 @@ class LiveClient:
                     self.events.setdefault(ch, []).append(msg)
                 else:
                     self.control.append(msg)
-                    if msg.get("type") in ("subscribed", "resync") and "offset" in msg:
+                    if msg.get("type") in ("subscribed", "resync", "snapshot") and "offset" in msg:
                         self.offsets[msg["channel"]] = msg["offset"]
                 self._changed.set()
 

@@ -306,3 +306,84 @@ async def test_writers_and_reconnecting_clients_miss_nothing(
         assert offsets == sorted(set(offsets)) and offsets[-1] == start + total
         assert offsets[0] == start + 1 or any(x["type"] == "resync" for x in c.control)
         await c.close()
+
+
+async def test_many_reconnects_share_replays(hub_state: HubState, login: Any) -> None:
+    """300 clients resuming from the same offset at once: the missed events are read from
+    PostgreSQL once (the recent ring is emptied first, as after a restart), and all get them."""
+    case_id, seat = await registered_case(login)
+    assert hub_state.fanout is not None
+    await escalate(seat, case_id, 10)
+    async with asyncio.timeout(10):
+        while hub_state.fanout.head("cases") < 12:
+            await asyncio.sleep(0.05)
+    head = hub_state.fanout.head("cases")
+    hub_state.fanout.history = type(hub_state.fanout.history)(
+        heads=dict(hub_state.fanout.history.heads)
+    )
+    token = await token_of(seat)
+    clients = [LiveClient(ws_url(hub_state), token) for _ in range(300)]
+    await asyncio.gather(*(c.open() for c in clients))
+    before = hub_state.fanout.replay_queries
+    for c in clients:
+        c.offsets["cases"] = head - 10
+    await asyncio.gather(*(c.subscribe("cases", resume=True) for c in clients))
+    assert all(
+        [e["offset"] for e in c.events["cases"]] == list(range(head - 9, head + 1)) for c in clients
+    )
+    assert hub_state.fanout.replay_queries - before <= 3
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_state_channel_snapshot_then_changes(hub_state: HubState, login: Any) -> None:
+    assert hub_state.fanout is not None
+    hub_state.fanout.set_state(
+        "alarms", "gas-07", {"level": "high", "grid_id": 3, "label": "化粪池可燃气体超标"}
+    )
+    await asyncio.sleep(0.05)
+    seat = await login("seat1")
+    client = LiveClient(ws_url(hub_state), await token_of(seat))
+    await client.open()
+    await client.subscribe("alarms")
+    snap = next(c for c in client.control if c["type"] == "snapshot")
+    assert snap["data"] == {
+        "gas-07": {"level": "high", "grid_id": 3, "label": "化粪池可燃气体超标"}
+    }
+    hub_state.fanout.set_state("alarms", "gas-07", None)
+    hub_state.fanout.set_state("alarms", "lamp-02", {"level": "low"})
+    await client.wait(lambda: client.count("alarms") >= 2)
+    changes = [(e["data"]["key"], e["data"]["value"]) for e in client.events["alarms"]]
+    assert changes == [("gas-07", None), ("lamp-02", {"level": "low"})]
+    assert [e["offset"] for e in client.events["alarms"]] == [
+        snap["offset"] + 1,
+        snap["offset"] + 2,
+    ]
+    await client.close()
+
+
+async def test_dead_peer_is_detected_by_heartbeat(
+    fresh_dsn: str, shared_data_dir: Any, login: Any
+) -> None:
+    from hub.app import build_state, close_state
+    from tests.conftest import test_settings
+
+    state = await build_state(test_settings(shared_data_dir, fresh_dsn, ws_heartbeat=0.5))
+    try:
+        assert state.live is not None
+        seat_token = await token_of(await login("seat1"))
+        # A peer that completes the handshake and then never answers pings.
+        peer = socket.create_connection(("127.0.0.1", state.live.bound_port))
+        peer.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + f"Authorization: Bearer {seat_token}\r\n\r\n".encode()
+        )
+        async with asyncio.timeout(10):
+            while len(state.live.sessions) < 1:
+                await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while state.live.sessions:
+                await asyncio.sleep(0.05)
+        peer.close()
+    finally:
+        await close_state(state)

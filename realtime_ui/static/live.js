@@ -336,17 +336,20 @@ export function connectLive(opts = {}) {
     watchdog = null;
   }
 
-  let lastPing = 0;
+  let lastPing = 0; // when the outstanding protocol ping was sent (0: none)
 
+  // Silent for a heartbeat: ask (a `ping` the server answers with `pong`). Still silent a heartbeat
+  // after asking: the socket is dead. Asking first keeps a throttled background tab (timers run
+  // once a minute there) from mistaking its own late check for a dead socket.
   function checkAlive() {
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const quiet = Date.now() - lastRx;
-    if (quiet > 2 * heartbeatMs) {
-      dropSocket("silent");
+    const now = Date.now();
+    if (lastPing > lastRx) {
+      if (now - lastPing > heartbeatMs && now - lastRx > 2 * heartbeatMs) dropSocket("silent");
       return;
     }
-    if (quiet > heartbeatMs && Date.now() - lastPing > heartbeatMs / 2) {
-      lastPing = Date.now();
+    if (now - lastRx > heartbeatMs) {
+      lastPing = now;
       send({ type: "ping", id: ++pingId });
     }
   }
@@ -372,8 +375,8 @@ export function connectLive(opts = {}) {
     if (closed) return;
     if (ws && ws.readyState === WebSocket.OPEN) {
       // Possibly a zombie after a sleep: ask, and give it a few seconds to answer.
-      lastPing = Date.now();
       const askedAt = Date.now();
+      lastPing = askedAt;
       send({ type: "ping", id: ++pingId });
       const sock = ws;
       setTimeout(() => {
