@@ -122,7 +122,7 @@ class CpuMeter:
         if self.server_pid is None:
             return None
         try:
-            import psutil
+            import psutil  # type: ignore[import-untyped]
 
             root = psutil.Process(self.server_pid)
             total = 0.0
@@ -387,9 +387,10 @@ def service_step(ctx: Ctx, case_ids: Iterator[int]) -> Callable[[int], Awaitable
                 actor, case_id, version, wf.Command(wf.Action.ESCALATE, note="督办：请加快处置")
             )
             return True
-        case_id = next(case_ids, None)
-        if case_id is None:
+        fresh = next(case_ids, None)
+        if fresh is None:
             return False
+        case_id = fresh
         event = await ctx.svc.transition(
             actor,
             case_id,
@@ -871,7 +872,7 @@ class _ExplainConn:
 
 async def explain(ctx: Ctx, f: q.CaseFilter, actor: wf.Actor) -> list[str]:
     cap = _ExplainConn()
-    await q.list_cases(cap, f, ctx.svc.scope_for(actor), ctx.svc.clock())  # type: ignore[arg-type]
+    await q.list_cases(cap, f, ctx.svc.scope_for(actor), ctx.svc.clock())
     async with ctx.pool.acquire() as conn:
         rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + cap.sql, *cap.args)
     return [r[0] for r in rows]
@@ -920,7 +921,7 @@ def machine() -> dict[str, str]:
 
 def plan_summary(lines: list[str], limit: int = 24) -> list[str]:
     """The plan nodes (with their filters and the top node's buffers) and the timings."""
-    keep = []
+    keep: list[str] = []
     for i, line in enumerate(lines):
         text = line.strip()
         if (

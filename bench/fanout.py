@@ -884,7 +884,7 @@ async def run_step(pool: ClientPool, series: Series, rate: float, seconds: float
     return step
 
 
-async def wait_quiet(max_wait: float) -> None:
+async def wait_quiet(max_wait: float, quiet: bool = False) -> None:
     """Wait (at most ``max_wait`` s) until processes outside this run use under 15 % of a core."""
     if max_wait <= 0:
         return
@@ -902,10 +902,11 @@ async def wait_quiet(max_wait: float) -> None:
         calm = calm + 1 if others < 15 else 0
         if calm >= 2:
             return
-        if first:
+        if first and not quiet:
             log(f"other processes use {others:.0f}% of a core; waiting up to {max_wait:.0f} s for quiet")
             first = False
-    log("the machine did not get quiet; measuring anyway (see the 'other' column)")
+    if not quiet:
+        log("the machine did not get quiet; measuring anyway (see the 'other' column)")
 
 
 async def run_series(pool: ClientPool, series: Series, rates: Sequence[float], seconds: float,
@@ -918,6 +919,7 @@ async def run_series(pool: ClientPool, series: Series, rates: Sequence[float], s
             series.note = "stopped early (time budget)"
             log(f"{series.name}: time budget reached, skipping the higher rates")
             break
+        await wait_quiet(QUIET_WAIT[0] / 3, quiet=True)
         step = await run_step(pool, series, rate, seconds, publish, server_pid)
         if step.saturated:
             log(f"{series.name}: saturated at {rate:g}/s; not going higher")
@@ -1248,7 +1250,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="size of the reference frames (default 1260, what the hub's case envelopes measure)")
     p.add_argument("--quiet-wait", type=float, default=None,
                    help="before each series, wait at most this many seconds for other processes to go "
-                        "quiet (default 30; --quick 10; 0: do not wait)")
+                        "quiet, and a third of it before each rate (default 30; --quick 6; 0: do not wait)")
     p.add_argument("--demo-cases", type=int, default=200)
     p.add_argument("--cluster-all", action="store_true", help="run the 2-process phase for every client count")
     p.add_argument("--budget", type=float, default=None, help="minutes after which no new rate starts")
@@ -1264,7 +1266,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.budget = args.budget or (1.5 if args.quick else 8.0)
     args.hub_root = args.hub_root.resolve()
     if args.quiet_wait is None:
-        args.quiet_wait = 10.0 if args.quick else 30.0
+        args.quiet_wait = 6.0 if args.quick else 30.0
     QUIET_WAIT[0] = args.quiet_wait
     if args.keep_logs is not None:
         args.keep_logs.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,9 @@ class Fanout:
     on_gap: Callable[[], None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _need_catch_up: bool = False
+    _notified: int = 0
+    #: How long a message may take through the bus before it is read from PostgreSQL instead.
+    bus_grace: float = 0.3
     #: How many replays had to be read from PostgreSQL (the rest came from the ring or shared a read).
     replay_queries: int = 0
     _replays: dict[tuple[str, int, int], asyncio.Future[list[str] | None]] = field(
@@ -149,10 +152,25 @@ class Fanout:
             conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
         except OUTAGE_ERRORS:
             return None
-        await conn.add_listener(
-            "cityhub_live", lambda *_: None if self.bus.healthy else self._wake.set()
-        )
+        await conn.add_listener("cityhub_live", self._on_notify)
         return conn
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        """The relay wrote up to ``payload`` (a pos). Without the bus, read it now; with the bus,
+        read it only if the bus has not brought it shortly (it may have lost it)."""
+        try:
+            pos = int(str(payload))
+        except ValueError:
+            return
+        self._notified = max(self._notified, pos)
+        if not self.bus.healthy:
+            self._request_catch_up()
+        else:
+            asyncio.get_running_loop().call_later(self.bus_grace, self._check_behind)
+
+    def _check_behind(self) -> None:
+        if self.last_pos < self._notified:
+            self._request_catch_up()
 
     async def _catch_up(self) -> None:
         while True:

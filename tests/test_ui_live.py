@@ -496,3 +496,47 @@ def test_silent_socket_is_given_up_and_replaced(browser: Any, live_hub: Any) -> 
         assert p.unexpected_errors() == []
     finally:
         p.close()
+
+
+@pytest.mark.browser
+def test_resync_reloads_the_list_with_its_filters(browser: Any, live_hub: Any, users: Any) -> None:
+    """A resume the hub cannot serve (here: an offset past its head, as after a hub reset) is
+    answered with `resync`; the board reloads the list over REST with the filters it shows."""
+    p = open_board(browser, live_hub.base_url, "seat1")
+    try:
+        page = p.page
+        page.locator('[data-testid="filter-state-reported"]').check()
+        page.wait_for_function(
+            f"""() => document.getElementById("list-loading").hidden &&
+                [...document.querySelectorAll('{ROW}')].every(r => r.dataset.state === "reported")"""
+        )
+        positions = page.evaluate("window.cityhubLive.positions()")
+        assert "cases" in positions
+        page.evaluate(
+            """() => {
+                const key = "cityhub.live." + location.pathname;
+                const pos = JSON.parse(sessionStorage.getItem(key));
+                pos.cases.offset += 1000000;
+                sessionStorage.setItem(key, JSON.stringify(pos));
+            }"""
+        )
+        loads: list[str] = []
+        page.on(
+            "request",
+            lambda r: loads.append(r.url) if re.search(r"/api/cases\?", r.url) else None,
+        )
+        page.reload()
+        p.wait_live()
+        deadline = time.monotonic() + 5
+        while len(loads) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert len(loads) == 2, loads  # the page's own load, then the resync's
+        assert all("state=reported" in u for u in loads)
+        # And it goes on from the hub's head: a new report shows up.
+        case = users["seat2"].report(lon=103.802, lat=25.503)
+        page.wait_for_selector(row(case["id"], "reported"), timeout=LIVE_MS)
+        now = page.evaluate("window.cityhubLive.positions()")
+        assert now["cases"]["offset"] < positions["cases"]["offset"] + 1000000
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()

@@ -24,6 +24,7 @@ import { el } from "./dom.js";
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 15_000;
 const STABLE_MS = 60_000;
+const OPEN_TIMEOUT_MS = 10_000; // a handshake lost in a black hole would otherwise hang for minutes
 const DEFAULT_HEARTBEAT_S = 20;
 /** After this many failed attempts in a row the indicator says 已断开 (retries go on). */
 const OFFLINE_AFTER = 6;
@@ -168,8 +169,12 @@ export function connectLive(opts = {}) {
     ws = sock;
     connecting = false;
     let opened = false;
+    const openTimer = setTimeout(() => {
+      if (ws === sock && !opened) dropSocket("timeout");
+    }, OPEN_TIMEOUT_MS);
 
     sock.addEventListener("open", () => {
+      clearTimeout(openTimer);
       if (ws !== sock) return;
       opened = true;
       lastRx = Date.now();
@@ -181,6 +186,7 @@ export function connectLive(opts = {}) {
       handleFrame(ev.data);
     });
     sock.addEventListener("close", (ev) => {
+      clearTimeout(openTimer);
       if (ws !== sock) return;
       ws = null;
       stopWatchdog();

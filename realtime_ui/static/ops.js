@@ -168,10 +168,13 @@ function slim(g) {
 async function fetchGrids() {
   const cached = readGridCache();
   if (cached) return cached;
-  const [l1, l2] = await Promise.all([
-    api("/api/grids", { query: { level: 1, with_boundary: 1 } }),
-    api("/api/grids", { query: { level: 2, with_boundary: 1 } }),
-  ]);
+  // A server without ?with_boundary ignores it (no rings in the answer) or refuses it (400).
+  const list = (level) =>
+    api("/api/grids", { query: { level, with_boundary: 1 } }).catch((err) => {
+      if (err.status === 400) return api("/api/grids", { query: { level } });
+      throw err;
+    });
+  const [l1, l2] = await Promise.all([list(1), list(2)]);
   let level1 = l1.items || [];
   let level2 = l2.items || [];
   if (!hasRings(level1)) level1 = await withBoundaries(level1);

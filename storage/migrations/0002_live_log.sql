@@ -37,13 +37,15 @@ END $$;
 CREATE TRIGGER case_events_notify AFTER INSERT ON case_events
     FOR EACH STATEMENT EXECUTE FUNCTION case_events_notify();
 
--- Wake followers when the relay has written envelopes (carries the last pos).
+-- Tell every process the last pos the relay has written: one that has not received it through the
+-- bus shortly after reads it back from live_log (a message the bus lost is never waited for).
 CREATE FUNCTION live_log_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('cityhub_live', '');
+    PERFORM pg_notify('cityhub_live', (SELECT max(pos) FROM new_rows)::text);
     RETURN NULL;
 END $$;
 CREATE TRIGGER live_log_notify AFTER INSERT ON live_log
+    REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION live_log_notify();
 
 -- Single-use tickets for kiosks and big screens (hash only).
