@@ -15,7 +15,9 @@ What it does, all in one process against one PostgreSQL server:
    ``CaseService.transition`` for DISPATCH (new department, working-calendar deadline, three indexed
    columns change) and then ESCALATE (with a note) on every case, for ``--seconds`` per level.
    Reference, measured right after at the same concurrency and pool size: a raw asyncpg loop
-   inserting one row per statement (autocommit) into a scratch table shaped like ``case_events``.
+   inserting one row per statement (autocommit) into a scratch table shaped like ``case_events``
+   (``LIKE case_events INCLUDING ALL``: same columns, defaults and indexes; no foreign keys or
+   triggers).
 3. Case list: the write-phase rows are truncated, ``--cases``/10 cases are generated with one
    INSERT ... SELECT FROM generate_series (every tenth row of the final time line; the schema's
    indexes stay in place, ``--drop-indexes`` drops and recreates them instead), VACUUM ANALYZE,
@@ -450,14 +452,14 @@ async def bench_transitions(ctx: Ctx, ids: list[int]) -> None:
     per_level = cases_per_level(args)
     warm = WARMUP_CASES
     async with ctx.pool.acquire() as conn:
+        # The shape of case_events as migrated (columns, defaults, indexes, checks); LIKE copies
+        # neither foreign keys nor triggers, and the table gets its own sequence.
         await conn.execute(
             "DROP TABLE IF EXISTS bench_raw_events;"
-            " CREATE TABLE bench_raw_events ("
-            " seq bigserial PRIMARY KEY, case_id bigint NOT NULL, version integer NOT NULL,"
-            " action text NOT NULL, actor_id integer REFERENCES users (id),"
-            " at timestamptz NOT NULL DEFAULT now(), from_state text, to_state text NOT NULL,"
-            " note text NOT NULL DEFAULT '', data jsonb NOT NULL DEFAULT '{}'::jsonb,"
-            " attachment_ids bigint[] NOT NULL DEFAULT '{}', UNIQUE (case_id, version))"
+            " CREATE TABLE bench_raw_events (LIKE case_events INCLUDING ALL);"
+            " CREATE SEQUENCE bench_raw_events_seq OWNED BY bench_raw_events.seq;"
+            " ALTER TABLE bench_raw_events"
+            "   ALTER COLUMN seq SET DEFAULT nextval('bench_raw_events_seq')"
         )
     # The reference gets its own pool of the same size and connection setup as the hub's.
     raw_pool = await create_pool(ctx.dsn, max_size=ctx.state.settings.db_pool_max)
@@ -843,17 +845,27 @@ async def bench_list(ctx: Ctx, label: str) -> list[ComboResult]:
                 f"  max {max(res.latencies) * 1000:7.2f} ms"
                 f"  rows/query {res.rows / len(res.latencies):.0f}"
             )
-    # Which plans PostgreSQL's plan cache settled on (the pool hands out the most recently
-    # released connection, so the one acquired here is the one that ran the queries).
-    async with ctx.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE 'SELECT c.id, c.case_no%FROM cases c%ORDER BY%'"
-        )
-    ctx.results[f"plans {label}"] = (
-        len(rows),
-        sum(1 for r in rows if r["generic_plans"] > r["custom_plans"]),
-    )
+    # Which plans PostgreSQL's plan cache settled on, over every pooled connection (prepared
+    # statements live per connection; the relay and fan-out share the pool).
+    conns: list[Any] = []
+    n_stmt = n_generic = 0
+    try:
+        for _ in range(ctx.pool.get_size()):
+            conns.append(await asyncio.wait_for(ctx.pool.acquire(), 1.0))
+    except TimeoutError:
+        pass
+    try:
+        for conn in conns:
+            rows = await conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE 'SELECT c.id, c.case_no%FROM cases c%ORDER BY%'"
+            )
+            n_stmt += len(rows)
+            n_generic += sum(1 for r in rows if r["generic_plans"] > r["custom_plans"])
+    finally:
+        for conn in conns:
+            await ctx.pool.release(conn)
+    ctx.results[f"plans {label}"] = (n_stmt, n_generic)
     return out
 
 
@@ -1047,8 +1059,8 @@ def report(ctx: Ctx) -> None:
         for key in [k for k in r if k.startswith("plans ")]:
             n_stmt, n_generic = r[key]
             print(
-                f"plan cache ({key[6:]} cases): {n_stmt} list statements prepared,"
-                f" {n_generic} of them run with a generic plan"
+                f"plan cache ({key[6:]} cases): {n_stmt} prepared list statements (all pooled"
+                f" connections), {n_generic} of them running a generic plan"
             )
         for name, secs in r.get("load_timings", {}).items():
             print(f"load: {name}: {secs:.1f} s")

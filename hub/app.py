@@ -81,9 +81,24 @@ class SecurityHeadersMiddleware:
         (b"referrer-policy", b"same-origin"),
     )
     CSP = (
-        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
-        b" connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
+        " connect-src 'self'{ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
+
+    @classmethod
+    def csp(cls, scope: Scope) -> bytes:
+        """The policy, allowing the websocket listener (same host, its own port) for connections."""
+        ws = ""
+        state = getattr(scope.get("app"), "state", None)
+        hub = getattr(state, "hub", None) if state is not None else None
+        live = getattr(hub, "live", None)
+        if live is not None:
+            host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+            hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if hostname and all(c.isalnum() or c in ".-[]:" for c in hostname):
+                port = live.bound_port
+                ws = f" ws://{hostname}:{port} wss://{hostname}:{port}"
+        return cls.CSP.format(ws=ws).encode()
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -101,7 +116,7 @@ class SecurityHeadersMiddleware:
                     if k not in names:
                         headers.append((k, v))
                 if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", self.CSP))
+                    headers.append((b"content-security-policy", self.csp(scope)))
                 message["headers"] = headers
             await send(message)
 

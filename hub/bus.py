@@ -1,25 +1,24 @@
 """The bus between hub processes: it fans out, nothing more.
 
 PostgreSQL holds the truth; a process that misses bus messages catches up from ``live_log``. So the
-bus may lose messages during an outage, but it must say so: ``healthy`` turns False (and the state
-handlers are called) on any connection fault, and True again once it is back and subscribed to every
-topic, which is the moment for callers to resync from PostgreSQL.
+bus may lose messages during an outage, but it must say so: ``healthy`` turns False (state handlers
+called) on any connection fault, and True again once it is back and subscribed to every topic, which
+is when callers resync from PostgreSQL. ``publish`` never blocks and never raises: it returns False
+for a message it drops (bus unhealthy or outgoing queue full).
 
-- ``MemoryBus``: one process; ``publish`` delivers to local subscribers with ``loop.call_soon``, in
-  order. Always healthy.
-- ``RedisBus``: Redis pub/sub over two connections. The reader task owns the SUBSCRIBE connection; the
-  writer task owns the PUBLISH connection and drains a bounded queue, sending everything waiting in
-  one round trip (a pipeline). Messages this process publishes come back to it through Redis like
+- ``MemoryBus``: one process; delivers to local subscribers with ``loop.call_soon``, in order.
+- ``RedisBus``: Redis pub/sub. Messages a process publishes come back to it through Redis like
   anyone else's, so every process sees one order.
 
-Theory of operation of ``RedisBus``: a session connects both connections, subscribes every topic and
-sends a PING; the PONG comes after every subscription is confirmed, and only then is the bus healthy.
-A dead server is noticed within about two seconds even when idle: each connection pings when quiet
-and gives up when nothing answers (the reader after 1.5 s of silence, the writer after its 2 s socket
-timeout). On a fault: unhealthy at once (state handlers called once), one warning logged with the
-password redacted, the outgoing queue dropped, the connections closed, and a new session tried after
-an exponential backoff with jitter between ``reconnect_min`` and ``reconnect_max``. Nothing raises to
-callers: ``publish`` returns False while a message cannot be taken.
+Theory of operation of ``RedisBus``: a session opens two connections. The reader task owns the
+SUBSCRIBE one: it subscribes every topic, then PINGs; the PONG follows every subscription's
+confirmation, and only then is the bus healthy. The writer task owns the PUBLISH one: it drains a
+bounded queue, sending all that waits in one round trip (a pipeline). A dead server is noticed within
+about two seconds even when idle: a quiet connection PINGs every 0.5 s (the writer every 1 s), the
+reader gives up after 1.5 s without a byte, the writer after its 2 s socket timeout. On a fault:
+unhealthy at once (state handlers called once per outage), one warning with the password redacted,
+the outgoing queue dropped, the connections closed, and a new session after a backoff doubling from
+``reconnect_min`` to ``reconnect_max``, with jitter.
 """
 
 from __future__ import annotations
@@ -38,23 +37,22 @@ from redis.backoff import NoBackoff
 
 log = logging.getLogger("cityhub.bus")
 
-BusHandler = Callable[[bytes], None]
-StateHandler = Callable[[bool], None]
+BusHandler = Callable[[bytes], None]  # called on the event loop; must not block
+StateHandler = Callable[[bool], None]  # called with the new ``healthy`` on every change
 
 MAX_QUEUE = 10_000  # outgoing messages waiting for the writer
 MAX_BATCH = 1_000  # messages per pipelined round trip
-QUIET_PING = 0.5  # a connection silent this long sends a PING
-DEAD_AFTER = 1.5  # the reader gives up after this much silence (at least two PINGs unanswered)
-SOCKET_TIMEOUT = 2.0  # connect, and every reply the writer waits for
+QUIET_PING = 0.5  # the reader PINGs after this much silence (the writer after twice that)
+DEAD_AFTER = 1.5  # the reader gives up after this much silence (two PINGs unanswered)
+SOCKET_TIMEOUT = 2.0  # connecting, and each reply the writer waits for
 
 
 def redact(url: str) -> str:
-    """``url`` fit for logs: the password (after ``user:``, a lone ``user@`` which some clients take
-    as a password, and ``?password=``) replaced by ``****``."""
+    """``url`` fit for logs: the password (``user:pw@``, a lone ``pw@`` which some clients take for
+    a password, ``?password=``) replaced by ``****``."""
     scheme, sep, rest = url.partition("://")
     if sep:
-        authority = re.split(r"[?#]", rest, maxsplit=1)[0]
-        at = authority.rfind("@")
+        at = re.split(r"[?#]", rest, maxsplit=1)[0].rfind("@")  # the last @ before the query
         if at >= 0:
             user, colon, _ = rest[:at].partition(":")
             rest = f"{user}:****{rest[at:]}" if colon else f"****{rest[at:]}"
@@ -63,16 +61,18 @@ def redact(url: str) -> str:
 
 
 class Bus(Protocol):
-    name: str
+    name: str  # "memory" | "redis"
 
     @property
     def healthy(self) -> bool: ...
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Start delivering; never raises for a backend that is down (retries in the background)."""
 
     async def close(self) -> None: ...
 
-    def publish(self, topic: str, payload: bytes) -> bool: ...
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """Queue for every subscriber of ``topic`` (this process's too); False if dropped."""
 
     def subscribe(self, topic: str, handler: BusHandler) -> None: ...
 
@@ -88,8 +88,7 @@ def _dispatch(handlers: list[BusHandler], payload: bytes) -> None:
 
 
 class MemoryBus:
-    """One process: what is published reaches this process's subscribers on a later loop turn, in
-    publish order. Always healthy, so the state handlers are never called."""
+    """One process. Always healthy, so the state handlers are never called."""
 
     name = "memory"
 
@@ -107,8 +106,7 @@ class MemoryBus:
         self._handlers.clear()
 
     def publish(self, topic: str, payload: bytes) -> bool:
-        handlers = self._handlers.get(topic)
-        if handlers:
+        if handlers := self._handlers.get(topic):
             asyncio.get_running_loop().call_soon(_dispatch, list(handlers), payload)
         return True
 
@@ -120,9 +118,9 @@ class MemoryBus:
 
 
 class RedisBus:
-    """Redis pub/sub between processes (see the module docstring). Messages published here are
-    delivered back here through Redis, like any other process's. ``close()`` sends what is queued
-    (for up to a second) and does not call the state handlers."""
+    """Redis pub/sub between processes (see the module docstring). What this process publishes is
+    delivered back to it through Redis, like any other process's messages. ``close()`` sends what
+    is queued (for at most a second) and does not call the state handlers."""
 
     name = "redis"
 
@@ -135,34 +133,32 @@ class RedisBus:
         max_queue: int = MAX_QUEUE,
     ) -> None:
         try:
-            parse_url(url)
+            self._password = str(parse_url(url).get("password") or "")
         except ValueError as exc:
             raise ValueError(f"bad Redis URL {redact(url)}: {exc}") from None
         self._url = url
-        self._password = str(parse_url(url).get("password") or "")
-        self._min = reconnect_min
-        self._max = max(reconnect_max, reconnect_min)
+        self._min = max(reconnect_min, 0.01)  # never a busy loop
+        self._max = max(self._min, reconnect_max)
         self._handlers: dict[str, list[BusHandler]] = {}
         self._state_handlers: list[StateHandler] = []
-        self._healthy = False
-        self._closing = False
+        self._healthy = self._closing = False
         self._out: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
-        self._sub: AbstractConnection | None = None  # the live SUBSCRIBE connection
-        self._sends: set[asyncio.Task[None]] = set()  # SUBSCRIBEs of topics added while connected
+        self._sub: AbstractConnection | None = None  # the current SUBSCRIBE connection
+        self._sends: set[asyncio.Task[None]] = set()  # SUBSCRIBEs of topics added meanwhile
         self._tried = asyncio.Event()  # the first session got healthy or failed
+        self._up = False  # the current session got healthy
         self._warned = False  # this outage was logged
-        self._full = False  # a full queue was logged
-        self._up_once = False  # the current session got healthy
-        self.dropped = 0  # messages refused or dropped since start
+        self._full = False  # this full queue was logged
+        self.dropped = 0  # messages refused or dropped so far
 
     @property
     def healthy(self) -> bool:
         return self._healthy
 
     async def start(self) -> None:
-        """Connect in the background; wait (at most a few seconds) for the first attempt so that a
-        hub starting next to a running Redis starts healthy. Never raises for a Redis that is down."""
+        """Connect in the background, waiting (a few seconds at most) for the first attempt so that
+        a hub starting next to a running Redis starts healthy."""
         if self._task is None:
             self._closing = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-bus")
@@ -179,28 +175,25 @@ class RedisBus:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        self._task = None
-        self._healthy = False
+        self._task, self._healthy = None, False
         self._drop_queue()
 
     def publish(self, topic: str, payload: bytes) -> bool:
-        if not self._healthy or self._closing:
-            self.dropped += 1
-            return False
-        try:
-            self._out.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            self.dropped += 1
-            if not self._full:
-                self._full = True
-                log.warning("bus: outgoing queue full (%d); dropping messages", self._out.maxsize)
-            return False
-        return True
+        if self._healthy and not self._closing:
+            try:
+                self._out.put_nowait((topic, payload))
+                return True
+            except asyncio.QueueFull:
+                if not self._full:
+                    self._full = True
+                    log.warning("bus: outgoing queue full (%d): dropping", self._out.maxsize)
+        self.dropped += 1
+        return False
 
     def subscribe(self, topic: str, handler: BusHandler) -> None:
         new = topic not in self._handlers
         self._handlers.setdefault(topic, []).append(handler)
-        if new and self._sub is not None:
+        if new and self._sub is not None:  # connected: subscribe now, not at the next session
             task = asyncio.get_running_loop().create_task(self._send_subscribe(self._sub, topic))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
@@ -208,17 +201,16 @@ class RedisBus:
     def on_state(self, handler: StateHandler) -> None:
         self._state_handlers.append(handler)
 
-    # -- the session loop ---------------------------------------------------------------------
+    # -- sessions ------------------------------------------------------------------------------
 
     def _set_healthy(self, value: bool) -> None:
-        if value == self._healthy:
-            return
-        self._healthy = value
-        for handler in list(self._state_handlers):
-            try:
-                handler(value)
-            except Exception:
-                log.exception("bus state handler failed")
+        if value != self._healthy:
+            self._healthy = value
+            for handler in list(self._state_handlers):
+                try:
+                    handler(value)
+                except Exception:
+                    log.exception("bus state handler failed")
 
     def _drop_queue(self) -> None:
         while not self._out.empty():
@@ -227,22 +219,22 @@ class RedisBus:
             self.dropped += 1
         self._full = False
 
-    def _down(self, exc: BaseException) -> None:
+    def _down(self, exc: Exception) -> None:
         self._set_healthy(False)
         self._drop_queue()
         self._tried.set()
         reason = f"{type(exc).__name__}: {exc}"
         if self._password:
             reason = reason.replace(self._password, "****")
-        if not self._warned:
+        if self._warned:
+            log.debug("bus: Redis still unavailable (%s)", reason)
+        else:
             self._warned = True
             log.warning(
-                "bus: Redis at %s unavailable (%s); messages are dropped until it is back",
+                "bus: Redis at %s unavailable (%s); dropping messages until it is back",
                 redact(self._url),
                 reason,
             )
-        else:
-            log.debug("bus: reconnect failed (%s)", reason)
 
     async def _run(self) -> None:
         delay = self._min
@@ -252,13 +244,14 @@ class RedisBus:
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=SOCKET_TIMEOUT,
                 socket_keepalive=True,
-                health_check_interval=0,
-                protocol=2,
+                health_check_interval=0,  # we PING ourselves, from the task that reads
+                protocol=2,  # plain pub/sub replies (the URL may still ask for 3: both are read)
                 retry=Retry(NoBackoff(), 0),  # a fault ends the session; we reconnect ourselves
             )
+            self._up = False
             try:
                 await self._session(pool)
-            except Exception as exc:  # any fault, ours or the library's: report and retry
+            except Exception as exc:  # any fault, the server's or the library's: report, retry
                 self._down(exc)
             finally:
                 self._sub = None
@@ -266,15 +259,13 @@ class RedisBus:
                     task.cancel()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pool.aclose(), SOCKET_TIMEOUT)
-            delay = self._min if self._up_once else min(delay * 2, self._max)
+            delay = self._min if self._up else min(delay * 2, self._max)
             await asyncio.sleep(random.uniform(self._min, delay))
 
     async def _session(self, pool: ConnectionPool) -> None:
-        self._up_once = False
         pub: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
         sub: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        topics = list(self._handlers)
-        self._sub = sub  # from here on, new topics are subscribed at once
+        topics, self._sub = list(self._handlers), sub  # from here on, new topics go out at once
         if topics:
             await sub.send_command("SUBSCRIBE", *topics, check_health=False)
         await sub.send_command("PING", check_health=False)  # its PONG confirms the SUBSCRIBEs
@@ -282,17 +273,15 @@ class RedisBus:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()
-            raise ConnectionError("bus task ended")  # pragma: no cover (they loop until a fault)
+                task.result()  # raises the fault (both loop until one)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _send_subscribe(self, conn: AbstractConnection, topic: str) -> None:
-        # A fault here is the reader's to notice; never reconnect a connection of an old session.
-        if conn is self._sub and conn.is_connected:
-            with contextlib.suppress(Exception):
+        if conn is self._sub and conn.is_connected:  # never reconnect an old session's connection
+            with contextlib.suppress(Exception):  # a fault here is the reader's to notice
                 await conn.send_command("SUBSCRIBE", topic, check_health=False)
 
     async def _read(self, conn: AbstractConnection) -> None:
@@ -305,16 +294,15 @@ class RedisBus:
                 last_rx = now
                 kind = msg[0] if isinstance(msg, list) and msg else msg
                 if kind == b"message" and len(msg) == 3:
-                    handlers = self._handlers.get(msg[1].decode("utf-8", "replace"))
-                    if handlers:
+                    if handlers := self._handlers.get(msg[1].decode("utf-8", "replace")):
                         _dispatch(list(handlers), msg[2])
                 elif kind in (b"pong", b"PONG") and not self._healthy:
-                    self._up_once, self._warned = True, False
+                    self._up, self._warned = True, False
                     self._tried.set()
                     log.info("bus: Redis at %s connected", redact(self._url))
                     self._set_healthy(True)
-            if now - last_rx >= DEAD_AFTER:
-                raise TimeoutError(f"no answer from Redis in {DEAD_AFTER} s")
+            elif now - last_rx >= DEAD_AFTER:
+                raise TimeoutError(f"Redis silent for {now - last_rx:.1f} s")
             if now - last_rx >= QUIET_PING and now - last_ping >= QUIET_PING:
                 await conn.send_command("PING", check_health=False)
                 last_ping = now
@@ -322,19 +310,17 @@ class RedisBus:
     async def _write(self, conn: AbstractConnection) -> None:
         while True:
             try:
-                first = await asyncio.wait_for(self._out.get(), QUIET_PING * 2)
+                async with asyncio.timeout(2 * QUIET_PING):
+                    batch = [await self._out.get()]
             except TimeoutError:
                 await conn.send_command("PING", check_health=False)
                 await conn.read_response()  # within SOCKET_TIMEOUT, or the session ends
                 continue
-            batch = [first]
             while len(batch) < MAX_BATCH and not self._out.empty():
                 batch.append(self._out.get_nowait())
             try:
-                await conn.send_packed_command(
-                    conn.pack_commands([("PUBLISH", topic, data) for topic, data in batch]),
-                    check_health=False,
-                )
+                commands = [("PUBLISH", topic, payload) for topic, payload in batch]
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
                 for _ in batch:
                     await conn.read_response()
             finally:

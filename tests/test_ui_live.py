@@ -206,6 +206,38 @@ def test_live_js_has_no_inner_html() -> None:
         assert not re.search(r"<script>|<style>|\sstyle=\"|\son[a-z]+=\"", text), name
 
 
+def _csp_allows(csp: str, page_url: str, ws_url: str) -> bool:
+    """Whether ``connect-src`` (or ``default-src``) of a CSP lets ``page_url`` open ``ws_url``."""
+    directives = {
+        d.split()[0]: d.split()[1:] for d in (x.strip() for x in csp.split(";")) if d.strip()
+    }
+    sources = directives.get("connect-src", directives.get("default-src", []))
+    page, ws = httpx.URL(page_url), httpx.URL(ws_url)
+    ws_origin = f"{ws.scheme}://{ws.host}:{ws.port}"
+    for src in sources:
+        if src in ("*", f"{ws.scheme}:"):
+            return True
+        if src == "'self'" and ws.host == page.host and ws.port == page.port:
+            return True
+        if src.rstrip("/") in (ws_origin, f"{ws_origin}/ws"):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", ["/board", "/ops"])
+def test_pages_csp_lets_them_reach_the_websocket(live_hub: Any, path: str) -> None:
+    """The pages' Content-Security-Policy must allow the websocket's origin (its own port)."""
+    seat = ApiUser(live_hub.base_url, "seat1")
+    try:
+        ws_url = seat.get("/api/live")["url"]
+        r = httpx.get(f"{live_hub.base_url}{path}", timeout=10)
+        assert r.status_code == 200, r.text
+        csp = r.headers.get("content-security-policy", "")
+        assert _csp_allows(csp, f"{live_hub.base_url}{path}", ws_url), (csp, ws_url)
+    finally:
+        seat.close()
+
+
 @pytest.mark.browser
 def test_helpers_backoff_and_versions(browser: Any, live_hub: Any) -> None:
     """live.js's pure helpers, run in the browser as the pages use them."""
