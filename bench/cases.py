@@ -117,38 +117,43 @@ def dsn_for(base: str, dbname: str) -> str:
 
 
 class CpuMeter:
+    """CPU time of this process and of the embedded server's processes over an interval. A server
+    process that exits during the interval (an autovacuum worker, a closed connection) takes its
+    share with it, so the server figure is a lower bound."""
+
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
 
-    def _server_seconds(self) -> float | None:
+    def _server(self) -> dict[int, float] | None:
         if self.server_pid is None:
             return None
         try:
             import psutil  # type: ignore[import-untyped]
 
             root = psutil.Process(self.server_pid)
-            total = 0.0
+            out = {}
             for p in [root, *root.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     t = p.cpu_times()
-                    total += t.user + t.system
-            return total
+                    out[p.pid] = t.user + t.system
+            return out
         except Exception:
             return None
 
-    def start(self) -> tuple[float, float, float | None]:
-        return time.perf_counter(), time.process_time(), self._server_seconds()
+    def start(self) -> tuple[float, float, dict[int, float] | None]:
+        return time.perf_counter(), time.process_time(), self._server()
 
-    def stop(self, mark: tuple[float, float, float | None]) -> tuple[float, float | None]:
+    def stop(
+        self, mark: tuple[float, float, dict[int, float] | None]
+    ) -> tuple[float, float | None]:
         """(client CPU, server CPU) as a share of one core over the interval."""
         wall = time.perf_counter() - mark[0]
         client = (time.process_time() - mark[1]) / wall
-        srv = self._server_seconds()
-        server = None if srv is None or mark[2] is None else (srv - mark[2]) / wall
-        if server is not None and server < 0:  # backends exited meanwhile: unknown
-            server = None
-        # Server CPU of backends that exited meanwhile is lost; it is a lower bound.
-        return client, server
+        now, before = self._server(), mark[2]
+        if now is None or before is None:
+            return client, None
+        used = sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items())
+        return client, max(0.0, used) / wall
 
 
 # ---------------------------------------------------------------------------------------------

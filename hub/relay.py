@@ -77,6 +77,9 @@ class Relay:
     publish: Callable[[Batch], None]
     epoch: str = ""
     poll: float = 0.25
+    #: How long envelopes are kept for resume.
+    retention_hours: int = 72
+    _pruned_at: float = -1e9
     is_leader: bool = False
     _cursor: tuple[str, int] = ("0", 0)
     _pos: int = 0
@@ -115,6 +118,7 @@ class Relay:
             log.info("relay: leading from cursor %s pos %d", self._cursor, self._pos)
             while not stop.is_set():
                 moved = await self.cycle()
+                await self.prune()
                 if moved >= BATCH:
                     continue
                 wake.clear()
@@ -151,6 +155,20 @@ class Relay:
                 r["channel"]: r["head"]
                 for r in await conn.fetch("SELECT channel, head FROM live_heads")
             }
+
+    async def prune(self) -> int:
+        """Drop envelopes older than the retention (at most once a minute). A client asking for
+        older offsets is answered ``not_recovered`` and reloads over REST."""
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < 60:
+            return 0
+        self._pruned_at = now
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM live_log WHERE at < now() - make_interval(hours => $1)",
+                self.retention_hours,
+            )
+        return int(status.split()[-1])
 
     async def cycle(self) -> int:
         """Relay what has committed since the cursor; returns how many events were relayed."""

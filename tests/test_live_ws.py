@@ -387,3 +387,47 @@ async def test_dead_peer_is_detected_by_heartbeat(
         peer.close()
     finally:
         await close_state(state)
+
+
+@pytest.mark.parametrize("first_xid", ["early", "late"])
+async def test_events_committed_out_of_sequence_order_are_not_skipped(
+    hub_state: HubState, login: Any, first_xid: str
+) -> None:
+    """Transaction A appends an event (lower seq) but commits after B (higher seq), whichever of the
+    two took its transaction id first: the client still gets both, once each."""
+    case_id, seat = await registered_case(login)
+    client = LiveClient(ws_url(hub_state), await token_of(seat))
+    await client.open()
+    await client.subscribe("cases")
+    insert = (
+        "INSERT INTO case_events (case_id, version, action, actor_id, from_state, to_state, note)"
+        " VALUES ($1, $2, 'escalate', $3, 'registered', 'registered', $4) RETURNING seq"
+    )
+    uid = seat.user["id"]
+    async with hub_state.pool.acquire() as a, hub_state.pool.acquire() as b:
+        ta, tb = a.transaction(), b.transaction()
+        await ta.start()
+        await tb.start()
+        if first_xid == "early":
+            await a.fetchval("SELECT pg_current_xact_id()")
+        else:
+            await b.fetchval("SELECT pg_current_xact_id()")
+        seq_a = await a.fetchval(insert, case_id, 1001, uid, "A")
+        seq_b = await b.fetchval(insert, case_id, 1002, uid, "B")
+        assert seq_a < seq_b
+        await tb.commit()
+        await asyncio.sleep(0.8)  # several relay passes while A is still open
+        await ta.commit()
+
+    def notes() -> list[str]:
+        return [
+            e["data"]["event"]["note"]
+            for e in client.events.get("cases", [])
+            if e["data"]["event"]["note"] in ("A", "B")
+        ]
+
+    await client.wait(lambda: len(notes()) >= 2)
+    await asyncio.sleep(0.5)
+    assert sorted(notes()) == ["A", "B"]
+    assert not client.problems
+    await client.close()
