@@ -77,6 +77,8 @@ class Relay:
     publish: Callable[[Batch], None]
     epoch: str = ""
     poll: float = 0.25
+    #: After a wake-up, wait this long so that one pass relays the commits that follow closely.
+    coalesce: float = 0.005
     #: How long envelopes are kept for resume.
     retention_hours: int = 72
     _pruned_at: float = -1e9
@@ -133,6 +135,9 @@ class Relay:
                     stopper.cancel()
                 if conn.is_closed():
                     raise ConnectionError("relay connection lost")
+                if wake.is_set() and self.coalesce > 0:
+                    # Let concurrent commits gather: one pass relays them together.
+                    await asyncio.sleep(self.coalesce)
         finally:
             self.is_leader = False
             with contextlib.suppress(Exception):

@@ -214,7 +214,10 @@ async def list_cases(
     where: list[str] = []
     args: list[Any] = []
     _scope_sql(scope, where, args)
-    if f.states:
+    if len(f.states) == 1:  # a scalar lets PostgreSQL read an index in order (not = ANY(array))
+        args.append(f.states[0])
+        where.append(f"c.state = ${len(args)}")
+    elif f.states:
         args.append(list(f.states))
         where.append(f"c.state = ANY(${len(args)}::text[])")
     if f.category_id is not None:

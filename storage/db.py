@@ -132,7 +132,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         schema="pg_catalog",
         format="binary",
     )
-    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Released connections are not reset: the hub holds no session state on pooled connections
+    (advisory locks are released by their holders, LISTEN uses dedicated connections), and asyncpg's
+    default reset (``RESET ALL`` and friends) costs a round trip per acquire."""
 
 
 async def create_pool(dsn: str, *, min_size: int = 0, max_size: int = 16) -> asyncpg.Pool:
@@ -143,7 +148,8 @@ async def create_pool(dsn: str, *, min_size: int = 0, max_size: int = 16) -> asy
             max_size=max_size,
             init=_init_connection,
             command_timeout=30,
-            server_settings={"application_name": "cityhub"},
+            server_settings={"application_name": "cityhub", "timezone": "UTC"},
+            reset=_no_reset,
         )
     assert pool is not None
     return pool
