@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark of the case service: transition throughput and case-list latency.
 
-Run ``python bench/cases.py`` (about 4 minutes on 2 cores) or ``python bench/cases.py --quick``
-(under a minute). See ``docs/benchmarks.md`` for what each figure means and the last results.
+Run ``python bench/cases.py`` (about 3 minutes on 2 cores) or ``python bench/cases.py --quick``
+(about 30 seconds). ``docs/benchmarks.md`` says what each figure means and holds the last results.
 
 What it does, all in one process against one PostgreSQL server:
 
@@ -11,8 +11,9 @@ What it does, all in one process against one PostgreSQL server:
    ``hub.app.build_state`` and loads the demo city (``storage.demo.load_demo``: users, grids,
    departments, categories and 1,000 cases whose attributes and texts serve as templates).
 2. Transitions: fresh ``registered`` cases are bulk-inserted (row + two events, one INSERT ... SELECT
-   each); then 1, 8 and 64 concurrent writers, each taking its own cases, call
-   ``CaseService.transition`` for DISPATCH (new department, working-calendar deadline, three indexed
+   each), then the hub state is rebuilt with the live picture on (relay, fan-out, websockets; not
+   with ``--no-live``). 1, 8 and 64 concurrent writers, each taking its own cases, call
+   ``CaseService.transition`` for DISPATCH (new department, working-calendar deadline, indexed
    columns change) and then ESCALATE (with a note) on every case, for ``--seconds`` per level.
    Reference, measured right after at the same concurrency and pool size: a raw asyncpg loop
    inserting one row per statement (autocommit) into a scratch table shaped like ``case_events``

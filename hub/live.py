@@ -139,17 +139,17 @@ def may_receive(viewer: Viewer, ev: CaseEventFacts) -> bool:
 
 
 def envelope(channel: str, epoch: str, offset: int, type_: str, ts: str, data: Any) -> str:
-    """One envelope, encoded once and sent as is to every client (and stored for resume)."""
-    return orjson.dumps(
-        {
-            "channel": channel,
-            "epoch": epoch,
-            "offset": offset,
-            "type": type_,
-            "ts": ts,
-            "data": data,
-        }
+    """One envelope (the data encoded here; see ``envelope_raw`` to reuse an encoded payload)."""
+    return envelope_raw(channel, epoch, offset, type_, ts, orjson.dumps(data).decode())
+
+
+def envelope_raw(channel: str, epoch: str, offset: int, type_: str, ts: str, data_json: str) -> str:
+    """One envelope around an already encoded ``data``: an event going to several channels is
+    encoded once; each channel's envelope only adds its own header."""
+    head = orjson.dumps(
+        {"channel": channel, "epoch": epoch, "offset": offset, "type": type_, "ts": ts}
     ).decode()
+    return head[:-1] + ',"data":' + data_json + "}"
 
 
 def control(type_: str, **fields: Any) -> str:

@@ -187,11 +187,17 @@ class Relay:
             batch: Batch = []
             heads = dict(self._heads)
             pos = self._pos
+            summaries: dict[int, dict[str, Any]] = {}  # one case summary per case and pass
             for r in rows:
                 case = cases.get(r["case_id"])
                 if case is None:
                     continue
-                data = self._event_data(r, case)
+                summary = summaries.get(case.id)
+                if summary is None:
+                    summary = summaries[case.id] = orjson.loads(
+                        orjson.dumps(self.cases.case_json(case))
+                    )
+                data_json = orjson.dumps(self._event_data(r, summary)).decode()
                 grid = (
                     self.cases.catalog.grids.get(r["grid_id"]) if r["grid_id"] is not None else None
                 )
@@ -206,7 +212,9 @@ class Relay:
                     pos += 1
                     offset = heads.get(channel, 0) + 1
                     heads[channel] = offset
-                    frame = live.envelope(channel, self.epoch, offset, "case.updated", ts, data)
+                    frame = live.envelope_raw(
+                        channel, self.epoch, offset, "case.updated", ts, data_json
+                    )
                     batch.append(
                         (
                             pos,
@@ -252,35 +260,34 @@ class Relay:
             self.publish(batch)
         return len(rows)
 
-    def _event_data(self, r: asyncpg.Record, case: q.CaseRow) -> dict[str, Any]:
-        summary = self.cases.case_json(case)
-        # The state after *this* event (the row may already be further along).
+    def _event_data(self, r: asyncpg.Record, summary: dict[str, Any]) -> dict[str, Any]:
+        """The case summary as of this event: its state, version and department after the move
+        (the row may already be further along), and the event itself."""
         state = wf.CaseState(r["to_state"])
-        summary.update(
-            version=r["version"],
-            state=state.value,
-            state_label=wf.label(state),
-            department=None
-            if r["department_id"] is None
-            else {
-                "id": r["department_id"],
-                "name": getattr(self.cases.catalog.departments.get(r["department_id"]), "name", ""),
-            },
-        )
+        dep_id = r["department_id"]
+        dep = self.cases.catalog.departments.get(dep_id) if dep_id is not None else None
         try:
             action_label = wf.label(wf.Action(r["action"]))
         except ValueError:
             action_label = r["action"]
-        summary["event"] = {
-            "seq": r["seq"],
-            "action": r["action"],
-            "action_label": action_label,
-            "from_state": r["from_state"],
-            "to_state": r["to_state"],
-            "actor": None
-            if r["actor_id"] is None
-            else {"id": r["actor_id"], "display_name": r["actor_name"]},
-            "at": r["at"],
-            "note": r["note"],
+        return {
+            **summary,
+            "version": r["version"],
+            "state": state.value,
+            "state_label": wf.label(state),
+            "department": None
+            if dep_id is None
+            else {"id": dep_id, "name": dep.name if dep else ""},
+            "event": {
+                "seq": r["seq"],
+                "action": r["action"],
+                "action_label": action_label,
+                "from_state": r["from_state"],
+                "to_state": r["to_state"],
+                "actor": None
+                if r["actor_id"] is None
+                else {"id": r["actor_id"], "display_name": r["actor_name"]},
+                "at": r["at"],
+                "note": r["note"],
+            },
         }
-        return orjson.loads(orjson.dumps(summary))  # type: ignore[no-any-return]
