@@ -9,7 +9,6 @@ Changes are made over the API with bearer tokens (httpx), as another user would 
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -136,7 +135,6 @@ class Page:
             viewport={"width": width, "height": height},
             locale="zh-CN",
             timezone_id=tz,
-            bypass_csp=os.environ.get("TMP_BYPASS_CSP") == "1",
         )
         self.ctx.set_default_timeout(TIMEOUT_MS)
         self.page = self.ctx.new_page()
