@@ -104,7 +104,9 @@ async def grid_at(conn: asyncpg.Connection, lon: float, lat: float) -> int | Non
 _POINT = re.compile(r"\(([-0-9.eE+]+),([-0-9.eE+]+)\)")
 
 
-async def grid_boundaries(conn: asyncpg.Connection, level: int | None) -> dict[int, list[list[float]]]:
+async def grid_boundaries(
+    conn: asyncpg.Connection, level: int | None
+) -> dict[int, list[list[float]]]:
     with map_pg_errors():
         rows = await conn.fetch(
             "SELECT id, boundary::text AS b FROM grids WHERE $1::int IS NULL OR level = $1", level
