@@ -10,46 +10,59 @@ import asyncio
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub import passwords
 from hub import workflow as wf
-from hub.auth import ALL_ROLES, SESSION_COOKIE, Principal, require, user_json
-from hub.codes import ComponentId
+from hub.api_common import (
+    STATE_VALUES,
+    BigId,
+    Id,
+    Str200,
+    Str4000,
+    client_ip,
+    hub,
+    path_int,
+    principal,
+    query_int,
+    query_time,
+)
+from hub.api_reference import (
+    get_component_endpoint,
+    get_grid,
+    list_categories,
+    list_components_endpoint,
+    list_departments,
+    list_grids,
+    lookup_grid,
+)
+from hub.api_users import (
+    ADMIN,
+    CreateUserBody,
+    UpdateUserBody,
+    create_user,
+    list_users,
+    update_user,
+)
+from hub.auth import ALL_ROLES, SESSION_COOKIE, user_json
 from hub.errors import (
     BadRequest,
-    Forbidden,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from hub.http import ApiRoute, JSONResponse, decode_json
-from hub.service import SOURCES, NewCase, attachment_json, check_coordinates
-from hub.state import HubState
+from hub.service import SOURCES, NewCase, attachment_json
 from storage import cases as q
 from storage import users as user_store
 from storage.attachments import safe_label
-from storage.catalog import (
-    ComponentRow,
-    get_component,
-    grid_at,
-    grid_boundaries,
-    grid_boundary,
-    list_components,
-)
 from storage.db import connect, map_pg_errors
 from storage.search import query_terms
-
-Str200 = Annotated[str, msgspec.Meta(max_length=200)]
-Str4000 = Annotated[str, msgspec.Meta(max_length=4000)]
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
-BigId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,92 +94,6 @@ class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     reject_reason: Annotated[str, msgspec.Meta(max_length=20)] | None = None
     duplicate_of: BigId | None = None
     attachment_ids: Annotated[list[BigId], msgspec.Meta(max_length=9)] = []
-
-
-class CreateUserBody(msgspec.Struct, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{2,64}$")]
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
-    password: Annotated[str, msgspec.Meta(max_length=256)]
-    role: Annotated[str, msgspec.Meta(max_length=20)]
-    department_id: Id | None = None
-    grid_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] = []
-
-
-class UpdateUserBody(msgspec.Struct, forbid_unknown_fields=True):
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
-    password: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    active: bool | None = None
-    grid_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def hub(request: Request) -> HubState:
-    state: HubState = request.app.state.hub
-    return state
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
-async def principal(request: Request, roles: frozenset[wf.Role] = ALL_ROLES) -> Principal:
-    p = await hub(request).auth.principal(request, method=request.method)
-    require(p, roles)
-    return p
-
-
-def path_int(request: Request, name: str) -> int:
-    raw = request.path_params[name]
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise NotFound("请求的资源不存在") from None
-    if not 1 <= value <= 2**63 - 1:
-        raise NotFound("请求的资源不存在")
-    return value
-
-
-def query_int(request: Request, name: str, *, lo: int = 1, hi: int = 2**31 - 1) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(
-            f"参数 {name} 须为整数", code="invalid_field", details={"field": name}
-        ) from None
-    if not lo <= value <= hi:
-        raise BadRequest(f"参数 {name} 超出范围", code="invalid_field", details={"field": name})
-    return value
-
-
-def query_float(request: Request, name: str) -> float:
-    raw = request.query_params.get(name)
-    try:
-        return float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"参数 {name} 须为数值", code="bad_coordinates") from None
-
-
-def query_time(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(
-            f"参数 {name} 须为 ISO 8601 时间", code="invalid_field", details={"field": name}
-        ) from None
-    if value.tzinfo is None:  # a local time of the city
-        value = value.replace(tzinfo=hub(request).cases.calendar.tz)
-    return value
-
-
-STATE_VALUES = frozenset(s.value for s in wf.CaseState)
 
 
 # -- auth ----------------------------------------------------------------------------------
@@ -419,279 +346,6 @@ async def get_attachment(request: Request) -> Response:
             "Content-Security-Policy": "default-src 'none'; sandbox",
         },
     )
-
-
-# -- reference data ------------------------------------------------------------------------
-
-
-async def list_categories(request: Request) -> Response:
-    await principal(request)
-    cats = hub(request).catalog.categories.values()
-    return JSONResponse(
-        {
-            "items": [
-                {
-                    "id": c.id,
-                    "code": c.code,
-                    "kind": c.kind,
-                    "major_code": c.major_code,
-                    "major_name": c.major_name,
-                    "minor_code": c.minor_code,
-                    "name": c.minor_name,
-                    "time_limit": None
-                    if c.time_limit_value is None
-                    else {
-                        "value": c.time_limit_value,
-                        "unit": c.time_limit_unit,
-                        "text": c.time_limit_text,
-                    },
-                    "urgency": c.urgency,
-                    "default_department_id": c.default_department_id,
-                }
-                for c in cats
-                if c.active
-            ]
-        }
-    )
-
-
-async def list_departments(request: Request) -> Response:
-    await principal(request)
-    deps = hub(request).catalog.departments.values()
-    return JSONResponse(
-        {
-            "items": [
-                {"id": d.id, "code": d.code, "name": d.name, "is_coordinating": d.is_coordinating}
-                for d in deps
-                if d.active
-            ]
-        }
-    )
-
-
-def _grid_json(g: Any) -> dict[str, Any]:
-    return {
-        "id": g.id,
-        "code": g.code,
-        "name": g.name,
-        "level": g.level,
-        "parent_id": g.parent_id,
-        "area_m2": g.area_m2,
-    }
-
-
-async def list_grids(request: Request) -> Response:
-    await principal(request)
-    level = query_int(request, "level", lo=1, hi=2)
-    parent = query_int(request, "parent_id")
-    with_boundary = request.query_params.get("with_boundary", "") in ("1", "true")
-    items = [
-        _grid_json(g)
-        for g in hub(request).catalog.grids.values()
-        if (level is None or g.level == level) and (parent is None or g.parent_id == parent)
-    ]
-    if with_boundary:
-        async with connect(hub(request).pool) as conn:
-            rings = await grid_boundaries(conn, level)
-        for item in items:
-            item["boundary"] = rings.get(item["id"])
-    return JSONResponse({"items": items})
-
-
-async def get_grid(request: Request) -> Response:
-    await principal(request)
-    h = hub(request)
-    gid = path_int(request, "grid_id")
-    g = h.catalog.grids.get(gid)
-    if g is None:
-        raise NotFound("网格不存在")
-    async with connect(h.pool) as conn:
-        boundary = await grid_boundary(conn, gid)
-    return JSONResponse({**_grid_json(g), "boundary": boundary})
-
-
-async def lookup_grid(request: Request) -> Response:
-    await principal(request)
-    h = hub(request)
-    lon, lat = query_float(request, "lon"), query_float(request, "lat")
-    check_coordinates(lon, lat)
-    async with connect(h.pool) as conn:
-        gid = await grid_at(conn, lon, lat)
-    if gid is None:
-        raise NotFound("该位置不在任何网格内", code="outside_city")
-    return JSONResponse(_grid_json(h.catalog.grids[gid]))
-
-
-def _component_json(c: ComponentRow, h: HubState) -> dict[str, Any]:
-    cat = h.catalog.categories.get(c.category_id)
-    code = ComponentId.parse(c.id)
-    return {
-        "id": c.id,
-        "county_code": code.county,
-        "class_code": code.class_code,
-        "serial": code.serial,
-        "category": None
-        if cat is None
-        else {"id": cat.id, "code": cat.code, "name": cat.minor_name},
-        "name": c.name,
-        "owner_department_id": c.owner_department_id,
-        "maintainer_department_id": c.maintainer_department_id,
-        "grid_id": c.grid_id,
-        "state": c.state,
-        "lon": c.lon,
-        "lat": c.lat,
-        "data_source": c.data_source,
-        "installed_on": c.installed_on,
-        "updated_at": c.updated_at,
-    }
-
-
-async def list_components_endpoint(request: Request) -> Response:
-    await principal(request)
-    h = hub(request)
-    grid_id = query_int(request, "grid_id")
-    grid_ids = tuple(sorted(h.catalog.expand_grids([grid_id]))) or (-1,) if grid_id else ()
-    after = request.query_params.get("after")
-    if after is not None:
-        ComponentId.parse(after)
-    limit = query_int(request, "limit", lo=1, hi=500) or 100
-    async with connect(h.pool) as conn:
-        rows = await list_components(
-            conn,
-            grid_ids=grid_ids,
-            category_id=query_int(request, "category_id"),
-            after=after,
-            limit=limit + 1,
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return JSONResponse(
-        {
-            "items": [_component_json(c, h) for c in rows],
-            "next_after": rows[-1].id if more and rows else None,
-        }
-    )
-
-
-async def get_component_endpoint(request: Request) -> Response:
-    await principal(request)
-    h = hub(request)
-    cid = request.path_params["component_id"]
-    ComponentId.parse(cid)
-    async with connect(h.pool) as conn:
-        row = await get_component(conn, cid)
-    if row is None:
-        raise NotFound("部件不存在", details={"component_id": cid})
-    return JSONResponse(_component_json(row, h))
-
-
-# -- users (admin) -------------------------------------------------------------------------
-
-ADMIN = frozenset({wf.Role.ADMIN})
-
-
-async def list_users(request: Request) -> Response:
-    await principal(request, ADMIN)
-    async with connect(hub(request).pool) as conn:
-        users = await user_store.list_users(conn)
-    return JSONResponse({"items": [user_json(u) for u in users]})
-
-
-def check_user_shape(
-    h: HubState, role: str, department_id: int | None, grid_ids: list[int]
-) -> None:
-    try:
-        r = wf.Role(role)
-    except ValueError:
-        raise ValidationFailed(
-            "角色无效", details={"field": "role", "allowed": [x.value for x in wf.Role]}
-        ) from None
-    if (r is wf.Role.DEPARTMENT) != (department_id is not None):
-        raise ValidationFailed("只有部门人员须指定部门", details={"field": "department_id"})
-    if department_id is not None and department_id not in h.catalog.departments:
-        raise ValidationFailed("部门不存在", code="unknown_department")
-    if grid_ids and r is not wf.Role.SUPERVISOR:
-        raise ValidationFailed("只有监督员可分配网格", details={"field": "grid_ids"})
-    unknown = [g for g in grid_ids if g not in h.catalog.grids]
-    if unknown:
-        raise ValidationFailed(
-            "网格不存在", code="unknown_grid", details={"grid_ids": unknown[:20]}
-        )
-
-
-async def create_user(request: Request) -> Response:
-    p = await principal(request, ADMIN)
-    h = hub(request)
-    body = await decode_json(request, CreateUserBody, h.settings.max_json_bytes)
-    check_user_shape(h, body.role, body.department_id, body.grid_ids)
-    hashed = await asyncio.to_thread(passwords.hash_password, body.password)
-    async with connect(h.pool) as conn:
-        with map_pg_errors():
-            async with conn.transaction():
-                uid = await user_store.insert_user(
-                    conn,
-                    username=body.username,
-                    display_name=body.display_name,
-                    password_hash=hashed,
-                    role=body.role,
-                    department_id=body.department_id,
-                    grid_ids=sorted(set(body.grid_ids)),
-                )
-                await user_store.audit(
-                    conn,
-                    user_id=p.user.id,
-                    action="user_create",
-                    target=f"user:{uid}",
-                    detail={"username": body.username, "role": body.role},
-                    ip=client_ip(request),
-                )
-        user = await user_store.get_user(conn, uid)
-    assert user is not None
-    return JSONResponse(user_json(user), status_code=201)
-
-
-async def update_user(request: Request) -> Response:
-    p = await principal(request, ADMIN)
-    h = hub(request)
-    uid = path_int(request, "user_id")
-    body = await decode_json(request, UpdateUserBody, h.settings.max_json_bytes)
-    hashed = None
-    if body.password is not None:
-        hashed = await asyncio.to_thread(passwords.hash_password, body.password)
-    async with connect(h.pool) as conn:
-        current = await user_store.get_user(conn, uid)
-        if current is None:
-            raise NotFound("用户不存在")
-        if body.grid_ids is not None:
-            check_user_shape(h, current.role, current.department_id, body.grid_ids)
-        if uid == p.user.id and body.active is False:
-            raise Forbidden("不能停用自己的账户", code="self_disable")
-        with map_pg_errors():
-            async with conn.transaction():
-                await user_store.update_user(
-                    conn,
-                    uid,
-                    display_name=body.display_name,
-                    password_hash=hashed,
-                    active=body.active,
-                    grid_ids=None if body.grid_ids is None else sorted(set(body.grid_ids)),
-                )
-                changed = [
-                    k
-                    for k in ("display_name", "password", "active", "grid_ids")
-                    if getattr(body, k) is not None
-                ]
-                await user_store.audit(
-                    conn,
-                    user_id=p.user.id,
-                    action="user_update",
-                    target=f"user:{uid}",
-                    detail={"changed": changed},
-                    ip=client_ip(request),
-                )
-        user = await user_store.get_user(conn, uid)
-    assert user is not None
-    return JSONResponse(user_json(user))
 
 
 # -- live updates --------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 async def _add_user(settings: Settings, args: argparse.Namespace, password: str) -> int:
     from hub import passwords
-    from hub.api import check_user_shape
+    from hub.api_users import check_user_shape
     from hub.app import build_state, close_state
     from storage import users as user_store
     from storage.db import map_pg_errors
