@@ -37,7 +37,7 @@ STATE_TOPIC = "cityhub:state"
 
 class Subscriber(Protocol):
     def deliver(
-        self, channel: str, offset: int, frame: str, facts: live.CaseEventFacts | None
+        self, channel: str, offset: int, frame: str | bytes, facts: live.CaseEventFacts | None
     ) -> None: ...
 
 
@@ -117,8 +117,9 @@ class Fanout:
             subs = self.subscribers.get(channel)
             if subs:
                 facts = live.CaseEventFacts(dep, prev_dep, grid, None)
+                data = frame.encode()  # once for every subscriber
                 for sub in list(subs):
-                    sub.deliver(channel, offset, frame, facts)
+                    sub.deliver(channel, offset, data, facts)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Catch up from ``live_log`` when told to (a hole, the bus down) and, while the bus is down,

@@ -48,7 +48,7 @@ CLOSE_BAD_CLIENT = 4400
 class Sub:
     offset: int
     replaying: bool = False
-    pending: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    pending: list[tuple[int, str | bytes]] = dataclasses.field(default_factory=list)
 
 
 class Session:
@@ -67,7 +67,7 @@ class Session:
     # -- delivery (called synchronously by the fan-out) -------------------------------------
 
     def deliver(
-        self, channel: str, offset: int, frame: str, facts: live.CaseEventFacts | None
+        self, channel: str, offset: int, frame: str | bytes, facts: live.CaseEventFacts | None
     ) -> None:
         sub = self.subs.get(channel)
         if sub is None:
@@ -84,7 +84,7 @@ class Session:
         sub.offset = offset
         self.write(frame)
 
-    def write(self, frame: str) -> None:
+    def write(self, frame: str | bytes) -> None:
         if self.overflowed:
             return
         conn = self.conn
@@ -95,7 +95,7 @@ class Session:
             self._overflow()
             return
         try:
-            conn.protocol.send_text(frame.encode())
+            conn.protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
             conn.send_data()
             self.sent += 1
         except Exception as exc:  # the peer went away mid-write: the handler will clean up
@@ -251,10 +251,10 @@ class Session:
                 replayed = len(frames)
                 sub.offset = plan.upto
             pending, sub.pending = sub.pending, []
-            for off, frame in pending:
+            for off, pending_frame in pending:
                 if off == sub.offset + 1:
                     sub.offset = off
-                    self.write(frame)
+                    self.write(pending_frame)
         if plan.kind == "not_recovered":
             sub.pending.clear()
             self.write(

@@ -78,7 +78,11 @@ def test_watch_prints_events_and_resumes(live_hub: LiveHub) -> None:
         assert proc.stdin is not None
         proc.stdin.write("Seat#2026\n")
         proc.stdin.close()
-        time.sleep(2)  # subscribed
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # control messages go to standard error
+            if '"type":"subscribed"' in proc.stderr.readline():
+                break
         cid = _escalate(live_hub, token, 3)
         lines = _read_lines(proc, 3)
         assert [e["channel"] for e in lines] == ["cases"] * 3
