@@ -133,7 +133,9 @@ def tree_cpu(roots: Sequence[int]) -> float:
             continue
         pid = int(entry.name)
         parents[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+        # utime + stime, and cutime + cstime: the CPU of its children that have exited (PostgreSQL's
+        # short-lived workers and backends), which would otherwise look like someone else's.
+        cpu[pid] = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
     mine = set(r for r in roots if r in cpu)
     children: dict[int, list[int]] = {}
     for pid, ppid in parents.items():
@@ -223,7 +225,9 @@ def _client_frame(opcode: int, payload: bytes) -> bytes:
 
 
 class RawClient(asyncio.Protocol):
-    def __init__(self, rec: Recorder, request: bytes, ready_marker: bytes, first_message: bytes | None) -> None:
+    def __init__(
+        self, rec: Recorder, request: bytes, ready_marker: bytes, first_message: bytes | None
+    ) -> None:
         self.rec = rec
         self.request = request
         self.ready_marker = ready_marker
@@ -342,13 +346,28 @@ async def _client_main(pipe: Connection, index: int) -> None:
     loop = asyncio.get_running_loop()
     rec = Recorder()
     clients: list[RawClient] = []
+    tasks: set[asyncio.Task[None]] = set()
     done = loop.create_future()
     parent = os.getppid()
 
-    async def connect(host: str, port: int, path: str, headers: list[tuple[str, str]], n: int,
-                      ready_marker: bytes, first_message: bytes | None, concurrency: int) -> None:
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
-                 f"Sec-WebSocket-Key: {WS_KEY}", "Sec-WebSocket-Version: 13"]
+    async def connect(
+        host: str,
+        port: int,
+        path: str,
+        headers: list[tuple[str, str]],
+        n: int,
+        ready_marker: bytes,
+        first_message: bytes | None,
+        concurrency: int,
+    ) -> None:
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {WS_KEY}",
+            "Sec-WebSocket-Version: 13",
+        ]
         lines += [f"{k}: {v}" for k, v in headers]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode()
         sem = asyncio.Semaphore(concurrency)
@@ -358,8 +377,12 @@ async def _client_main(pipe: Connection, index: int) -> None:
         async def one() -> None:
             async with sem:
                 try:
-                    _, proto = await asyncio.wait_for(loop.create_connection(
-                        lambda: RawClient(rec, request, ready_marker, first_message), host, port), 20)
+                    _, proto = await asyncio.wait_for(
+                        loop.create_connection(
+                            lambda: RawClient(rec, request, ready_marker, first_message), host, port
+                        ),
+                        20,
+                    )
                     clients.append(proto)
                     await asyncio.wait_for(proto.ready, 30)
                 except Exception as exc:  # reported to the controller
@@ -377,7 +400,9 @@ async def _client_main(pipe: Connection, index: int) -> None:
             return
         kind = cmd[0]
         if kind == "connect":
-            loop.create_task(connect(*cmd[1:]))
+            task = loop.create_task(connect(*cmd[1:]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         elif kind == "reset":
             rec.reset()
             pipe.send(("ok",))
@@ -385,14 +410,13 @@ async def _client_main(pipe: Connection, index: int) -> None:
             pipe.send(("count", rec.n, rec.closed, rec.last))
         elif kind == "stats":
             pipe.send(("stats", rec.summary()))
-        elif kind == "quit":
-            if not done.done():
-                done.set_result(None)
+        elif kind == "quit" and not done.done():
+            done.set_result(None)
 
     loop.add_reader(pipe.fileno(), on_command)
 
     async def watch_parent() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == parent:  # noqa: ASYNC110 (polling: nothing to wait on)
             await asyncio.sleep(1)
         if not done.done():
             done.set_result(None)
@@ -417,25 +441,40 @@ class ClientPool:
         self.procs: list[Any] = []
         for i in range(procs):
             ours, theirs = ctx.Pipe()
-            p = ctx.Process(target=client_process, args=(theirs, i), daemon=True, name=f"fanout-clients-{i}")
+            p = ctx.Process(
+                target=client_process, args=(theirs, i), daemon=True, name=f"fanout-clients-{i}"
+            )
             p.start()
             theirs.close()
             self.pipes.append(ours)
             self.procs.append(p)
         PROCS.append(self)
 
-    async def _ask(self, pipe: Connection, msg: tuple[Any, ...], timeout: float) -> Any:
+    async def _ask(self, pipe: Connection, msg: tuple[Any, ...], within: float) -> Any:
         pipe.send(msg)
-        return await arecv(pipe, timeout)
+        return await arecv(pipe, within)
 
-    async def ask_all(self, msg: tuple[Any, ...], timeout: float = 30) -> list[Any]:
-        return list(await asyncio.gather(*(self._ask(p, msg, timeout) for p in self.pipes)))
+    async def ask_all(self, msg: tuple[Any, ...], within: float = 30) -> list[Any]:
+        return list(await asyncio.gather(*(self._ask(p, msg, within) for p in self.pipes)))
 
-    async def connect(self, host: str, port: int, path: str, headers: list[tuple[str, str]], n: int,
-                      ready_marker: bytes, first_message: bytes | None) -> tuple[int, int, list[str], float]:
-        shares = [n // len(self.pipes) + (1 if i < n % len(self.pipes) else 0) for i in range(len(self.pipes))]
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: list[tuple[str, str]],
+        n: int,
+        ready_marker: bytes,
+        first_message: bytes | None,
+    ) -> tuple[int, int, list[str], float]:
+        shares = [
+            n // len(self.pipes) + (1 if i < n % len(self.pipes) else 0)
+            for i in range(len(self.pipes))
+        ]
         for pipe, share in zip(self.pipes, shares, strict=True):
-            pipe.send(("connect", host, port, path, headers, share, ready_marker, first_message, 100))
+            pipe.send(
+                ("connect", host, port, path, headers, share, ready_marker, first_message, 100)
+            )
         replies = [await arecv(p, 60 + n / 50) for p in self.pipes]
         ok = sum(r[1] for r in replies)
         failed = sum(r[2] for r in replies)
@@ -464,14 +503,19 @@ class ClientPool:
             PROCS.remove(self)
 
 
-async def arecv(pipe: Connection, timeout: float) -> Any:
+async def arecv(pipe: Connection, within: float) -> Any:
     """``pipe.recv()`` without blocking the event loop (nor leaving a thread behind)."""
     if not pipe.poll():
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(pipe.fileno(), lambda: fut.done() or fut.set_result(None))
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(pipe.fileno(), ready)
         try:
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(fut, within)
         finally:
             loop.remove_reader(pipe.fileno())
     return pipe.recv()
@@ -510,11 +554,20 @@ async def _reference_main(port: int, ready: Any) -> None:
         finally:
             subscribers.discard(conn)
 
-    async with serve(handler, "127.0.0.1", port, max_size=64 * 1024, max_queue=16, ping_interval=20,
-                     ping_timeout=20, compression=None, server_header=None):
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        max_size=64 * 1024,
+        max_queue=16,
+        ping_interval=20,
+        ping_timeout=20,
+        compression=None,
+        server_header=None,
+    ):
         ready.set()
         parent = os.getppid()
-        while os.getppid() == parent:
+        while os.getppid() == parent:  # noqa: ASYNC110 (polling: nothing to wait on)
             await asyncio.sleep(1)
 
 
@@ -523,7 +576,9 @@ class ReferenceServer:
         ctx = mp.get_context("spawn")
         self.port = free_port()
         ready = ctx.Event()
-        self.proc = ctx.Process(target=reference_process, args=(self.port, ready), daemon=True, name="fanout-ref")
+        self.proc = ctx.Process(
+            target=reference_process, args=(self.port, ready), daemon=True, name="fanout-ref"
+        )
         self.proc.start()
         PROCS.append(self)
         if not ready.wait(30):
@@ -531,7 +586,7 @@ class ReferenceServer:
 
     @property
     def pid(self) -> int:
-        return int(self.proc.pid)
+        return int(self.proc.pid or 0)
 
     def stop(self) -> None:
         if self.proc.is_alive():
@@ -604,8 +659,15 @@ class Service:
 
 def spawn(name: str, args: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> Service:
     with log_path.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     svc = Service(name, proc, log_path)
     PROCS.append(svc)
     return svc
@@ -626,18 +688,30 @@ class Hub:
     ws_port: int
 
 
-async def start_hub(name: str, scratch: Path, hub_root: Path, env: dict[str, str], *, leader: bool | None,
-                    timeout: float = 90) -> Hub:
+async def start_hub(
+    name: str,
+    scratch: Path,
+    hub_root: Path,
+    env: dict[str, str],
+    *,
+    leader: bool | None,
+    within: float = 90,
+) -> Hub:
     import httpx
 
     port, ws_port = free_port(), free_port()
     data = scratch / name
     data.mkdir(mode=0o755, exist_ok=True)
     args = [sys.executable, "-m", "hub.cli", "serve", "--data-dir", str(data), "--port", str(port)]
-    svc = spawn(name, args, scratch / f"{name}.log", hub_env(hub_root, {**env, "CITYHUB_WS_PORT": str(ws_port)}),
-                hub_root)
+    svc = spawn(
+        name,
+        args,
+        scratch / f"{name}.log",
+        hub_env(hub_root, {**env, "CITYHUB_WS_PORT": str(ws_port)}),
+        hub_root,
+    )
     hub = Hub(svc, f"http://127.0.0.1:{port}", ws_port)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2) as http:
         while time.monotonic() < deadline:
             if svc.proc.poll() is not None:
@@ -650,15 +724,17 @@ async def start_hub(name: str, scratch: Path, hub_root: Path, env: dict[str, str
                     if leader is None or (relay == "leader") == leader:
                         return hub
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"hub {name} not ready in {timeout:.0f} s:\n{svc.tail()}")
+    raise RuntimeError(f"hub {name} not ready in {within:.0f} s:\n{svc.tail()}")
 
 
 async def login(hub: Hub) -> str:
     import httpx
 
     async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.post(f"{hub.http}/api/auth/login",
-                            json={"username": SEAT_USER, "password": SEAT_PASSWORD, "token": True})
+        r = await http.post(
+            f"{hub.http}/api/auth/login",
+            json={"username": SEAT_USER, "password": SEAT_PASSWORD, "token": True},
+        )
         r.raise_for_status()
         return str(r.json()["token"])
 
@@ -670,8 +746,27 @@ async def start_redis(scratch: Path) -> tuple[Service, str]:
     port = free_port()
     d = scratch / "redis"
     d.mkdir()
-    svc = spawn("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                          "--dir", str(d), "--daemonize", "no"], scratch / "redis.log", dict(os.environ), d)
+    svc = spawn(
+        "redis",
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(d),
+            "--daemonize",
+            "no",
+        ],
+        scratch / "redis.log",
+        dict(os.environ),
+        d,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
@@ -708,13 +803,20 @@ class Writer:
 
         data = scratch / "writer"
         data.mkdir(mode=0o755, exist_ok=True)
-        settings = Settings(data_dir=data, database_url=Secret(dsn), secret_key=Secret("bench-fanout"),
-                            log_level="WARNING", db_pool_max=24)
+        settings = Settings(
+            data_dir=data,
+            database_url=Secret(dsn),
+            secret_key=Secret("bench-fanout"),
+            log_level="WARNING",
+            db_pool_max=24,
+        )
         state = await build_state(settings, live=False)
         async with state.pool.acquire() as conn:
             users = await list_users(conn)
-            rows = await conn.fetch("SELECT id, version FROM cases WHERE state = ANY($1::text[]) ORDER BY id",
-                                    [s.value for s in wf.OPEN_STATES])
+            rows = await conn.fetch(
+                "SELECT id, version FROM cases WHERE state = ANY($1::text[]) ORDER BY id",
+                [s.value for s in wf.OPEN_STATES],
+            )
         seat = next(u for u in users if u.username == SEAT_USER)
         return cls(state, make_actor(seat, state.catalog), [(r["id"], r["version"]) for r in rows])
 
@@ -731,14 +833,19 @@ class Writer:
 
         try:
             await self.state.cases.transition(
-                self.actor, case_id, version, wf.Command(action=wf.Action.ESCALATE, note=f"压测督办 #{i}，请尽快处置")
+                self.actor,
+                case_id,
+                version,
+                wf.Command(action=wf.Action.ESCALATE, note=f"压测督办 #{i}，请尽快处置"),
             )
             self.committed += 1
             version += 1
         except Conflict:
             self.failed += 1
             async with self.state.pool.acquire() as conn:
-                version = int(await conn.fetchval("SELECT version FROM cases WHERE id = $1", case_id))
+                version = int(
+                    await conn.fetchval("SELECT version FROM cases WHERE id = $1", case_id)
+                )
         except Exception:
             self.failed += 1
         self.free.append((case_id, version))
@@ -813,8 +920,31 @@ class Series:
         ok = [s for s in self.steps if s.ok]
         return max(ok, key=lambda s: s.deliveries) if ok else None
 
+    def keeps_up(self) -> Step | None:
+        """The highest rate whose frames all arrived at (nearly) the offered pace, whatever the latency."""
+        ok = [
+            s
+            for s in self.steps
+            if s.complete and s.deliveries >= 0.95 * s.send_rate * self.clients
+        ]
+        return max(ok, key=lambda s: s.deliveries) if ok else None
+
     def peak(self) -> Step | None:
         return max(self.steps, key=lambda s: s.deliveries) if self.steps else None
+
+
+class Budget:
+    """The run's time, shared out among the series still to come (each gets its part plus what
+    the earlier ones left)."""
+
+    def __init__(self, minutes: float, series: int) -> None:
+        self.end = time.monotonic() + minutes * 60
+        self.left = series
+
+    def next_deadline(self) -> float:
+        share = max(0.0, self.end - time.monotonic()) / max(1, self.left)
+        self.left -= 1
+        return time.monotonic() + share
 
 
 def percentile(hist: dict[int, int], total: int, p: float) -> float:
@@ -833,8 +963,14 @@ def percentile(hist: dict[int, int], total: int, p: float) -> float:
 Publisher = Callable[[float, float], Awaitable[tuple[int, float]]]
 
 
-async def run_step(pool: ClientPool, series: Series, rate: float, seconds: float, publish: Publisher,
-                   server_pid: int) -> Step:
+async def run_step(
+    pool: ClientPool,
+    series: Series,
+    rate: float,
+    seconds: float,
+    publish: Publisher,
+    server_pid: int,
+) -> Step:
     step = Step(series.name, series.clients, rate)
     await pool.ask_all(("reset",))
     cpu0, ccpu0, m0, own0 = proc_cpu(server_pid), pool.cpu(), machine_busy(), tree_cpu(ROOT_PIDS)
@@ -897,19 +1033,30 @@ async def wait_quiet(max_wait: float, quiet: bool = False) -> None:
         m1, own1 = machine_busy(), tree_cpu(ROOT_PIDS)
         if not m0 or not m1 or m1[1] <= m0[1]:
             return
-        others = 100 * cores * (m1[0] - m0[0]) / (m1[1] - m0[1]) - 100 * (own1 - own0) / (time.monotonic() - t0)
+        others = 100 * cores * (m1[0] - m0[0]) / (m1[1] - m0[1]) - 100 * (own1 - own0) / (
+            time.monotonic() - t0
+        )
         calm = calm + 1 if others < 15 else 0
         if calm >= 2:
             return
         if first and not quiet:
-            log(f"other processes use {others:.0f}% of a core; waiting up to {max_wait:.0f} s for quiet")
+            log(
+                f"other processes use {others:.0f}% of a core; waiting up to {max_wait:.0f} s for quiet"
+            )
             first = False
     if not quiet:
         log("the machine did not get quiet; measuring anyway (see the 'other' column)")
 
 
-async def run_series(pool: ClientPool, series: Series, rates: Sequence[float], seconds: float,
-                     publish: Publisher, server_pid: int, deadline: float) -> None:
+async def run_series(
+    pool: ClientPool,
+    series: Series,
+    rates: Sequence[float],
+    seconds: float,
+    publish: Publisher,
+    server_pid: int,
+    deadline: float,
+) -> None:
     await wait_quiet(QUIET_WAIT[0])
     # A short unrecorded warm-up at the first rate.
     await run_step(pool, series, rates[0], min(1.0, seconds), publish, server_pid)
@@ -920,7 +1067,12 @@ async def run_series(pool: ClientPool, series: Series, rates: Sequence[float], s
             break
         await wait_quiet(QUIET_WAIT[0] / 3, quiet=True)
         step = await run_step(pool, series, rate, seconds, publish, server_pid)
-        if step.others > DISTURBED and QUIET_WAIT[0] > 0 and time.monotonic() < deadline:
+        if (
+            step.others > DISTURBED
+            and not step.ok
+            and QUIET_WAIT[0] > 0
+            and time.monotonic() < deadline
+        ):
             # Other processes took the CPU during this step: measure it once more after a pause.
             log(f"  disturbed ({format_step(step)}); measuring again")
             await asyncio.sleep(2 if step.saturated else 0.5)
@@ -934,6 +1086,10 @@ async def run_series(pool: ClientPool, series: Series, rates: Sequence[float], s
             log(f"{series.name}: saturated at {rate:g}/s; not going higher")
             break
         await asyncio.sleep(0.5)
+
+
+def cluster_clients(args: argparse.Namespace) -> list[int]:
+    return list(args.clients) if args.cluster_all else list(args.clients[:1])
 
 
 def rates_for(args: argparse.Namespace, clients: int) -> list[float]:
@@ -970,40 +1126,64 @@ def paced(send_one: Callable[[int], Awaitable[bool]]) -> Publisher:
 # Phases
 
 
-async def phase_reference(args: argparse.Namespace, results: list[Series], deadline: float) -> None:
+async def phase_reference(args: argparse.Namespace, results: list[Series], budget: Budget) -> None:
     from websockets.asyncio.client import connect
 
     ref = ReferenceServer()
     make = reference_frame_maker(args.frame_bytes)
     try:
         for n in args.clients:
+            deadline = budget.next_deadline()
             series = Series("bare websockets", n)
             results.append(series)
             pool = ClientPool(args.client_procs)
             try:
-                ok, failed, errors, secs = await pool.connect("127.0.0.1", ref.port, "/ws", [], n, b'"hello"', None)
+                ok, failed, errors, secs = await pool.connect(
+                    "127.0.0.1", ref.port, "/ws", [], n, b'"hello"', None
+                )
                 series.connected, series.connect_s = ok, secs
-                log(f"reference: {ok} clients connected in {secs:.1f} s" + (f", {failed} failed: {errors}" if failed else ""))
+                log(
+                    f"reference: {ok} clients connected in {secs:.1f} s"
+                    + (f", {failed} failed: {errors}" if failed else "")
+                )
                 if ok < n:
                     series.note = f"only {ok}/{n} connected"
                     series.clients = ok
                     if not ok:
                         continue
-                async with connect(f"ws://127.0.0.1:{ref.port}/pub", compression=None, max_queue=None) as pub:
+                async with connect(
+                    f"ws://127.0.0.1:{ref.port}/pub", compression=None, max_queue=None
+                ) as pub:
 
                     async def send_one(i: int) -> bool:
                         await pub.send(make(i))
                         return True
 
-                    await run_series(pool, series, rates_for(args, n), args.seconds, paced(send_one), ref.pid, deadline)
+                    await run_series(
+                        pool,
+                        series,
+                        rates_for(args, n),
+                        args.seconds,
+                        paced(send_one),
+                        ref.pid,
+                        deadline,
+                    )
             finally:
                 pool.stop()
     finally:
         ref.stop()
 
 
-async def phase_hub(args: argparse.Namespace, results: list[Series], deadline: float, scratch: Path, dsn: str,
-                    writer: Writer, *, cluster: bool) -> None:
+async def phase_hub(
+    args: argparse.Namespace,
+    results: list[Series],
+    budget: Budget,
+    scratch: Path,
+    dsn: str,
+    writer: Writer,
+    *,
+    cluster: bool,
+) -> None:
     env = {"CITYHUB_DATABASE_URL": dsn, "CITYHUB_DB_POOL_MAX": "16"}
     started: list[Service] = []
     try:
@@ -1024,17 +1204,26 @@ async def phase_hub(args: argparse.Namespace, results: list[Series], deadline: f
             log("hub ready (relay leader)")
         token = await login(target)
         subscribe = b'{"type":"subscribe","channels":["cases"]}'
-        for n in (args.clients[:1] if cluster and not args.cluster_all else args.clients):
+        for n in cluster_clients(args) if cluster else args.clients:
+            deadline = budget.next_deadline()
             series = Series(label, n)
             results.append(series)
             pool = ClientPool(args.client_procs)
             try:
                 ok, failed, errors, secs = await pool.connect(
-                    "127.0.0.1", target.ws_port, "/ws", [("Authorization", f"Bearer {token}")], n,
-                    b'"subscribed"', subscribe)
+                    "127.0.0.1",
+                    target.ws_port,
+                    "/ws",
+                    [("Authorization", f"Bearer {token}")],
+                    n,
+                    b'"subscribed"',
+                    subscribe,
+                )
                 series.connected, series.connect_s = ok, secs
-                log(f"{label}: {ok} clients connected and subscribed in {secs:.1f} s"
-                    + (f", {failed} failed: {errors}" if failed else ""))
+                log(
+                    f"{label}: {ok} clients connected and subscribed in {secs:.1f} s"
+                    + (f", {failed} failed: {errors}" if failed else "")
+                )
                 if ok < n:
                     series.note = f"only {ok}/{n} connected"
                     series.clients = ok
@@ -1050,15 +1239,21 @@ async def phase_hub(args: argparse.Namespace, results: list[Series], deadline: f
                     if writer.inflight:
                         await asyncio.wait(set(writer.inflight), timeout=10)
                     if writer.starved > s0:
-                        log(f"  writer could not keep up: {writer.starved - s0} commits skipped (all cases busy)")
+                        log(
+                            f"  writer could not keep up: {writer.starved - s0} commits skipped (all cases busy)"
+                        )
                     return writer.committed - c0, first
 
                 rates = rates_for(args, n)
                 if cluster:
-                    single = next((s for s in results if s.name == "cityhub 1 proc" and s.clients == n), None)
+                    single = next(
+                        (s for s in results if s.name == "cityhub 1 proc" and s.clients == n), None
+                    )
                     if single is not None and single.steps:
                         rates = [r for r in rates if r <= single.steps[-1].rate] or rates[:1]
-                await run_series(pool, series, rates, args.seconds, publish, server.svc.proc.pid, deadline)
+                await run_series(
+                    pool, series, rates, args.seconds, publish, server.svc.proc.pid, deadline
+                )
             finally:
                 pool.stop()
     finally:
@@ -1070,11 +1265,26 @@ async def prepare_database(scratch: Path, hub_root: Path, dsn: str, cases: int) 
     data = scratch / "demo"
     data.mkdir(mode=0o755)
     env = hub_env(hub_root, {"CITYHUB_DATABASE_URL": dsn})
-    args = [sys.executable, "-m", "hub.cli", "demo", "--demo-cases", str(cases), "--data-dir", str(data)]
+    args = [
+        sys.executable,
+        "-m",
+        "hub.cli",
+        "demo",
+        "--demo-cases",
+        str(cases),
+        "--data-dir",
+        str(data),
+    ]
     for attempt in range(3):
         t0 = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(*args, cwd=hub_root, env=env, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=hub_root,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), 180)
         except BaseException:
@@ -1098,48 +1308,81 @@ def fmt(v: float, digits: int = 1) -> str:
 
 
 def format_step(s: Step) -> str:
-    return (f"{s.series} x{s.clients}: rate {s.rate:g}/s sent {s.sent} -> {s.received}/{s.expected} frames, "
-            f"{s.deliveries:,.0f} deliveries/s, p50 {fmt(s.p50)} ms p99 {fmt(s.p99)} ms, "
-            f"server cpu {fmt(s.server_cpu, 0)}% ({fmt(s.us_per_delivery)} us/delivery), clients cpu {fmt(s.client_cpu, 0)}%, machine {fmt(s.machine, 0)}%, "
-            f"others {fmt(s.others, 0)}%"
-            + (f", {s.resyncs} resyncs" if s.resyncs else "") + (f", {s.closed} closed" if s.closed else ""))
+    return (
+        f"{s.series} x{s.clients}: rate {s.rate:g}/s sent {s.sent} -> {s.received}/{s.expected} frames, "
+        f"{s.deliveries:,.0f} deliveries/s, p50 {fmt(s.p50)} ms p99 {fmt(s.p99)} ms, "
+        f"server cpu {fmt(s.server_cpu, 0)}% ({fmt(s.us_per_delivery)} us/delivery), clients cpu {fmt(s.client_cpu, 0)}%, machine {fmt(s.machine, 0)}%, "
+        f"others {fmt(s.others, 0)}%"
+        + (f", {s.resyncs} resyncs" if s.resyncs else "")
+        + (f", {s.closed} closed" if s.closed else "")
+    )
 
 
 def report(args: argparse.Namespace, results: list[Series], started: float) -> str:
     lines: list[str] = []
     w = lines.append
     w("")
-    w(f"Live fan-out, {datetime.now().strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} "
-      f"{platform.python_version()}, websockets {ws_version()}, {os.cpu_count()} cores, "
-      f"{args.client_procs} client processes, {args.seconds:g} s per rate")
-    w(f"NOTE: clients ({args.client_procs} processes), server, PostgreSQL and the writer share the "
-      f"{os.cpu_count()} cores: figures are a floor; compare with the bare server of the same run.")
+    w(
+        f"Live fan-out, {datetime.now().strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} "
+        f"{platform.python_version()}, websockets {ws_version()}, {os.cpu_count()} cores, "
+        f"{args.client_procs} client processes, {args.seconds:g} s per rate"
+    )
+    w(
+        f"NOTE: clients ({args.client_procs} processes), server, PostgreSQL and the writer share the "
+        f"{os.cpu_count()} cores: figures are a floor; compare with the bare server of the same run."
+    )
     w("")
-    head = (f"{'series':<38} {'clients':>7} {'rate/s':>8} {'sent/s':>8} {'deliv/s':>9} {'got %':>6} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>7} {'us/del':>6} {'cli cpu':>7} {'mach':>5} {'other':>6} {'bytes':>6}")
+    head = (
+        f"{'series':<38} {'clients':>7} {'rate/s':>8} {'sent/s':>8} {'deliv/s':>9} {'got %':>6} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>7} {'us/del':>6} {'cli cpu':>7} {'mach':>5} {'other':>6} {'bytes':>6}"
+    )
     w(head)
     w("-" * len(head))
     for ser in results:
         for s in ser.steps:
             got = 100 * s.received / s.expected if s.expected else math.nan
-            flags = ("" if s.ok else " *") + (f" resync {s.resyncs}" if s.resyncs else "") + (
-                f" closed {s.closed}" if s.closed else "")
-            w(f"{ser.name:<38} {ser.clients:>7} {s.rate:>8g} {s.send_rate:>8.1f} {s.deliveries:>9,.0f} {fmt(got):>6} "
-              f"{fmt(s.p50):>8} {fmt(s.p99):>8} {fmt(s.server_cpu, 0):>6}% {fmt(s.us_per_delivery):>6} {fmt(s.client_cpu, 0):>6}% "
-              f"{fmt(s.machine, 0):>4}% {fmt(s.others, 0):>5}% {s.frame_bytes:>6.0f}{flags}")
+            flags = (
+                ("" if s.ok else " *")
+                + (f" resync {s.resyncs}" if s.resyncs else "")
+                + (f" closed {s.closed}" if s.closed else "")
+            )
+            w(
+                f"{ser.name:<38} {ser.clients:>7} {s.rate:>8g} {s.send_rate:>8.1f} {s.deliveries:>9,.0f} {fmt(got):>6} "
+                f"{fmt(s.p50):>8} {fmt(s.p99):>8} {fmt(s.server_cpu, 0):>6}% {fmt(s.us_per_delivery):>6} {fmt(s.client_cpu, 0):>6}% "
+                f"{fmt(s.machine, 0):>4}% {fmt(s.others, 0):>5}% {s.frame_bytes:>6.0f}{flags}"
+            )
         if not ser.steps:
             w(f"{ser.name:<38} {ser.clients:>7}  (no steps: {ser.note or 'failed'})")
-    w("(* = p99 >= 50 ms or frames missing; srv cpu: the websocket server process and cli cpu: the client")
-    w(" processes, 100% = one core; us/del: server CPU microseconds per delivered frame; mach: the whole")
+    w(
+        "(* = p99 >= 50 ms or frames missing; srv cpu: the websocket server process and cli cpu: the client"
+    )
+    w(
+        " processes, 100% = one core; us/del: server CPU microseconds per delivered frame; mach: the whole"
+    )
     w(" machine, 100% = all cores busy; other: CPU used by")
     w(" processes outside this run, 100% = one core: above ~10% the step was disturbed)")
     w("")
-    w("Saturation (highest deliveries/s with p99 < 50 ms and every frame delivered; peak = max seen):")
+    w(
+        "Saturation: sustained = highest deliveries/s with p99 < 50 ms and every frame delivered; keeps up ="
+    )
+    w("highest deliveries/s still at >= 95 % of the offered pace (any latency); peak = max seen:")
     for ser in results:
-        b, p = ser.best(), ser.peak()
-        w(f"  {ser.name:<38} x{ser.clients:<5} connect {ser.connect_s:5.1f} s  "
-          + (f"sustained {b.deliveries:>9,.0f}/s at {b.rate:g}/s (p99 {fmt(b.p99)} ms)" if b else "sustained: none")
-          + (f"  peak {p.deliveries:,.0f}/s" if p else "") + (f"  [{ser.note}]" if ser.note else ""))
+        b, k, p = ser.best(), ser.keeps_up(), ser.peak()
+        w(
+            f"  {ser.name:<38} x{ser.clients:<5} connect {ser.connect_s:4.1f} s  "
+            + (
+                f"sustained {b.deliveries:>7,.0f}/s at {b.rate:g}/s (p99 {fmt(b.p99)})"
+                if b
+                else f"{'sustained: none':<41}"
+            )
+            + (
+                f"  keeps up {k.deliveries:>7,.0f}/s (p50 {fmt(k.p50)}, p99 {fmt(k.p99)} ms)"
+                if k
+                else "  keeps up: none"
+            )
+            + (f"  peak {p.deliveries:,.0f}/s" if p else "")
+            + (f"  [{ser.note}]" if ser.note else "")
+        )
     w("")
     for n in args.clients:
         ref = next((s for s in results if s.name == "bare websockets" and s.clients == n), None)
@@ -1149,28 +1392,58 @@ def report(args: argparse.Namespace, results: list[Series], started: float) -> s
             if rb and hb:
                 ratio = hb.deliveries / rb.deliveries
                 verdict = "meets" if ratio >= GOAL_RATIO else "misses"
-                w(f"cityhub/bare sustained deliveries/s at {n} clients: {ratio:.2f} ({verdict} the goal >= {GOAL_RATIO})")
+                w(
+                    f"cityhub/bare sustained deliveries/s at {n} clients: {ratio:.2f} ({verdict} the goal >= {GOAL_RATIO})"
+                )
             rp, hp = ref.peak(), hub.peak()
             if rp and hp and rp.deliveries:
-                w(f"cityhub/bare peak deliveries/s at {n} clients: {hp.deliveries / rp.deliveries:.2f}")
+                w(
+                    f"cityhub/bare peak deliveries/s at {n} clients: {hp.deliveries / rp.deliveries:.2f}"
+                )
     for ser in results:
         if ser.name == "cityhub 1 proc" and ser.clients >= 5000:
-            held = ser.connected >= ser.clients and ser.steps and all(s.closed == 0 for s in ser.steps)
-            w(f"{ser.clients} clients on one hub process: {'held' if held else 'NOT held'} "
-              f"({ser.connected} connected in {ser.connect_s:.1f} s"
-              + (f", sustained {ser.best().deliveries:,.0f} deliveries/s" if ser.best() else "") + ")")  # type: ignore[union-attr]
+            k = ser.keeps_up()
+            if not ser.steps:
+                verdict = "not measured"
+            elif (
+                ser.connected >= ser.clients
+                and k is not None
+                and all(s.closed == 0 for s in ser.steps)
+            ):
+                verdict = "held"
+            else:
+                verdict = "NOT held"
+            w(
+                f"{ser.clients} clients on one hub process: {verdict} ({ser.connected} connected and subscribed in "
+                f"{ser.connect_s:.1f} s"
+                + (
+                    f"; keeps up with {k.deliveries:,.0f} deliveries/s, p50 {fmt(k.p50)} ms, "
+                    f"p99 {fmt(k.p99)} ms"
+                    if k
+                    else ""
+                )
+                + f"; {sum(s.closed for s in ser.steps)} closed, {sum(s.resyncs for s in ser.steps)} resyncs)"
+            )
     for ser in results:
         if ser.name.startswith("cityhub 2 procs"):
-            single = next((s for s in results if s.name == "cityhub 1 proc" and s.clients == ser.clients), None)
+            single = next(
+                (s for s in results if s.name == "cityhub 1 proc" and s.clients == ser.clients),
+                None,
+            )
             if not single:
                 continue
             pairs = []
             for s in ser.steps:
                 o = next((x for x in single.steps if x.rate == s.rate), None)
                 if o and s.complete and o.complete:
-                    pairs.append(f"{s.rate:g}/s: {s.p50 - o.p50:+.1f} ms (p50 {o.p50:.1f} -> {s.p50:.1f})")
+                    pairs.append(
+                        f"{s.rate:g}/s: {s.p50 - o.p50:+.1f} ms (p50 {o.p50:.1f} -> {s.p50:.1f})"
+                    )
             if pairs:
-                w(f"added p50 with 2 processes + Redis at {ser.clients} clients: " + "; ".join(pairs))
+                w(
+                    f"added p50 with 2 processes + Redis at {ser.clients} clients: "
+                    + "; ".join(pairs)
+                )
     w(f"whole run: {(time.monotonic() - started) / 60:.1f} min")
     return "\n".join(lines)
 
@@ -1179,7 +1452,7 @@ def ws_version() -> str:
     try:
         import websockets
 
-        return str(websockets.__version__)
+        return str(websockets.__version__)  # type: ignore[attr-defined]
     except Exception:
         return "?"
 
@@ -1199,18 +1472,30 @@ def stop_all() -> None:
 
 async def run(args: argparse.Namespace, scratch: Path) -> int:
     started = time.monotonic()
-    deadline = started + args.budget * 60
+    budget = Budget(
+        args.budget,
+        (0 if args.skip_reference else len(args.clients))
+        + (
+            0
+            if args.skip_hub
+            else len(args.clients) + (len(cluster_clients(args)) if args.processes >= 2 else 0)
+        ),
+    )
     results: list[Series] = []
-    log(f"clients {args.clients}, {args.client_procs} client processes, {args.seconds:g} s per rate, "
-        f"processes {args.processes}; open-file limit {raise_nofile(65536)}")
-    log("NOTE: clients, server and PostgreSQL share this machine's "
-        f"{os.cpu_count()} cores (figures are a floor; the ratio to the bare server is what to read)")
+    log(
+        f"clients {args.clients}, {args.client_procs} client processes, {args.seconds:g} s per rate, "
+        f"processes {args.processes}; open-file limit {raise_nofile(65536)}"
+    )
+    log(
+        "NOTE: clients, server and PostgreSQL share this machine's "
+        f"{os.cpu_count()} cores (figures are a floor; the ratio to the bare server is what to read)"
+    )
     if not args.skip_reference:
-        await phase_reference(args, results, deadline)
+        await phase_reference(args, results, budget)
     if not args.skip_hub:
-        from storage.db import EmbeddedPostgres
-
         import logging
+
+        from storage.db import EmbeddedPostgres
 
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         pg = EmbeddedPostgres(scratch / "pg")
@@ -1224,9 +1509,9 @@ async def run(args: argparse.Namespace, scratch: Path) -> int:
         writer = await Writer.open(dsn, scratch)
         log(f"writer ready: {len(writer.free)} open cases to escalate")
         try:
-            await phase_hub(args, results, deadline, scratch, dsn, writer, cluster=False)
+            await phase_hub(args, results, budget, scratch, dsn, writer, cluster=False)
             if args.processes >= 2:
-                await phase_hub(args, results, deadline + 60, scratch, dsn, writer, cluster=True)
+                await phase_hub(args, results, budget, scratch, dsn, writer, cluster=True)
         finally:
             await writer.close()
     text = report(args, results, started)
@@ -1237,7 +1522,9 @@ async def run(args: argparse.Namespace, scratch: Path) -> int:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
     def ints(text: str) -> list[int]:
         return [int(x.replace("_", "")) for x in text.split(",") if x]
@@ -1245,34 +1532,72 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     def floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x]
 
-    p.add_argument("--clients", type=ints, default=None, help="client counts (default 1000,5000; --quick 1000)")
-    p.add_argument("--rates", type=floats, default=None,
-                   help="frames (reference) or commits (cityhub) per second, the same for every client count "
-                        "(default: deliveries of " + ",".join(f"{t // 1000}k" for t in DELIVERY_TARGETS)
-                        + " per second divided by the client count)")
-    p.add_argument("--seconds", type=float, default=None, help="seconds per rate (default 5; --quick 2)")
-    p.add_argument("--processes", type=int, choices=(1, 2), default=2,
-                   help="2 (default): also two hub processes sharing PostgreSQL and Redis")
+    p.add_argument(
+        "--clients", type=ints, default=None, help="client counts (default 1000,5000; --quick 1000)"
+    )
+    p.add_argument(
+        "--rates",
+        type=floats,
+        default=None,
+        help="frames (reference) or commits (cityhub) per second, the same for every client count "
+        "(default: deliveries of "
+        + ",".join(f"{t // 1000}k" for t in DELIVERY_TARGETS)
+        + " per second divided by the client count)",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=None, help="seconds per rate (default 5; --quick 2)"
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="2 (default): also two hub processes sharing PostgreSQL and Redis",
+    )
     p.add_argument("--quick", action="store_true", help="1,000 clients, three rates, 2 s each")
     p.add_argument("--client-procs", type=int, default=2, help="client processes (default 2)")
-    p.add_argument("--frame-bytes", type=int, default=1260,
-                   help="size of the reference frames (default 1260, what the hub's case envelopes measure)")
-    p.add_argument("--quiet-wait", type=float, default=None,
-                   help="before each series, wait at most this many seconds for other processes to go "
-                        "quiet, and a third of it before each rate (default 30; --quick 6; 0: do not wait)")
+    p.add_argument(
+        "--frame-bytes",
+        type=int,
+        default=1260,
+        help="size of the reference frames (default 1260, what the hub's case envelopes measure)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="before each series, wait at most this many seconds for other processes to go "
+        "quiet, and a third of it before each rate (default 30; --quick 6; 0: do not wait)",
+    )
     p.add_argument("--demo-cases", type=int, default=200)
-    p.add_argument("--cluster-all", action="store_true", help="run the 2-process phase for every client count")
-    p.add_argument("--budget", type=float, default=None, help="minutes after which no new rate starts")
+    p.add_argument(
+        "--cluster-all", action="store_true", help="run the 2-process phase for every client count"
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="minutes for all the series, shared out among them (default 8.5; --quick 1.3)",
+    )
     p.add_argument("--skip-reference", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--skip-hub", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--hub-root", type=Path, default=ROOT, help="the cityhub tree to run the hubs from (default: this one)")
+    p.add_argument(
+        "--hub-root",
+        type=Path,
+        default=ROOT,
+        help="the cityhub tree to run the hubs from (default: this one)",
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="parent of the temporary directory")
-    p.add_argument("--keep-logs", type=Path, default=None, help="copy the hubs' logs into this directory")
-    p.add_argument("--output", type=Path, default=None, help="also write the final table to this file")
+    p.add_argument(
+        "--keep-logs", type=Path, default=None, help="copy the hubs' logs into this directory"
+    )
+    p.add_argument(
+        "--output", type=Path, default=None, help="also write the final table to this file"
+    )
     args = p.parse_args(argv)
     args.clients = args.clients or ([1000] if args.quick else [1000, 5000])
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
-    args.budget = args.budget or (1.5 if args.quick else 8.0)
+    args.budget = args.budget or (1.3 if args.quick else 8.5)
     args.hub_root = args.hub_root.resolve()
     if args.quiet_wait is None:
         args.quiet_wait = 6.0 if args.quick else 30.0
