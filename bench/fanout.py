@@ -1080,6 +1080,10 @@ async def run_series(
             again = await run_step(pool, series, rate, seconds, publish, server_pid)
             if again.others < step.others:
                 step = again
+            else:
+                log(
+                    f"  the second measurement was disturbed too (others {fmt(again.others, 0)}%); keeping the first"
+                )
         series.steps.append(step)
         log(format_step(step))
         if step.saturated:
