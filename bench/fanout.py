@@ -2,7 +2,7 @@
 """Benchmark of the live fan-out (``/ws``): deliveries per second and latency, next to a bare
 ``websockets`` broadcast server measured in the same run.
 
-Run ``python bench/fanout.py`` (about 8 minutes on 2 cores) or ``python bench/fanout.py --quick``
+Run ``python bench/fanout.py`` (5-9 minutes on 2 cores) or ``python bench/fanout.py --quick``
 (under 2 minutes). See ``docs/benchmarks.md`` ("Live fan-out") for what the figures mean and the last
 results.
 

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -63,6 +64,9 @@ class Session:
         self.overflowed = False
         self.bad = 0
         self.sent = 0
+        self.queued = 0
+        #: Serialized websocket frames waiting for the end of this turn of the event loop.
+        self.out: list[bytes] = []
 
     # -- delivery (called synchronously by the fan-out) -------------------------------------
 
@@ -85,19 +89,31 @@ class Session:
         self.write(frame)
 
     def write(self, frame: str | bytes) -> None:
+        """Queue one text message; it goes out with whatever else this session is sent in the same
+        turn of the event loop, in one ``transport.write`` (``LiveServer.flush``)."""
         if self.overflowed:
             return
         conn = self.conn
         if conn.protocol.state is not State.OPEN:
             return
-        transport = conn.transport
-        if self.hub.policy.over(transport.get_write_buffer_size(), 0):
+        wire = self.hub.wire(frame)
+        if self.hub.policy.over(conn.transport.get_write_buffer_size() + self.queued, 0):
             self._overflow()
             return
+        self.out.append(wire)
+        self.queued += len(wire)
+        self.sent += 1
+        if len(self.out) == 1:
+            self.hub.mark_dirty(self)
+
+    def flush(self) -> None:
+        out, self.out = self.out, []
+        self.queued = 0
+        conn = self.conn
+        if not out or conn.protocol.state is not State.OPEN:
+            return  # closing: what is left is dropped (the client resumes from its offset)
         try:
-            conn.protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
-            conn.send_data()
-            self.sent += 1
+            conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
         except Exception as exc:  # the peer went away mid-write: the handler will clean up
             log.debug("write failed: %r", exc)
 
@@ -302,6 +318,31 @@ class LiveServer:
     sessions: set[Session] = dataclasses.field(default_factory=set)
     _server: Server | None = None
     _revalidator: asyncio.Task[None] | None = None
+    _dirty: list[Session] = dataclasses.field(default_factory=list)
+    _last_frame: str | bytes = b""
+    _last_wire: bytes = b""
+
+    def wire(self, frame: str | bytes) -> bytes:
+        """The websocket frame carrying ``frame``, serialized once for all the sessions it goes
+        to (they get it in a row): server frames are not masked and the listener negotiates no
+        extension (``compression=None``), so the bytes are the same on every connection."""
+        if frame is not self._last_frame:
+            data = frame if isinstance(frame, bytes) else frame.encode()
+            self._last_frame = frame
+            self._last_wire = Frame(Opcode.TEXT, data).serialize(mask=False)
+        return self._last_wire
+
+    def mark_dirty(self, session: Session) -> None:
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._dirty.append(session)
+
+    def flush(self) -> None:
+        """Send what the sessions were given during this turn of the event loop: one write (one
+        system call) per connection, however many envelopes the relay's batch held."""
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            session.flush()
 
     @property
     def bound_port(self) -> int:
