@@ -8,7 +8,7 @@ What it does, all in one process against one PostgreSQL server:
 
 1. Starts an embedded PostgreSQL (``pgserver``) in a temporary directory, or uses the server of
    ``CITYHUB_DATABASE_URL``; either way it creates a scratch database, builds the hub state with
-   ``hub.app.build_state`` and loads the demo city (``storage.demo.load_demo``: users, grids,
+   ``hub.web.app.build_state`` and loads the demo city (``hub.demo.city.load_demo``: users, grids,
    departments, categories and 1,000 cases whose attributes and texts serve as templates).
 2. Transitions: fresh ``registered`` cases are bulk-inserted (row + two events, one INSERT ... SELECT
    each), then the hub state is rebuilt with the live picture on (relay, fan-out, websockets; not
@@ -63,12 +63,12 @@ if str(ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 
 from hub import workflow as wf  # noqa: E402
-from hub.app import build_state, close_state  # noqa: E402
-from hub.auth import make_actor  # noqa: E402
-from hub.errors import CityhubError, Conflict  # noqa: E402
-from hub.service import CaseService  # noqa: E402
+from hub.cases.service import CaseService  # noqa: E402
+from hub.core.errors import CityhubError, Conflict  # noqa: E402
 from hub.settings import Secret, Settings  # noqa: E402
 from hub.state import HubState  # noqa: E402
+from hub.web.app import build_state, close_state  # noqa: E402
+from hub.web.auth import make_actor  # noqa: E402
 from storage import cases as q  # noqa: E402
 from storage.db import EmbeddedPostgres, create_pool  # noqa: E402
 from storage.search import document_terms, query_terms  # noqa: E402
@@ -190,9 +190,9 @@ async def admin_exec(base: str, sql: str) -> None:
 
 
 async def load_demo_city(state: HubState, n_cases: int) -> None:
-    """``storage.demo.load_demo`` (one transaction: a failure leaves nothing behind); if the
+    """``hub.demo.city.load_demo`` (one transaction: a failure leaves nothing behind); if the
     generator trips over a workflow guard for one seed, try a few others before giving up."""
-    from storage.demo import load_demo
+    from hub.demo.city import load_demo
 
     last: Exception | None = None
     for seed in (20261123, 1, 2, 3, 4, 5):

@@ -795,10 +795,10 @@ class Writer:
 
     @classmethod
     async def open(cls, dsn: str, scratch: Path) -> Writer:
-        from hub import workflow as wf
-        from hub.app import build_state
-        from hub.auth import make_actor
+        from hub.core import workflow as wf
         from hub.settings import Secret, Settings
+        from hub.web.app import build_state
+        from hub.web.auth import make_actor
         from storage.users import list_users
 
         data = scratch / "writer"
@@ -821,15 +821,15 @@ class Writer:
         return cls(state, make_actor(seat, state.catalog), [(r["id"], r["version"]) for r in rows])
 
     async def close(self) -> None:
-        from hub.app import close_state
+        from hub.web.app import close_state
 
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=10)
         await close_state(self.state)
 
     async def _one(self, case_id: int, version: int, i: int) -> None:
-        from hub import workflow as wf
-        from hub.errors import Conflict
+        from hub.core import workflow as wf
+        from hub.core.errors import Conflict
 
         try:
             await self.state.cases.transition(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub import __version__
-from hub.errors import CityhubError
+from hub.core.errors import CityhubError
 from hub.settings import Settings, SettingsError
 
 log = logging.getLogger("cityhub")
@@ -37,7 +37,7 @@ def _setup_logging(level: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.app import create_app
+    from hub.web.app import create_app
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _with_state(settings: Settings, demo: bool, demo_cases: int) -> None:
-    from hub.app import build_state, close_state
+    from hub.web.app import build_state, close_state
 
     state = await build_state(settings, demo=demo, demo_cases=demo_cases, live=False)
     await close_state(state)
@@ -89,9 +89,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def _add_user(settings: Settings, args: argparse.Namespace, password: str) -> int:
-    from hub import passwords
-    from hub.api_users import check_user_shape
-    from hub.app import build_state, close_state
+    from hub.core import passwords
+    from hub.web.app import build_state, close_state
+    from hub.web.routes.users import check_user_shape
     from storage import users as user_store
     from storage.db import map_pg_errors
 
@@ -152,7 +152,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from hub.watch import WatchError, main
+    from hub.live.watch import WatchError, main
 
     try:
         return main(args.url, args.user, args.channels, args.start)

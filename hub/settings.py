@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hub.errors import CityhubError
+from hub.core.errors import CityhubError
 
 
 class SettingsError(CityhubError):
@@ -142,7 +142,7 @@ class Settings:
             raise SettingsError(f"port out of range: {self.port}")
         if not -1 <= self.ws_port <= 65535:
             raise SettingsError(f"ws_port out of range: {self.ws_port}")
-        from hub.workcal import parse_work_hours
+        from hub.core.workcal import parse_work_hours
 
         try:
             parse_work_hours(self.work_hours)

@@ -8,14 +8,14 @@ import time
 
 import asyncpg
 
-from hub.auth import Authenticator
-from hub.bus import Bus
-from hub.fanout import Fanout
+from hub.cases.service import CaseService
+from hub.live.bus import Bus
+from hub.live.fanout import Fanout
+from hub.live.relay import Relay
+from hub.live.server import LiveServer
 from hub.metrics import Metrics
-from hub.relay import Relay
-from hub.service import CaseService
 from hub.settings import Settings
-from hub.ws import LiveServer
+from hub.web.auth import Authenticator
 from storage.attachments import AttachmentStore
 from storage.catalog import Catalog, load_catalog
 from storage.db import EmbeddedPostgres, connect

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-from hub.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from hub.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 #: Accepted media type -> kind family.
 ACCEPTED: Final[Mapping[str, str]] = MappingProxyType(

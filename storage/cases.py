@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.errors import BadRequest
+from hub.core.errors import BadRequest
 from storage.db import map_pg_errors
 
 CASE_FIELDS = (

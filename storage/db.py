@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.errors import CityhubError, Conflict, Unavailable, ValidationFailed
+from hub.core.errors import CityhubError, Conflict, Unavailable, ValidationFailed
 
 log = logging.getLogger("cityhub.storage")
 

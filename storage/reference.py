@@ -21,7 +21,7 @@ from importlib import resources
 
 import asyncpg
 
-from hub.workcal import load_exceptions_csv, parse_time_limit
+from hub.core.workcal import load_exceptions_csv, parse_time_limit
 from storage.db import map_pg_errors
 
 log = logging.getLogger("cityhub.storage.reference")
@@ -121,7 +121,7 @@ def parse_categories_csv(text: str) -> list[CategorySeed]:
 
 
 def parse_calendar_csv(text: str) -> list[tuple[date, bool, str]]:
-    """``day,is_workday,note`` rows (validated by ``hub.workcal.load_exceptions_csv``), with notes."""
+    """``day,is_workday,note`` rows (validated by ``hub.core.workcal.load_exceptions_csv``), with notes."""
     flags = load_exceptions_csv(text)
     notes: dict[date, str] = {}
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))

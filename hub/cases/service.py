@@ -1,0 +1,514 @@
+"""The case service: the asyncio adapter around the workflow machine and the case queries.
+
+Each call reads what it needs, asks the pure machine (``hub.core.workflow``) for the outcome, and writes it
+in one statement or one transaction; events are handed to the listeners (the live bus) only after
+commit. Visibility: department staff see only their department's cases and field supervisors only
+their grids' cases; a case outside someone's scope is answered as if it did not exist (404).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from hub.core import workflow as wf
+from hub.core.codes import ComponentId
+from hub.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hub.core.workcal import WorkCalendar
+from storage import cases as q
+from storage.catalog import Catalog, get_component, grid_at
+from storage.db import connect, map_pg_errors
+from storage.search import document_terms
+
+SOURCES = ("supervisor", "hotline", "video", "sensor", "public")
+SOURCE_LABELS = {
+    "supervisor": "监督员上报",
+    "hotline": "12319热线",
+    "video": "视频巡查",
+    "sensor": "传感器",
+    "public": "公众上报",
+}
+#: Sources whose reports must carry a location (the others may give only an address).
+LOCATED_SOURCES = frozenset({"supervisor", "video"})
+#: Which role may report from which source.
+SOURCE_ROLES: dict[wf.Role, frozenset[str]] = {
+    wf.Role.ADMIN: frozenset(SOURCES),
+    wf.Role.SEAT: frozenset({"video", "public", "sensor", "hotline"}),
+    wf.Role.SUPERVISOR: frozenset({"supervisor"}),
+    wf.Role.AGENT: frozenset({"hotline"}),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """A committed case change, as published to live listeners."""
+
+    seq: int
+    case_id: int
+    version: int
+    action: str
+    from_state: str | None
+    to_state: str
+    department_id: int | None
+    grid_id: int | None
+    at: datetime
+    actor_id: int
+
+
+Listener = Callable[[CaseEvent], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewCase:
+    category_id: int
+    source: str
+    description: str
+    address: str = ""
+    lon: float | None = None
+    lat: float | None = None
+    contact_name: str = ""
+    contact_phone: str = ""
+    component_id: str | None = None
+    quick: bool = False
+    attachment_ids: tuple[int, ...] = ()
+
+
+def check_coordinates(lon: float | None, lat: float | None) -> None:
+    if (lon is None) != (lat is None):
+        raise ValidationFailed("经度和纬度须同时提供", code="bad_coordinates")
+    if lon is None or lat is None:
+        return
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise ValidationFailed("坐标必须是有限数值", code="bad_coordinates")
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise ValidationFailed(
+            "坐标超出范围（经度 −180–180，纬度 −90–90）",
+            code="bad_coordinates",
+            details={"lon": lon, "lat": lat},
+        )
+
+
+class CaseService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        catalog_ref: list[Catalog],
+        calendar: WorkCalendar,
+        *,
+        default_time_limit_hours: int = 24,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.pool = pool
+        self._catalog_ref = catalog_ref
+        self.calendar = calendar
+        self.default_time_limit_hours = default_time_limit_hours
+        self.clock = clock
+        self.listeners: list[Listener] = []
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog_ref[0]
+
+    # -- scope ---------------------------------------------------------------------------
+
+    def scope_for(self, actor: wf.Actor) -> q.Scope:
+        if actor.role is wf.Role.DEPARTMENT:
+            return q.Scope(department_id=actor.department_id if actor.department_id else -1)
+        if actor.role is wf.Role.SUPERVISOR:
+            return q.Scope(grid_ids=tuple(sorted(actor.grid_ids)))
+        return q.Scope()
+
+    def can_see(self, actor: wf.Actor, case: q.CaseRow) -> bool:
+        scope = self.scope_for(actor)
+        if scope.department_id is not None and case.department_id != scope.department_id:
+            return False
+        return not (scope.grid_ids is not None and case.grid_id not in scope.grid_ids)
+
+    # -- deadlines -----------------------------------------------------------------------
+
+    def deadline_for(self, category_id: int, start: datetime) -> datetime:
+        cat = self.catalog.categories.get(category_id)
+        if cat is not None and cat.time_limit_value and cat.time_limit_unit in ("hours", "days"):
+            if cat.time_limit_unit == "hours":
+                due = self.calendar.add(start, cat.time_limit_value, "hours")
+            else:
+                due = self.calendar.add(start, cat.time_limit_value, "days")
+        else:
+            due = self.calendar.add(start, self.default_time_limit_hours, "hours")
+        return due.astimezone(UTC)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def list_cases(self, actor: wf.Actor, f: q.CaseFilter) -> list[q.CaseRow]:
+        async with connect(self.pool) as conn:
+            return await q.list_cases(conn, f, self.scope_for(actor), self.clock())
+
+    async def get(self, actor: wf.Actor, case_id: int) -> dict[str, Any]:
+        async with connect(self.pool) as conn:
+            case = await q.get_case(conn, case_id)
+            if case is None or not self.can_see(actor, case):
+                raise NotFound("案件不存在", details={"case_id": case_id})
+            events = await q.list_events(conn, case_id)
+            attachments = await q.list_attachments(conn, case_id)
+        return self.detail_json(actor, case, events, attachments)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(self, actor: wf.Actor, new: NewCase) -> dict[str, Any]:
+        now = self.clock()
+        action = wf.Action.QUICK_REPORT if new.quick else wf.Action.REPORT
+        cat = self.catalog.categories.get(new.category_id)
+        if cat is None or not cat.active:
+            raise ValidationFailed(
+                "案件类别不存在", code="unknown_category", details={"category_id": new.category_id}
+            )
+        if new.source not in SOURCES:
+            raise ValidationFailed("来源无效", code="bad_source", details={"source": new.source})
+        allowed_sources = SOURCE_ROLES.get(actor.role, frozenset())
+        if new.source not in allowed_sources and actor.role in SOURCE_ROLES:
+            raise Forbidden(
+                "该角色不能以此来源上报", code="source_forbidden", details={"source": new.source}
+            )
+        check_coordinates(new.lon, new.lat)
+        if new.component_id is not None:
+            ComponentId.parse(new.component_id)
+            async with connect(self.pool) as conn:
+                component = await get_component(conn, new.component_id)
+            if component is None:
+                raise ValidationFailed(
+                    "部件不存在",
+                    code="unknown_component",
+                    details={"component_id": new.component_id},
+                )
+            if new.lon is None:  # a report on a registered component is located by it
+                new = dataclasses.replace(new, lon=component.lon, lat=component.lat)
+        if new.source in LOCATED_SOURCES and new.lon is None:
+            raise ValidationFailed("该来源的案件须提供位置坐标", code="location_required")
+        if new.lon is None and not new.address.strip():
+            raise ValidationFailed("须提供位置坐标或地址", code="location_required")
+        async with connect(self.pool) as conn:
+            grid_id = None
+            if new.lon is not None and new.lat is not None:
+                grid_id = await grid_at(conn, new.lon, new.lat)
+                if grid_id is None:
+                    raise ValidationFailed(
+                        "位置不在本市网格范围内",
+                        code="outside_city",
+                        details={"lon": new.lon, "lat": new.lat},
+                    )
+            outcome = wf.create(
+                actor,
+                wf.Command(action=action, attachment_ids=new.attachment_ids),
+                grid_id,
+                now,
+            )
+            with map_pg_errors():
+                async with conn.transaction():
+                    day = now.astimezone(self.calendar.tz).date()
+                    case_no = await q.next_case_no(conn, day)
+                    values: dict[str, Any] = {
+                        "case_no": case_no,
+                        "source": new.source,
+                        "category_id": cat.id,
+                        "state": outcome.to_state.value,
+                        "lon": new.lon,
+                        "lat": new.lat,
+                        "address": new.address,
+                        "grid_id": grid_id,
+                        "component_id": new.component_id,
+                        "description": new.description,
+                        "reporter_id": actor.user_id,
+                        "contact_name": new.contact_name,
+                        "contact_phone": new.contact_phone,
+                        "is_quick": new.quick,
+                        "urgency": cat.urgency,
+                        "reported_at": now,
+                        "updated_at": now,
+                    }
+                    search = document_terms(case_no, new.description, new.address)
+                    case_id = await q.insert_case(conn, values, search)
+                    await self._claim(conn, new.attachment_ids, case_id, actor.user_id)
+                    seq = await q.insert_event(
+                        conn,
+                        case_id=case_id,
+                        version=1,
+                        action=action.value,
+                        actor_id=actor.user_id,
+                        at=now,
+                        from_state=None,
+                        to_state=outcome.to_state.value,
+                        note="",
+                        data=outcome.event_data,
+                        attachment_ids=new.attachment_ids,
+                        grid_id=grid_id,
+                    )
+        await self._publish(
+            CaseEvent(
+                seq,
+                case_id,
+                1,
+                action.value,
+                None,
+                outcome.to_state.value,
+                None,
+                grid_id,
+                now,
+                actor.user_id,
+            )
+        )
+        return await self.get(actor, case_id)
+
+    async def act(
+        self, actor: wf.Actor, case_id: int, expected_version: int, cmd: wf.Command
+    ) -> dict[str, Any]:
+        event = await self.transition(actor, case_id, expected_version, cmd)
+        try:
+            return await self.get(actor, case_id)
+        except NotFound:
+            # The move took the case out of the actor's scope (a department returned it).
+            return {
+                "id": case_id,
+                "version": event.version,
+                "state": event.to_state,
+                "state_label": wf.label(wf.CaseState(event.to_state)),
+                "department": None,
+                "visible": False,
+            }
+
+    async def transition(
+        self, actor: wf.Actor, case_id: int, expected_version: int, cmd: wf.Command
+    ) -> CaseEvent:
+        """Apply one workflow command; returns the committed event. Raises NotFound, Conflict
+        (``version_conflict`` when the case moved since ``expected_version``), IllegalTransition,
+        Forbidden or ValidationFailed, writing nothing."""
+        now = self.clock()
+        async with connect(self.pool) as conn:
+            case = await q.get_case(conn, case_id)
+            if case is None or not self.can_see(actor, case):
+                raise NotFound("案件不存在", details={"case_id": case_id})
+            if case.version != expected_version:
+                raise Conflict(
+                    "案件已被他人更新，请刷新后重试",
+                    code="version_conflict",
+                    details={"expected": expected_version, "current": case.version},
+                )
+            cmd = self._with_deadline(cmd, case, now)
+            facts = wf.CaseFacts(
+                state=wf.CaseState(case.state),
+                version=case.version,
+                department_id=case.department_id,
+                grid_id=case.grid_id,
+                deadline=case.deadline,
+                is_quick=case.is_quick,
+                rework_count=case.rework_count,
+                extension_count=case.extension_count,
+                escalation_count=case.escalation_count,
+                pending_extension_until=case.pending_extension_until,
+            )
+            outcome = wf.apply(facts, actor, cmd, now)
+            # References are checked once the move itself is known to be legal.
+            if cmd.action is wf.Action.DISPATCH:
+                dep = self.catalog.departments.get(cmd.department_id or -1)
+                if dep is None or not dep.active:
+                    raise ValidationFailed(
+                        "部门不存在",
+                        code="unknown_department",
+                        details={"department_id": cmd.department_id},
+                    )
+            if cmd.reject_reason is wf.RejectReason.DUPLICATE and (
+                cmd.duplicate_of == case_id or not await q.case_exists(conn, cmd.duplicate_of or -1)
+            ):
+                raise ValidationFailed(
+                    "关联的原案件不存在",
+                    code="unknown_case",
+                    details={"duplicate_of": cmd.duplicate_of},
+                )
+            args: dict[str, Any] = {
+                "case_id": case_id,
+                "expected_version": expected_version,
+                "changes": outcome.changes,
+                "action": cmd.action.value,
+                "actor_id": actor.user_id,
+                "at": now,
+                "from_state": case.state,
+                "note": cmd.note,
+                "data": outcome.event_data,
+                "attachment_ids": cmd.attachment_ids,
+            }
+            if cmd.attachment_ids:
+                with map_pg_errors():
+                    async with conn.transaction():
+                        await self._claim(conn, cmd.attachment_ids, case_id, actor.user_id)
+                        seq = await q.transition(conn, **args)
+                        if seq is None:
+                            raise self._moved(expected_version)
+            else:
+                seq = await q.transition(conn, **args)
+                if seq is None:
+                    raise self._moved(expected_version)
+        department_id = outcome.changes.get("department_id", case.department_id)
+        event = CaseEvent(
+            seq,
+            case_id,
+            expected_version + 1,
+            cmd.action.value,
+            case.state,
+            outcome.to_state.value,
+            department_id,
+            case.grid_id,
+            now,
+            actor.user_id,
+        )
+        await self._publish(event)
+        return event
+
+    @staticmethod
+    def _moved(expected: int) -> Conflict:
+        return Conflict(
+            "案件已被他人更新，请刷新后重试",
+            code="version_conflict",
+            details={"expected": expected},
+        )
+
+    def _with_deadline(self, cmd: wf.Command, case: q.CaseRow, now: datetime) -> wf.Command:
+        """Dispatch, rework and resumption restart the clock from the category's time limit."""
+        if cmd.action in (
+            wf.Action.DISPATCH,
+            wf.Action.REWORK,
+            wf.Action.VERIFY_FAIL,
+            wf.Action.RESUME,
+        ):
+            return dataclasses.replace(cmd, deadline=self.deadline_for(case.category_id, now))
+        return cmd
+
+    async def _claim(
+        self, conn: asyncpg.Connection, ids: tuple[int, ...], case_id: int, user_id: int
+    ) -> None:
+        if not ids:
+            return
+        if len(set(ids)) != len(ids):
+            raise ValidationFailed("附件重复", code="bad_attachments")
+        n = await q.claim_attachments(conn, ids, case_id, user_id)
+        if n != len(ids):
+            raise ValidationFailed(
+                "附件不存在、已被使用或不是您上传的",
+                code="bad_attachments",
+                details={"attachment_ids": list(ids)},
+            )
+
+    async def _publish(self, event: CaseEvent) -> None:
+        for listener in list(self.listeners):
+            try:
+                await listener(event)
+            except Exception:  # a listener's fault never undoes a committed change
+                logging.getLogger("cityhub.service").exception("case listener failed")
+
+    # -- JSON ----------------------------------------------------------------------------
+
+    def case_json(self, case: q.CaseRow, now: datetime | None = None) -> dict[str, Any]:
+        now = now or self.clock()
+        cat = self.catalog.categories.get(case.category_id)
+        grid = self.catalog.grids.get(case.grid_id) if case.grid_id is not None else None
+        dep = self.catalog.departments.get(case.department_id) if case.department_id else None
+        state = wf.CaseState(case.state)
+        overdue = state in wf.DEADLINE_STATES and case.deadline is not None and case.deadline < now
+        return {
+            "id": case.id,
+            "case_no": case.case_no,
+            "source": case.source,
+            "source_label": SOURCE_LABELS.get(case.source, case.source),
+            "state": case.state,
+            "state_label": wf.label(state),
+            "version": case.version,
+            "category": None
+            if cat is None
+            else {
+                "id": cat.id,
+                "code": cat.code,
+                "kind": cat.kind,
+                "major_name": cat.major_name,
+                "name": cat.minor_name,
+            },
+            "lon": case.lon,
+            "lat": case.lat,
+            "address": case.address,
+            "grid": None if grid is None else {"id": grid.id, "code": grid.code, "name": grid.name},
+            "component_id": case.component_id,
+            "description": case.description,
+            "department": None if dep is None else {"id": dep.id, "name": dep.name},
+            "reporter": None
+            if case.reporter_id is None
+            else {"id": case.reporter_id, "display_name": case.reporter_name},
+            "is_quick": case.is_quick,
+            "urgency": case.urgency,
+            "deadline": case.deadline,
+            "overdue": overdue,
+            "pending_extension_until": case.pending_extension_until,
+            "rework_count": case.rework_count,
+            "extension_count": case.extension_count,
+            "escalation_count": case.escalation_count,
+            "reject_reason": case.reject_reason,
+            "duplicate_of": case.duplicate_of,
+            "reported_at": case.reported_at,
+            "updated_at": case.updated_at,
+            "closed_at": case.closed_at,
+        }
+
+    def detail_json(
+        self,
+        actor: wf.Actor,
+        case: q.CaseRow,
+        events: list[q.EventRow],
+        attachments: list[q.AttachmentRow],
+    ) -> dict[str, Any]:
+        out = self.case_json(case)
+        by_id = {a.id: attachment_json(a) for a in attachments}
+        out["contact_name"] = case.contact_name
+        out["contact_phone"] = case.contact_phone
+        out["attachments"] = list(by_id.values())
+        out["timeline"] = [
+            {
+                "seq": e.seq,
+                "version": e.version,
+                "action": e.action,
+                "action_label": wf.label(wf.Action(e.action)),
+                "actor": None
+                if e.actor_id is None
+                else {"id": e.actor_id, "display_name": e.actor_name},
+                "at": e.at,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "note": e.note,
+                "data": e.data,
+                "attachments": [by_id[i] for i in e.attachment_ids if i in by_id],
+            }
+            for e in events
+        ]
+        facts = wf.CaseFacts(
+            state=wf.CaseState(case.state),
+            version=case.version,
+            department_id=case.department_id,
+            grid_id=case.grid_id,
+            deadline=case.deadline,
+            pending_extension_until=case.pending_extension_until,
+        )
+        out["allowed_actions"] = [a.value for a in wf.allowed_actions(facts, actor)]
+        return out
+
+
+def attachment_json(a: q.AttachmentRow) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "sha256": a.sha256,
+        "media_type": a.media_type,
+        "size": a.size,
+        "kind": a.kind,
+        "original_name": a.original_name,
+        "url": f"/api/attachments/{a.id}",
+    }

@@ -1,0 +1,293 @@
+"""The relay: committed case events -> numbered envelopes in ``live_log`` -> the bus.
+
+One relay in the cluster is active at a time: it holds a session advisory lock on its own connection
+(another process takes over within a second of it going away). It wakes on ``cityhub_events``
+notifications (sent at commit by a trigger) or every ``poll`` seconds, and reads events in
+(txid, seq) order *below the oldest transaction still running*: a transaction that took a lower seq
+but commits later has a txid at or above that bound until it commits, so it is read on a later pass and
+never skipped. For each event it renders the case summary once, routes it to its channels
+(``hub.core.live.route``), numbers it per channel, and writes the envelopes, the channel heads and its cursor
+in one transaction; only then are they published, so anything a client receives can be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hub.cases.service import CaseService
+from hub.core import live
+from hub.core import workflow as wf
+from storage import cases as q
+from storage.db import OUTAGE_ERRORS
+
+log = logging.getLogger("cityhub.relay")
+
+RELAY_LOCK_KEY = 0x63697479726C79
+BATCH = 2000
+
+#: One published envelope: (pos, channel, offset, frame, department, previous department, grid);
+#: the last three are the routing facts each process checks on delivery.
+Item = tuple[int, str, int, str, int | None, int | None, int | None]
+#: A published batch, in pos order.
+Batch = list[Item]
+
+
+async def ensure_epoch(conn: asyncpg.Connection) -> str:
+    """The installation's live epoch (offsets are comparable only within one epoch)."""
+    epoch = await conn.fetchval("SELECT value #>> '{}' FROM settings_kv WHERE key = 'live_epoch'")
+    if epoch is None:
+        await conn.execute(
+            "INSERT INTO settings_kv (key, value) VALUES ('live_epoch', to_jsonb($1::text))"
+            " ON CONFLICT (key) DO NOTHING",
+            secrets.token_urlsafe(6),
+        )
+        epoch = await conn.fetchval(
+            "SELECT value #>> '{}' FROM settings_kv WHERE key = 'live_epoch'"
+        )
+    return str(epoch)
+
+
+_EVENTS_SQL = """
+SELECT e.seq, e.txid::text AS txid, e.case_id, e.version, e.action, e.actor_id, u.display_name AS actor_name,
+       e.at, e.from_state, e.to_state, e.note, e.department_id, e.grid_id,
+       p.department_id AS prev_department_id
+FROM case_events e
+LEFT JOIN case_events p ON p.case_id = e.case_id AND p.version = e.version - 1
+LEFT JOIN users u ON u.id = e.actor_id
+WHERE (e.txid, e.seq) > ($1::text::xid8, $2) AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.txid, e.seq
+LIMIT $3
+"""
+
+
+@dataclass
+class Relay:
+    pool: asyncpg.Pool
+    dsn: str
+    cases: CaseService
+    publish: Callable[[Batch], None]
+    epoch: str = ""
+    poll: float = 0.25
+    #: After a wake-up, wait this long so that one pass relays the commits that follow closely.
+    coalesce: float = 0.005
+    #: How long envelopes are kept for resume.
+    retention_hours: int = 72
+    _pruned_at: float = -1e9
+    is_leader: bool = False
+    _cursor: tuple[str, int] = ("0", 0)
+    _pos: int = 0
+    _heads: dict[str, int] | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set: try to become the relay, relay while leader, retry on faults."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+                backoff = 0.5
+            except OUTAGE_ERRORS as exc:
+                log.warning("relay: database unavailable (%s); retrying", type(exc).__name__)
+            except Exception:
+                log.exception("relay failed; retrying")
+            self.is_leader = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        wake = asyncio.Event()
+        try:
+            while not stop.is_set():
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+            if stop.is_set():
+                return
+            await conn.add_listener("cityhub_events", lambda *_: wake.set())
+            await self._load_position()
+            self.is_leader = True
+            log.info("relay: leading from cursor %s pos %d", self._cursor, self._pos)
+            while not stop.is_set():
+                moved = await self.cycle()
+                await self.prune()
+                if moved >= BATCH:
+                    continue
+                wake.clear()
+                waiter = asyncio.ensure_future(wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait(
+                        {waiter, stopper}, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    waiter.cancel()
+                    stopper.cancel()
+                if conn.is_closed():
+                    raise ConnectionError("relay connection lost")
+                if wake.is_set() and self.coalesce > 0:
+                    # Let concurrent commits gather: one pass relays them together.
+                    await asyncio.sleep(self.coalesce)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=2)
+
+    async def _load_position(self) -> None:
+        async with self.pool.acquire() as conn:
+            self.epoch = self.epoch or await ensure_epoch(conn)
+            cursor = await conn.fetchval("SELECT value FROM settings_kv WHERE key = 'relay_cursor'")
+            if cursor is None:
+                # First start: history before now is not live news.
+                row = await conn.fetchrow(
+                    "SELECT txid::text AS txid, seq FROM case_events ORDER BY txid DESC, seq DESC LIMIT 1"
+                )
+                self._cursor = ("0", 0) if row is None else (row["txid"], row["seq"])
+            else:
+                self._cursor = (str(cursor[0]), int(cursor[1]))
+            self._pos = int(await conn.fetchval("SELECT coalesce(max(pos), 0) FROM live_log"))
+            self._heads = {
+                r["channel"]: r["head"]
+                for r in await conn.fetch("SELECT channel, head FROM live_heads")
+            }
+
+    async def prune(self) -> int:
+        """Drop envelopes older than the retention (at most once a minute). A client asking for
+        older offsets is answered ``not_recovered`` and reloads over REST."""
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < 60:
+            return 0
+        self._pruned_at = now
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM live_log WHERE at < now() - make_interval(hours => $1)",
+                self.retention_hours,
+            )
+        return int(status.split()[-1])
+
+    async def cycle(self) -> int:
+        """Relay what has committed since the cursor; returns how many events were relayed."""
+        assert self._heads is not None
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_EVENTS_SQL, self._cursor[0], self._cursor[1], BATCH)
+            if not rows:
+                return 0
+            case_ids = list({r["case_id"] for r in rows})
+            cases = {c.id: c for c in await q.get_cases(conn, case_ids)}
+            batch: Batch = []
+            heads = dict(self._heads)
+            pos = self._pos
+            summaries: dict[int, dict[str, Any]] = {}  # one case summary per case and pass
+            for r in rows:
+                case = cases.get(r["case_id"])
+                if case is None:
+                    continue
+                summary = summaries.get(case.id)
+                if summary is None:
+                    summary = summaries[case.id] = orjson.loads(
+                        orjson.dumps(self.cases.case_json(case))
+                    )
+                data_json = orjson.dumps(self._event_data(r, summary)).decode()
+                grid = (
+                    self.cases.catalog.grids.get(r["grid_id"]) if r["grid_id"] is not None else None
+                )
+                facts = live.CaseEventFacts(
+                    department_id=r["department_id"],
+                    prev_department_id=r["prev_department_id"],
+                    grid_id=r["grid_id"],
+                    grid_parent_id=grid.parent_id if grid is not None else None,
+                )
+                ts = r["at"].isoformat().replace("+00:00", "Z")
+                for channel in live.route(facts):
+                    pos += 1
+                    offset = heads.get(channel, 0) + 1
+                    heads[channel] = offset
+                    frame = live.envelope_raw(
+                        channel, self.epoch, offset, "case.updated", ts, data_json
+                    )
+                    batch.append(
+                        (
+                            pos,
+                            channel,
+                            offset,
+                            frame,
+                            facts.department_id,
+                            facts.prev_department_id,
+                            facts.grid_id,
+                        )
+                    )
+            last = rows[-1]
+            cursor = (last["txid"], int(last["seq"]))
+            async with conn.transaction():
+                if batch:
+                    await conn.copy_records_to_table(
+                        "live_log",
+                        records=[(it[1], it[2], it[0], it[3], it[4], it[5], it[6]) for it in batch],
+                        columns=[
+                            "channel",
+                            "offset",
+                            "pos",
+                            "frame",
+                            "department_id",
+                            "prev_department_id",
+                            "grid_id",
+                        ],
+                    )
+                    changed = {it[1] for it in batch}
+                    await conn.execute(
+                        "INSERT INTO live_heads (channel, head) SELECT * FROM unnest($1::text[], $2::bigint[])"
+                        " ON CONFLICT (channel) DO UPDATE SET head = excluded.head",
+                        list(changed),
+                        [heads[ch] for ch in changed],
+                    )
+                await conn.execute(
+                    "INSERT INTO settings_kv (key, value) VALUES ('relay_cursor', $1)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [cursor[0], cursor[1]],
+                )
+        self._cursor, self._pos, self._heads = cursor, pos, heads
+        if batch:
+            self.publish(batch)
+        return len(rows)
+
+    def _event_data(self, r: asyncpg.Record, summary: dict[str, Any]) -> dict[str, Any]:
+        """The case summary as of this event: its state, version and department after the move
+        (the row may already be further along), and the event itself."""
+        state = wf.CaseState(r["to_state"])
+        dep_id = r["department_id"]
+        dep = self.cases.catalog.departments.get(dep_id) if dep_id is not None else None
+        try:
+            action_label = wf.label(wf.Action(r["action"]))
+        except ValueError:
+            action_label = r["action"]
+        return {
+            **summary,
+            "version": r["version"],
+            "state": state.value,
+            "state_label": wf.label(state),
+            "department": None
+            if dep_id is None
+            else {"id": dep_id, "name": dep.name if dep else ""},
+            "event": {
+                "seq": r["seq"],
+                "action": r["action"],
+                "action_label": action_label,
+                "from_state": r["from_state"],
+                "to_state": r["to_state"],
+                "actor": None
+                if r["actor_id"] is None
+                else {"id": r["actor_id"], "display_name": r["actor_name"]},
+                "at": r["at"],
+                "note": r["note"],
+            },
+        }

@@ -1,0 +1,324 @@
+"""The case API end to end against a real PostgreSQL: the six-stage journey, scope rules,
+concurrent dispatchers, illegal moves writing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from hub.state import HubState
+from tests.conftest import Api
+from tests.helpers import category_id, point_for, upload_photo
+
+
+async def counts(state: HubState) -> tuple[int, int]:
+    async with state.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM cases) AS c, (SELECT count(*) FROM case_events) AS e"
+        )
+    assert row is not None
+    return int(row["c"]), int(row["e"])
+
+
+async def report(sup: Api, **extra: Any) -> dict[str, Any]:
+    lon, lat, _ = await point_for(sup)
+    cat = await category_id(sup)
+    photo = await upload_photo(sup)
+    body = {
+        "category_id": cat["id"],
+        "source": "supervisor",
+        "description": "南宁北路人行道上有生活垃圾堆放",
+        "address": "麒麟区南宁北路 88 号",
+        "lon": lon,
+        "lat": lat,
+        "attachment_ids": [photo],
+        **extra,
+    }
+    r = await sup.post("/api/cases", json=body)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def dept_user_for(login: Any, department_id: int) -> Api:
+    from hub.demo.city import DEMO_USERS
+
+    for name, (role, _pw) in DEMO_USERS.items():
+        if role == "department":
+            api = await login(name)
+            if api.user["department_id"] == department_id:
+                return api  # type: ignore[no-any-return]
+    raise AssertionError(f"no demo user for department {department_id}")
+
+
+async def test_six_stage_journey(login: Any) -> None:
+    sup, seat, disp = await login("sup01"), await login("seat1"), await login("dispatch1")
+    case = await report(sup)
+    cid = case["id"]
+    assert case["state"] == "reported" and case["state_label"] == "待受理"
+    assert case["grid"] is not None and case["grid"]["id"] in {g for g in [case["grid"]["id"]]}
+    assert len(case["attachments"]) == 1
+    assert case["case_no"].count("-") == 1
+
+    r = await seat.act(cid, "register")
+    assert r.status_code == 200, r.text
+    dep_id = (await category_id(seat))["default_department_id"]
+    assert dep_id is not None
+    r = await disp.act(cid, "dispatch", department_id=dep_id)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["state"] == "dispatched" and body["deadline"] is not None
+    assert body["department"]["id"] == dep_id
+
+    dept = await dept_user_for(login, dep_id)
+    assert (await dept.act(cid, "accept")).status_code == 200
+    after = await upload_photo(dept, "after.png", seed=9)
+    r = await dept.act(cid, "feedback", note="已清运完毕", attachment_ids=[after])
+    assert r.status_code == 200, r.text
+    assert (await seat.act(cid, "request_verify")).status_code == 200
+    assert (await sup.act(cid, "verify_pass", note="现场已干净")).status_code == 200
+    r = await seat.act(cid, "close")
+    assert r.status_code == 200, r.text
+    final = r.json()
+    assert final["state"] == "closed" and final["closed_at"] is not None
+    actions = [e["action"] for e in final["timeline"]]
+    assert actions == [
+        "report",
+        "register",
+        "dispatch",
+        "accept",
+        "feedback",
+        "request_verify",
+        "verify_pass",
+        "close",
+    ]
+    assert [e["version"] for e in final["timeline"]] == list(range(1, 9))
+    assert final["timeline"][2]["action_label"] == "派遣"
+    assert final["timeline"][4]["attachments"][0]["id"] == after
+    assert final["allowed_actions"] == []
+    # The photo is downloadable by someone who may see the case, with its sniffed type.
+    r = await seat.get(f"/api/attachments/{after}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content.startswith(b"\x89PNG")
+
+
+async def test_quick_handling_counted_separately(login: Any) -> None:
+    sup, seat = await login("sup01"), await login("seat1")
+    case = await report(sup, quick=True)
+    assert case["state"] == "quick_handling" and case["is_quick"] is True
+    after = await upload_photo(sup, "after.png", seed=3)
+    r = await sup.act(case["id"], "quick_complete", attachment_ids=[after])
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "feedback"
+    r = await seat.get("/api/cases", params={"state": "feedback"})
+    assert case["id"] in [c["id"] for c in r.json()["items"]]
+
+
+async def test_department_sees_only_its_cases(login: Any, hub_state: HubState) -> None:
+    async with hub_state.pool.acquire() as conn:
+        deps = [
+            r["department_id"]
+            for r in await conn.fetch(
+                "SELECT department_id FROM cases WHERE department_id IS NOT NULL"
+                " GROUP BY department_id ORDER BY count(*) DESC LIMIT 2"
+            )
+        ]
+        other_case = await conn.fetchval(
+            "SELECT id FROM cases WHERE department_id = $1 AND state = 'dispatched' LIMIT 1",
+            deps[1],
+        ) or await conn.fetchval("SELECT id FROM cases WHERE department_id = $1 LIMIT 1", deps[1])
+    mine = await dept_user_for(login, deps[0])
+    # The list holds only their department's cases, over several pages.
+    seen = 0
+    cursor = None
+    for _ in range(5):
+        params: dict[str, Any] = {"limit": 50}
+        if cursor:
+            params["cursor"] = cursor
+        r = await mine.get("/api/cases", params=params)
+        assert r.status_code == 200
+        items = r.json()["items"]
+        assert all(c["department"]["id"] == deps[0] for c in items)
+        seen += len(items)
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            break
+    assert seen > 0
+    # Another department's case: not visible, not listable by filter, not changeable.
+    assert (await mine.get(f"/api/cases/{other_case}")).status_code == 404
+    r = await mine.get("/api/cases", params={"department_id": deps[1]})
+    assert r.json()["items"] == []
+    r = await mine.post(f"/api/cases/{other_case}/actions", json={"action": "accept", "version": 1})
+    assert r.status_code == 404
+    async with hub_state.pool.acquire() as conn:
+        events = await conn.fetchval(
+            "SELECT count(*) FROM case_events WHERE case_id = $1 AND actor_id = $2",
+            other_case,
+            mine.user["id"],
+        )
+    assert events == 0
+
+
+async def test_supervisor_limited_to_own_grids(login: Any) -> None:
+    sup1 = await login("sup01")
+    others = [await login(f"sup{n:02d}") for n in range(2, 11)]
+    other = next(o for o in others if set(o.user["grid_ids"]) != set(sup1.user["grid_ids"]))
+    lon, lat, _ = await point_for(sup1)
+    cat = await category_id(other)
+    photo = await upload_photo(other)
+    r = await other.post(
+        "/api/cases",
+        json={
+            "category_id": cat["id"],
+            "source": "supervisor",
+            "lon": lon,
+            "lat": lat,
+            "description": "越界上报",
+            "attachment_ids": [photo],
+        },
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_grid"
+    # The case list of a supervisor holds only cases in their grids.
+    r = await sup1.get("/api/cases", params={"limit": 200})
+    grid_codes = {c["grid"]["id"] for c in r.json()["items"] if c["grid"]}
+    r2 = await sup1.get("/api/grids", params={"level": 2})
+    allowed = {g["id"] for g in r2.json()["items"] if g["parent_id"] in sup1.user["grid_ids"]}
+    assert grid_codes <= allowed
+
+
+async def test_two_dispatchers_at_once_one_wins(login: Any, hub_state: HubState) -> None:
+    sup, seat = await login("sup01"), await login("seat1")
+    d1, d2 = await login("dispatch1"), await login("dispatch2")
+    case = await report(sup)
+    r = await seat.act(case["id"], "register")
+    version = r.json()["version"]
+    deps = (await d1.get("/api/departments")).json()["items"]
+    results = await asyncio.gather(
+        d1.act(case["id"], "dispatch", version=version, department_id=deps[0]["id"]),
+        d2.act(case["id"], "dispatch", version=version, department_id=deps[1]["id"]),
+    )
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200, 409], [r.text for r in results]
+    loser = next(r for r in results if r.status_code == 409)
+    assert loser.json()["error"]["code"] == "version_conflict"
+    async with hub_state.pool.acquire() as conn:
+        n = await conn.fetchval(
+            "SELECT count(*) FROM case_events WHERE case_id = $1 AND action = 'dispatch'",
+            case["id"],
+        )
+    assert n == 1
+
+
+async def test_many_concurrent_writers_lose_no_update(login: Any, hub_state: HubState) -> None:
+    """Eight escalations race on one case: every accepted one is recorded, no version repeats."""
+    sup, seat = await login("sup01"), await login("seat1")
+    case = await report(sup)
+    await seat.act(case["id"], "register")
+
+    async def escalate(i: int) -> int:
+        for _ in range(20):
+            r = await seat.act(case["id"], "escalate", note=f"督办 {i}")
+            if r.status_code == 200:
+                return 1
+            assert r.status_code == 409
+        return 0
+
+    won = sum(await asyncio.gather(*(escalate(i) for i in range(8))))
+    detail = (await seat.get(f"/api/cases/{case['id']}")).json()
+    assert detail["escalation_count"] == won == 8
+    assert [e["version"] for e in detail["timeline"]] == list(range(1, detail["version"] + 1))
+
+
+async def test_illegal_move_is_refused_and_writes_nothing(login: Any, hub_state: HubState) -> None:
+    sup, seat, disp = await login("sup01"), await login("seat1"), await login("dispatch1")
+    case = await report(sup)
+    before = await counts(hub_state)
+    r = await seat.act(case["id"], "close")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "illegal_transition"
+    assert "待受理" in r.json()["error"]["message"]
+    r = await disp.act(case["id"], "register")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "role_forbidden"
+    r = await seat.act(case["id"], "reject", reject_reason="duplicate")
+    assert r.status_code == 422
+    r = await seat.act(case["id"], "register", version=7)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "version_conflict"
+    assert await counts(hub_state) == before
+    detail = (await seat.get(f"/api/cases/{case['id']}")).json()
+    assert detail["version"] == 1 and detail["state"] == "reported"
+
+
+async def test_reject_as_duplicate_links_original(login: Any) -> None:
+    sup, seat = await login("sup01"), await login("seat1")
+    first = await report(sup)
+    second = await report(sup)
+    r = await seat.act(
+        second["id"],
+        "reject",
+        reject_reason="duplicate",
+        duplicate_of=first["id"],
+        note="同一地点重复上报",
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "rejected" and r.json()["duplicate_of"] == first["id"]
+    r = await seat.act(
+        second["id"], "reject", reject_reason="duplicate", duplicate_of=10**12, note="x"
+    )
+    assert r.status_code == 409  # already rejected: illegal now
+
+
+async def test_return_extension_rework_paths(login: Any) -> None:
+    sup, seat, disp = await login("sup01"), await login("seat1"), await login("dispatch1")
+    case = await report(sup)
+    cid = case["id"]
+    await seat.act(cid, "register")
+    dep_id = (await category_id(seat))["default_department_id"]
+    await disp.act(cid, "dispatch", department_id=dep_id)
+    dept = await dept_user_for(login, dep_id)
+    r = await dept.act(cid, "return", note="不属于本部门职责")
+    assert (
+        r.status_code == 200 and r.json()["state"] == "returned" and r.json()["department"] is None
+    )
+    # After the return the department no longer sees it.
+    assert (await dept.get(f"/api/cases/{cid}")).status_code == 404
+    await disp.act(cid, "dispatch", department_id=dep_id)
+    await dept.act(cid, "accept")
+    deadline = (await dept.get(f"/api/cases/{cid}")).json()["deadline"]
+    r = await dept.act(
+        cid, "request_extension", note="需要协调施工", extension_until="2099-01-01T10:00:00+08:00"
+    )
+    assert r.status_code == 200, r.text
+    r = await disp.act(cid, "approve_extension")
+    assert r.status_code == 200 and r.json()["extension_count"] == 1
+    assert r.json()["deadline"] != deadline
+    photo = await upload_photo(dept, seed=5)
+    await dept.act(cid, "feedback", attachment_ids=[photo])
+    await seat.act(cid, "request_verify")
+    r = await sup.act(cid, "verify_fail", note="仍有垃圾")
+    assert (
+        r.status_code == 200 and r.json()["state"] == "handling" and r.json()["rework_count"] == 1
+    )
+
+
+async def test_audit_and_actor_recorded(login: Any, hub_state: HubState) -> None:
+    sup = await login("sup01")
+    case = await report(sup)
+    async with hub_state.pool.acquire() as conn:
+        actor = await conn.fetchval(
+            "SELECT actor_id FROM case_events WHERE case_id = $1", case["id"]
+        )
+        uploads = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'upload' AND user_id = $1",
+            sup.user["id"],
+        )
+    assert actor == sup.user["id"] and uploads >= 1
+
+
+async def test_events_are_append_only(hub_state: HubState) -> None:
+    async with hub_state.pool.acquire() as conn:
+        try:
+            await conn.execute("UPDATE case_events SET note = 'x' WHERE seq = 1")
+        except asyncpg.InsufficientPrivilegeError:
+            pass
+        else:
+            raise AssertionError("case_events accepted an UPDATE")
