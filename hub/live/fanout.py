@@ -27,6 +27,7 @@ import orjson
 from hub.core import live
 from hub.live.bus import Bus
 from hub.live.relay import Batch
+from storage import live as live_store
 from storage.db import OUTAGE_ERRORS
 
 log = logging.getLogger("cityhub.fanout")
@@ -72,9 +73,8 @@ class Fanout:
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
-            self.last_pos = int(await conn.fetchval("SELECT coalesce(max(pos), 0) FROM live_log"))
-            for r in await conn.fetch("SELECT channel, head FROM live_heads"):
-                self.history.heads[r["channel"]] = r["head"]
+            self.last_pos = await live_store.last_pos(conn)
+            self.history.heads.update(await live_store.channel_heads(conn))
         self.bus.subscribe(LIVE_TOPIC, self._on_bus)
         self.bus.subscribe(STATE_TOPIC, self._on_state_bus)
         self.bus.on_state(lambda healthy: self._request_catch_up())
@@ -176,14 +176,10 @@ class Fanout:
     async def _catch_up(self) -> None:
         while True:
             async with self.pool.acquire() as conn:
-                rows = await conn.fetch(
-                    'SELECT pos, channel, "offset", frame, department_id, prev_department_id, grid_id'
-                    " FROM live_log WHERE pos > $1 ORDER BY pos LIMIT 5000",
-                    self.last_pos,
-                )
+                rows = await live_store.log_after(conn, self.last_pos, 5000)
             if not rows:
                 return
-            self._deliver([tuple(r) for r in rows])
+            self._deliver(rows)
             if len(rows) < 5000:
                 return
 
@@ -201,14 +197,8 @@ class Fanout:
             self.replay_queries += 1
             try:
                 async with self.pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        'SELECT "offset", frame FROM live_log WHERE channel = $1 AND "offset" > $2'
-                        ' AND "offset" <= $3 ORDER BY "offset"',
-                        channel,
-                        after,
-                        upto,
-                    )
-                result = [r["frame"] for r in rows] if len(rows) == upto - after else None
+                    frames = await live_store.channel_frames(conn, channel, after, upto)
+                result = frames if len(frames) == upto - after else None
                 fut.set_result(result)
             except BaseException as exc:
                 fut.set_exception(exc)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from hub.cases.service import CaseService
 from hub.core import live
 from hub.core import workflow as wf
 from storage import cases as q
+from storage import live as live_store
 from storage.db import OUTAGE_ERRORS
 
 log = logging.getLogger("cityhub.relay")
@@ -39,34 +39,6 @@ BATCH = 2000
 Item = tuple[int, str, int, str, int | None, int | None, int | None]
 #: A published batch, in pos order.
 Batch = list[Item]
-
-
-async def ensure_epoch(conn: asyncpg.Connection) -> str:
-    """The installation's live epoch (offsets are comparable only within one epoch)."""
-    epoch = await conn.fetchval("SELECT value #>> '{}' FROM settings_kv WHERE key = 'live_epoch'")
-    if epoch is None:
-        await conn.execute(
-            "INSERT INTO settings_kv (key, value) VALUES ('live_epoch', to_jsonb($1::text))"
-            " ON CONFLICT (key) DO NOTHING",
-            secrets.token_urlsafe(6),
-        )
-        epoch = await conn.fetchval(
-            "SELECT value #>> '{}' FROM settings_kv WHERE key = 'live_epoch'"
-        )
-    return str(epoch)
-
-
-_EVENTS_SQL = """
-SELECT e.seq, e.txid::text AS txid, e.case_id, e.version, e.action, e.actor_id, u.display_name AS actor_name,
-       e.at, e.from_state, e.to_state, e.note, e.department_id, e.grid_id,
-       p.department_id AS prev_department_id
-FROM case_events e
-LEFT JOIN case_events p ON p.case_id = e.case_id AND p.version = e.version - 1
-LEFT JOIN users u ON u.id = e.actor_id
-WHERE (e.txid, e.seq) > ($1::text::xid8, $2) AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY e.txid, e.seq
-LIMIT $3
-"""
 
 
 @dataclass
@@ -145,21 +117,9 @@ class Relay:
 
     async def _load_position(self) -> None:
         async with self.pool.acquire() as conn:
-            self.epoch = self.epoch or await ensure_epoch(conn)
-            cursor = await conn.fetchval("SELECT value FROM settings_kv WHERE key = 'relay_cursor'")
-            if cursor is None:
-                # First start: history before now is not live news.
-                row = await conn.fetchrow(
-                    "SELECT txid::text AS txid, seq FROM case_events ORDER BY txid DESC, seq DESC LIMIT 1"
-                )
-                self._cursor = ("0", 0) if row is None else (row["txid"], row["seq"])
-            else:
-                self._cursor = (str(cursor[0]), int(cursor[1]))
-            self._pos = int(await conn.fetchval("SELECT coalesce(max(pos), 0) FROM live_log"))
-            self._heads = {
-                r["channel"]: r["head"]
-                for r in await conn.fetch("SELECT channel, head FROM live_heads")
-            }
+            self.epoch = self.epoch or await live_store.ensure_epoch(conn)
+            at = await live_store.load_relay_position(conn)
+        self._cursor, self._pos, self._heads = at.cursor, at.pos, at.heads
 
     async def prune(self) -> int:
         """Drop envelopes older than the retention (at most once a minute). A client asking for
@@ -169,17 +129,13 @@ class Relay:
             return 0
         self._pruned_at = now
         async with self.pool.acquire() as conn:
-            status = await conn.execute(
-                "DELETE FROM live_log WHERE at < now() - make_interval(hours => $1)",
-                self.retention_hours,
-            )
-        return int(status.split()[-1])
+            return await live_store.prune_log(conn, self.retention_hours)
 
     async def cycle(self) -> int:
         """Relay what has committed since the cursor; returns how many events were relayed."""
         assert self._heads is not None
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_EVENTS_SQL, self._cursor[0], self._cursor[1], BATCH)
+            rows = await live_store.committed_events_after(conn, self._cursor, BATCH)
             if not rows:
                 return 0
             case_ids = list({r["case_id"] for r in rows})
@@ -228,33 +184,13 @@ class Relay:
                     )
             last = rows[-1]
             cursor = (last["txid"], int(last["seq"]))
-            async with conn.transaction():
-                if batch:
-                    await conn.copy_records_to_table(
-                        "live_log",
-                        records=[(it[1], it[2], it[0], it[3], it[4], it[5], it[6]) for it in batch],
-                        columns=[
-                            "channel",
-                            "offset",
-                            "pos",
-                            "frame",
-                            "department_id",
-                            "prev_department_id",
-                            "grid_id",
-                        ],
-                    )
-                    changed = {it[1] for it in batch}
-                    await conn.execute(
-                        "INSERT INTO live_heads (channel, head) SELECT * FROM unnest($1::text[], $2::bigint[])"
-                        " ON CONFLICT (channel) DO UPDATE SET head = excluded.head",
-                        list(changed),
-                        [heads[ch] for ch in changed],
-                    )
-                await conn.execute(
-                    "INSERT INTO settings_kv (key, value) VALUES ('relay_cursor', $1)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [cursor[0], cursor[1]],
-                )
+            await live_store.write_relay_batch(
+                conn,
+                [(it[1], it[2], it[0], it[3], it[4], it[5], it[6]) for it in batch],
+                heads,
+                cursor,
+                pos,
+            )
         self._cursor, self._pos, self._heads = cursor, pos, heads
         if batch:
             self.publish(batch)

@@ -28,7 +28,7 @@ from hub.core.workcal import WorkCalendar, parse_work_hours
 from hub.core.workflow import Role
 from hub.live.bus import create_bus
 from hub.live.fanout import Fanout
-from hub.live.relay import Relay, ensure_epoch
+from hub.live.relay import Relay
 from hub.live.server import LiveServer
 from hub.metrics import Metrics
 from hub.settings import Settings
@@ -45,6 +45,7 @@ from hub.web.http import (
 from hub.web.routes.cases import API
 from realtime_ui import STATIC_DIR
 from storage import db
+from storage import live as live_store
 from storage.attachments import AttachmentStore
 from storage.catalog import load_catalog
 from storage.reference import ensure_reference_data, load_calendar
@@ -130,7 +131,7 @@ async def start_live(state: HubState) -> None:
     state.bus = create_bus(settings.redis_url.reveal())
     await state.bus.start()
     async with state.pool.acquire() as conn:
-        epoch = await ensure_epoch(conn)
+        epoch = await live_store.ensure_epoch(conn)
     state.fanout = Fanout(state.pool, state.dsn, state.bus, epoch)
     await state.fanout.start()
     state.relay = Relay(state.pool, state.dsn, state.cases, state.fanout.publish, epoch=epoch)
