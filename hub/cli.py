@@ -13,6 +13,7 @@ from pathlib import Path
 from hub import __version__
 from hub.core.errors import CityhubError
 from hub.settings import Settings, SettingsError
+from storage.errors import StorageError
 
 log = logging.getLogger("cityhub")
 
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"cityhub: bad settings: {exc.message}", file=sys.stderr)
         return 2
-    except CityhubError as exc:
+    except (CityhubError, StorageError) as exc:
         print(
             f"cityhub: {exc.message}" + (f" ({exc.details})" if exc.details else ""),
             file=sys.stderr,

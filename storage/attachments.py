@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-from hub.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from storage.errors import DataTooLarge, InvalidData, RecordNotFound, UnsupportedData
 
 #: Accepted media type -> kind family.
 ACCEPTED: Final[Mapping[str, str]] = MappingProxyType(
@@ -131,20 +131,20 @@ class AttachmentStore:
     def put(self, data: bytes, *, kind: str | None = None) -> StoredBlob:
         """Validate and store ``data``; storing content that is already there rewrites nothing."""
         if not data:
-            raise ValidationFailed("文件为空 (empty file)", code="empty_file")
+            raise InvalidData("文件为空 (empty file)", code="empty_file")
         if len(data) > self.max_bytes:
-            raise PayloadTooLarge(
+            raise DataTooLarge(
                 f"文件过大，上限 {self.max_bytes} 字节 (file too large)",
                 details={"size": len(data), "max_bytes": self.max_bytes},
             )
         media_type = sniff(data[:64])
         if media_type is None:
-            raise UnsupportedMediaType(
+            raise UnsupportedData(
                 "不支持的文件类型 (unsupported media type)", details={"accepted": sorted(ACCEPTED)}
             )
         family = ACCEPTED[media_type]
         if kind is not None and _KIND_FAMILY.get(kind) != family:
-            raise ValidationFailed(
+            raise InvalidData(
                 "文件内容与类别不符 (content does not match kind)",
                 code="kind_mismatch",
                 details={"kind": kind, "media_type": media_type, "kinds": sorted(_KIND_FAMILY)},
@@ -176,17 +176,17 @@ class AttachmentStore:
         _fsync_dir(final.parent)
 
     def path_for(self, sha256: str) -> Path:
-        """Where a blob lives; raises ValidationFailed unless ``sha256`` is 64 lowercase hex chars."""
+        """Where a blob lives; raises InvalidData unless ``sha256`` is 64 lowercase hex chars."""
         if not isinstance(sha256, str) or _SHA256_RE.fullmatch(sha256) is None:
-            raise ValidationFailed("无效的附件标识 (invalid attachment id)", code="invalid_sha256")
+            raise InvalidData("无效的附件标识 (invalid attachment id)", code="invalid_sha256")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def open(self, sha256: str) -> bytes:
-        """The blob's bytes, or NotFound."""
+        """The blob's bytes, or RecordNotFound."""
         try:
             return self.path_for(sha256).read_bytes()
         except FileNotFoundError:
-            raise NotFound(
+            raise RecordNotFound(
                 "附件不存在 (attachment not found)", details={"sha256": sha256}
             ) from None
 

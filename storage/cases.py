@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from hub.core.errors import BadRequest
 from storage.db import map_pg_errors
+from storage.errors import InvalidRequest
 
 CASE_FIELDS = (
     "id",
@@ -53,6 +53,8 @@ CASE_FIELDS = (
     "closed_at",
     "updated_at",
 )
+#: Every column of ``cases``: the fields of a ``CaseRow`` and the search document.
+CASE_COLUMNS = (*CASE_FIELDS, "search")
 _SELECT_CASE = ", ".join(f"c.{f}" for f in CASE_FIELDS)
 
 #: Columns a workflow outcome may change (anything else in Outcome.changes is a bug).
@@ -194,7 +196,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
             raise ValueError("naive")
         return at, int(cid)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(
+        raise InvalidRequest(
             "分页游标无效", code="bad_cursor", details={"cursor": cursor[:50]}
         ) from exc
 

@@ -20,7 +20,12 @@ from typing import Any
 
 import asyncpg
 
-from hub.core.errors import CityhubError, Conflict, Unavailable, ValidationFailed
+from storage.errors import (
+    InvalidData,
+    RecordConflict,
+    StorageError,
+    StorageUnavailable,
+)
 
 log = logging.getLogger("cityhub.storage")
 
@@ -46,29 +51,23 @@ DB_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class StorageError(CityhubError):
-    """Root of storage errors."""
-
-
 @contextlib.contextmanager
 def map_pg_errors() -> Iterator[None]:
-    """Translate driver errors to cityhub errors (one class per SQLSTATE family)."""
+    """Translate driver errors to storage errors (one class per SQLSTATE family)."""
     try:
         yield
     except asyncpg.UniqueViolationError as exc:
-        raise Conflict("记录已存在", details={"constraint": exc.constraint_name}) from exc
+        raise RecordConflict("记录已存在", details={"constraint": exc.constraint_name}) from exc
     except asyncpg.ForeignKeyViolationError as exc:
-        raise ValidationFailed(
-            "引用的记录不存在", details={"constraint": exc.constraint_name}
-        ) from exc
+        raise InvalidData("引用的记录不存在", details={"constraint": exc.constraint_name}) from exc
     except asyncpg.CheckViolationError as exc:
-        raise ValidationFailed(
-            "数据不符合约束", details={"constraint": exc.constraint_name}
-        ) from exc
+        raise InvalidData("数据不符合约束", details={"constraint": exc.constraint_name}) from exc
     except asyncpg.SerializationError as exc:
-        raise Conflict("并发冲突，请重试") from exc
+        raise RecordConflict("并发冲突，请重试") from exc
     except OUTAGE_ERRORS as exc:
-        raise Unavailable("数据库暂时不可用", details={"reason": type(exc).__name__}) from exc
+        raise StorageUnavailable(
+            "数据库暂时不可用", details={"reason": type(exc).__name__}
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Errors of cityhub, one root, translated to HTTP at the edge (``hub/http.py``).
+"""Errors of the cityhub domain, one root. They know nothing of HTTP: the web edge maps each class to
+a status (``hub/web/status.py``), as it maps the storage layer's own errors (``storage/errors.py``).
 
-Tree::
+Tree (with the status the web edge answers)::
 
-    CityhubError                    status 500 (never shown: the edge maps unknown errors to 500 JSON)
+    CityhubError                    (500 at the HTTP edge, never shown: unknown errors become 500 JSON)
     ├── BadRequest                  400  malformed or invalid input
     │   └── ValidationFailed        422  well-formed but wrong values (unknown category, bad coordinates)
     ├── Unauthenticated             401  no or expired session / token
@@ -25,7 +26,6 @@ from typing import Any, ClassVar
 
 
 class CityhubError(Exception):
-    status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
@@ -40,32 +40,26 @@ class CityhubError(Exception):
 
 
 class BadRequest(CityhubError):
-    status = 400
     code = "bad_request"
 
 
 class ValidationFailed(BadRequest):
-    status = 422
     code = "validation_failed"
 
 
 class Unauthenticated(CityhubError):
-    status = 401
     code = "unauthenticated"
 
 
 class Forbidden(CityhubError):
-    status = 403
     code = "forbidden"
 
 
 class NotFound(CityhubError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(CityhubError):
-    status = 409
     code = "conflict"
 
 
@@ -74,17 +68,14 @@ class IllegalTransition(Conflict):
 
 
 class PayloadTooLarge(CityhubError):
-    status = 413
     code = "payload_too_large"
 
 
 class UnsupportedMediaType(CityhubError):
-    status = 415
     code = "unsupported_media_type"
 
 
 class TooManyRequests(CityhubError):
-    status = 429
     code = "too_many_requests"
 
     def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
@@ -93,5 +84,4 @@ class TooManyRequests(CityhubError):
 
 
 class Unavailable(CityhubError):
-    status = 503
     code = "unavailable"

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import __version__
+from hub.cases.reference import ensure_reference_data
 from hub.cases.service import CaseService
 from hub.core.errors import CityhubError
 from hub.core.workcal import WorkCalendar, parse_work_hours
@@ -48,7 +49,8 @@ from storage import db
 from storage import live as live_store
 from storage.attachments import AttachmentStore
 from storage.catalog import load_catalog
-from storage.reference import ensure_reference_data, load_calendar
+from storage.errors import StorageError
+from storage.reference import load_calendar
 
 log = logging.getLogger("cityhub")
 
@@ -248,6 +250,7 @@ async def build_state(
 
 async def close_state(state: HubState) -> None:
     await stop_live(state)
+    await state.auth.close()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(state.pool.close(), timeout=10)
     if state.embedded is not None:
@@ -334,5 +337,6 @@ def create_app(settings: Settings, *, demo: bool = False, demo_cases: int = 10_0
         exception_handlers={
             HTTPException: http_exception_handler,
             CityhubError: cityhub_error_handler,
+            StorageError: cityhub_error_handler,
         },
     )

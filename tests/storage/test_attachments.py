@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from hub.web.status import status_of
 from storage.attachments import ACCEPTED, AttachmentStore, StoredBlob, safe_label, sniff
+from storage.errors import DataTooLarge, InvalidData, RecordNotFound, UnsupportedData
 
 # --- tiny real files ---------------------------------------------------------------------------
 
@@ -237,16 +238,16 @@ class TestPut:
         assert store.path_for(first.sha256).stat().st_mtime_ns == mtime  # not rewritten
 
     def test_empty(self, store: AttachmentStore) -> None:
-        with pytest.raises(ValidationFailed) as info:
+        with pytest.raises(InvalidData) as info:
             store.put(b"")
-        assert (info.value.status, info.value.code) == (422, "empty_file")
+        assert (status_of(info.value), info.value.code) == (422, "empty_file")
         assert files_under(store.root) == []
 
     def test_oversize(self, store: AttachmentStore) -> None:
         data = make_png() + b"\x00" * store.max_bytes
-        with pytest.raises(PayloadTooLarge) as info:
+        with pytest.raises(DataTooLarge) as info:
             store.put(data)
-        assert info.value.status == 413
+        assert status_of(info.value) == 413
         assert not store.root.exists()
         store.put(make_png())  # a file exactly within the limit is fine
         limit = AttachmentStore(store.root, max_bytes=len(make_png()))
@@ -254,9 +255,9 @@ class TestPut:
 
     @pytest.mark.parametrize("name", REJECTED_FILES)
     def test_unsupported(self, store: AttachmentStore, name: str) -> None:
-        with pytest.raises(UnsupportedMediaType) as info:
+        with pytest.raises(UnsupportedData) as info:
             store.put(REJECTED_FILES[name])
-        assert info.value.status == 415
+        assert status_of(info.value) == 415
         assert info.value.details == {"accepted": sorted(ACCEPTED)}
         assert files_under(store.root) == []
 
@@ -287,9 +288,9 @@ class TestPut:
     def test_kind_disagrees(
         self, store: AttachmentStore, make: Callable[[], bytes], kind: str
     ) -> None:
-        with pytest.raises(ValidationFailed) as info:
+        with pytest.raises(InvalidData) as info:
             store.put(make(), kind=kind)
-        assert (info.value.status, info.value.code) == (422, "kind_mismatch")
+        assert (status_of(info.value), info.value.code) == (422, "kind_mismatch")
         assert files_under(store.root) == []
 
     def test_failed_write_leaves_nothing(
@@ -339,12 +340,12 @@ class TestPaths:
         ],
     )
     def test_path_for_rejects(self, store: AttachmentStore, bad: str) -> None:
-        with pytest.raises(ValidationFailed) as info:
+        with pytest.raises(InvalidData) as info:
             store.path_for(bad)
-        assert info.value.status == 422
-        with pytest.raises(ValidationFailed):
+        assert status_of(info.value) == 422
+        with pytest.raises(InvalidData):
             store.open(bad)
-        with pytest.raises(ValidationFailed):
+        with pytest.raises(InvalidData):
             store.exists(bad)
 
     def test_path_inside_root(self, store: AttachmentStore) -> None:
@@ -354,6 +355,6 @@ class TestPaths:
     def test_missing(self, store: AttachmentStore) -> None:
         sha = "0" * 64
         assert not store.exists(sha)
-        with pytest.raises(NotFound) as info:
+        with pytest.raises(RecordNotFound) as info:
             store.open(sha)
-        assert info.value.status == 404
+        assert status_of(info.value) == 404
