@@ -17,32 +17,15 @@ from typing import Any
 
 import asyncpg
 
+from hub.cases.facts import case_facts
 from hub.core import workflow as wf
 from hub.core.codes import ComponentId
-from hub.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hub.core.errors import Conflict, NotFound, ValidationFailed
 from hub.core.workcal import WorkCalendar
 from storage import cases as q
 from storage.catalog import Catalog, get_component, grid_at
 from storage.db import connect, map_pg_errors
 from storage.search import document_terms
-
-SOURCES = ("supervisor", "hotline", "video", "sensor", "public")
-SOURCE_LABELS = {
-    "supervisor": "监督员上报",
-    "hotline": "12319热线",
-    "video": "视频巡查",
-    "sensor": "传感器",
-    "public": "公众上报",
-}
-#: Sources whose reports must carry a location (the others may give only an address).
-LOCATED_SOURCES = frozenset({"supervisor", "video"})
-#: Which role may report from which source.
-SOURCE_ROLES: dict[wf.Role, frozenset[str]] = {
-    wf.Role.ADMIN: frozenset(SOURCES),
-    wf.Role.SEAT: frozenset({"video", "public", "sensor", "hotline"}),
-    wf.Role.SUPERVISOR: frozenset({"supervisor"}),
-    wf.Role.AGENT: frozenset({"hotline"}),
-}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,13 +151,13 @@ class CaseService:
             raise ValidationFailed(
                 "案件类别不存在", code="unknown_category", details={"category_id": new.category_id}
             )
-        if new.source not in SOURCES:
-            raise ValidationFailed("来源无效", code="bad_source", details={"source": new.source})
-        allowed_sources = SOURCE_ROLES.get(actor.role, frozenset())
-        if new.source not in allowed_sources and actor.role in SOURCE_ROLES:
-            raise Forbidden(
-                "该角色不能以此来源上报", code="source_forbidden", details={"source": new.source}
-            )
+        try:
+            source = wf.Source(new.source)
+        except ValueError:
+            raise ValidationFailed(
+                "来源无效", code="bad_source", details={"source": new.source}
+            ) from None
+        wf.check_source(actor.role, source)
         check_coordinates(new.lon, new.lat)
         if new.component_id is not None:
             ComponentId.parse(new.component_id)
@@ -188,7 +171,7 @@ class CaseService:
                 )
             if new.lon is None:  # a report on a registered component is located by it
                 new = dataclasses.replace(new, lon=component.lon, lat=component.lat)
-        if new.source in LOCATED_SOURCES and new.lon is None:
+        if source in wf.LOCATED_SOURCES and new.lon is None:
             raise ValidationFailed("该来源的案件须提供位置坐标", code="location_required")
         if new.lon is None and not new.address.strip():
             raise ValidationFailed("须提供位置坐标或地址", code="location_required")
@@ -214,7 +197,7 @@ class CaseService:
                     case_no = await q.next_case_no(conn, day)
                     values: dict[str, Any] = {
                         "case_no": case_no,
-                        "source": new.source,
+                        "source": source.value,
                         "category_id": cat.id,
                         "state": outcome.to_state.value,
                         "lon": new.lon,
@@ -299,19 +282,7 @@ class CaseService:
                     details={"expected": expected_version, "current": case.version},
                 )
             cmd = self._with_deadline(cmd, case, now)
-            facts = wf.CaseFacts(
-                state=wf.CaseState(case.state),
-                version=case.version,
-                department_id=case.department_id,
-                grid_id=case.grid_id,
-                deadline=case.deadline,
-                is_quick=case.is_quick,
-                rework_count=case.rework_count,
-                extension_count=case.extension_count,
-                escalation_count=case.escalation_count,
-                pending_extension_until=case.pending_extension_until,
-            )
-            outcome = wf.apply(facts, actor, cmd, now)
+            outcome = wf.apply(case_facts(case), actor, cmd, now)
             # References are checked once the move itself is known to be legal.
             if cmd.action is wf.Action.DISPATCH:
                 dep = self.catalog.departments.get(cmd.department_id or -1)
@@ -377,13 +348,9 @@ class CaseService:
         )
 
     def _with_deadline(self, cmd: wf.Command, case: q.CaseRow, now: datetime) -> wf.Command:
-        """Dispatch, rework and resumption restart the clock from the category's time limit."""
-        if cmd.action in (
-            wf.Action.DISPATCH,
-            wf.Action.REWORK,
-            wf.Action.VERIFY_FAIL,
-            wf.Action.RESUME,
-        ):
+        """The actions in ``wf.DEADLINE_RESTART`` get a new deadline: the category's time limit
+        from now, on the working-time calendar."""
+        if cmd.action in wf.DEADLINE_RESTART:
             return dataclasses.replace(cmd, deadline=self.deadline_for(case.category_id, now))
         return cmd
 
@@ -422,7 +389,7 @@ class CaseService:
             "id": case.id,
             "case_no": case.case_no,
             "source": case.source,
-            "source_label": SOURCE_LABELS.get(case.source, case.source),
+            "source_label": wf.label(wf.Source(case.source)),
             "state": case.state,
             "state_label": wf.label(state),
             "version": case.version,
@@ -490,15 +457,7 @@ class CaseService:
             }
             for e in events
         ]
-        facts = wf.CaseFacts(
-            state=wf.CaseState(case.state),
-            version=case.version,
-            department_id=case.department_id,
-            grid_id=case.grid_id,
-            deadline=case.deadline,
-            pending_extension_until=case.pending_extension_until,
-        )
-        out["allowed_actions"] = [a.value for a in wf.allowed_actions(facts, actor)]
+        out["allowed_actions"] = [a.value for a in wf.allowed_actions(case_facts(case), actor)]
         return out
 
 

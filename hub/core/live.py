@@ -2,12 +2,14 @@
 routing of a case event to channels, the delivery check, envelopes, the recent-history ring used for
 resume, and the resume decision.
 
-Theory of operation: the relay (``hub/relay.py``) turns each committed case event into one envelope per
-channel it belongs to (``route``), numbering them per channel (``offset`` +1 each); every hub process
-keeps the latest envelopes per channel in a ``History`` ring and fans them out to its websocket
-sessions (``hub/ws.py``), which check ``may_receive`` on each delivery. A reconnecting client asks
-for "after (epoch, offset)": ``plan_resume`` says whether that is already live, can be replayed (from
-the ring, or from PostgreSQL's ``live_log``), or is lost (``not_recovered``: reload over REST).
+Theory of operation: the relay (``hub/live/relay.py``) turns each committed case event into one
+envelope per channel it belongs to (``route``), numbering them per channel (``offset`` +1 each); every
+hub process keeps the latest envelopes per channel in a ``History`` ring and fans them out to its
+websocket sessions (``hub/live/server.py``), which check ``may_receive`` on each delivery. A
+reconnecting client asks for "after (epoch, offset)": ``plan_resume`` says whether that is already
+live, can be replayed (from the ring, or from PostgreSQL's ``live_log``), or is lost
+(``not_recovered``: reload over REST). A channel name parses into a ``ChannelName`` (its
+``ChannelKind``, and the department, grid or state channel it names).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -35,34 +38,55 @@ STATE_CHANNELS: Mapping[str, frozenset[Role]] = {
 MAX_CHANNEL_LEN = 40
 
 
+class ChannelKind(StrEnum):
+    """What a channel carries: case events (all, one department's, one grid's) or a state."""
+
+    CASES = "cases"  # every case: "cases"
+    DEPT = "dept"  # the cases one department holds (or just gave up): "dept:<id>"
+    GRID = "grid"  # the cases in one grid (first or second level): "grid:<id>"
+    STATE = "state"  # a state channel (snapshot, then changes), named by ``ChannelName.state``
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChannelName:
-    kind: str  # "cases" | "dept" | "grid" | a state channel
+    kind: ChannelKind
+    #: DEPT and GRID: the department's or the grid's id.
     ident: int | None = None
+    #: STATE: the state channel's name (a key of ``STATE_CHANNELS``).
+    state: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> ChannelName | None:
         if not isinstance(text, str) or len(text) > MAX_CHANNEL_LEN:
             return None
-        if text == "cases" or text in STATE_CHANNELS:
-            return cls(text)
+        if text == ChannelKind.CASES:
+            return cls(ChannelKind.CASES)
+        if text in STATE_CHANNELS:
+            return cls.of_state(text)
         kind, sep, ident = text.partition(":")
         if (
             sep
-            and kind in ("dept", "grid")
+            and kind in (ChannelKind.DEPT, ChannelKind.GRID)
             and ident.isdigit()
             and ident.isascii()
             and len(ident) < 10
         ):
-            return cls(kind, int(ident))
+            return cls(ChannelKind(kind), int(ident))
         return None
 
+    @classmethod
+    def of_state(cls, name: str) -> ChannelName:
+        """The state channel ``name``."""
+        return cls(ChannelKind.STATE, state=name)
+
     def __str__(self) -> str:
-        return self.kind if self.ident is None else f"{self.kind}:{self.ident}"
+        if self.kind is ChannelKind.STATE:
+            return self.state or ""
+        return self.kind.value if self.ident is None else f"{self.kind.value}:{self.ident}"
 
     @property
     def is_state(self) -> bool:
-        return self.kind in STATE_CHANNELS
+        return self.kind is ChannelKind.STATE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,14 +100,15 @@ class Viewer:
 
 def may_subscribe(viewer: Viewer, channel: ChannelName) -> bool:
     role = viewer.actor.role
-    if channel.is_state:
-        return role in STATE_CHANNELS[channel.kind]
+    if channel.kind is ChannelKind.STATE:
+        readers = STATE_CHANNELS.get(channel.state or "")
+        return readers is not None and role in readers
     if role in CASE_READERS:
         return True
     if role is Role.DEPARTMENT:
-        return channel.kind == "dept" and channel.ident == viewer.actor.department_id
+        return channel.kind is ChannelKind.DEPT and channel.ident == viewer.actor.department_id
     if role is Role.SUPERVISOR:
-        return channel.kind == "grid" and channel.ident in viewer.grid_scope
+        return channel.kind is ChannelKind.GRID and channel.ident in viewer.grid_scope
     return False
 
 
@@ -192,9 +217,15 @@ class History:
         return [frame for off, frame in list(ring)[start : start + (upto - after)]]
 
 
+class ResumeKind(StrEnum):
+    LIVE = "live"  # nothing missed: go on from the head
+    REPLAY = "replay"  # send what was missed (after < offset <= upto), then go on
+    NOT_RECOVERED = "not_recovered"  # the missed part is lost: the client reloads over REST
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Resume:
-    kind: str  # "live" (nothing missed) | "replay" | "not_recovered"
+    kind: ResumeKind
     after: int = 0
     upto: int = 0
 
@@ -204,12 +235,12 @@ def plan_resume(
 ) -> Resume:
     """What to do for a subscription that asks for everything after (client_epoch, client_offset)."""
     if client_offset is None:
-        return Resume("live", head, head)
+        return Resume(ResumeKind.LIVE, head, head)
     if client_epoch != epoch or client_offset < 0 or client_offset > head:
-        return Resume("not_recovered", head, head)
+        return Resume(ResumeKind.NOT_RECOVERED, head, head)
     if client_offset == head:
-        return Resume("live", head, head)
-    return Resume("replay", client_offset, head)
+        return Resume(ResumeKind.LIVE, head, head)
+    return Resume(ResumeKind.REPLAY, client_offset, head)
 
 
 @dataclasses.dataclass

@@ -23,8 +23,15 @@ handling (快速处置): a field supervisor reports with a before-photo while fi
 after-photo, and the case joins the normal verification path; quick cases are flagged and counted
 separately.
 
-Deadlines are computed by the caller on the working-time calendar (``hub/workcal.py``) and passed in
-the ``Command``; this module only checks they are present and in the future.
+Reports: every case has a ``Source`` (supervisor, hotline, video, sensor, public). ``SOURCE_ROLES``
+says which source each reporting role may use (``check_source``), and ``LOCATED_SOURCES`` which
+sources must carry coordinates.
+
+Deadlines: the actions in ``DEADLINE_RESTART`` (dispatch, rework, failed verification, resumption)
+restart the department's clock from the category's time limit; an approved extension moves the
+deadline to the requested time; return and deferral stop the clock. The caller computes a restarted
+deadline on the working-time calendar (``hub/core/workcal.py``) and passes it in the ``Command``; this
+module only checks it is present and in the future.
 """
 
 from __future__ import annotations
@@ -91,6 +98,16 @@ class Role(StrEnum):
 class RejectReason(StrEnum):
     INVALID = "invalid"  # 无效
     DUPLICATE = "duplicate"  # 重复
+
+
+class Source(StrEnum):
+    """Where a report comes from (案件来源)."""
+
+    SUPERVISOR = "supervisor"  # 监督员上报
+    HOTLINE = "hotline"  # 12319 热线
+    VIDEO = "video"  # 视频巡查
+    SENSOR = "sensor"  # 传感器
+    PUBLIC = "public"  # 公众上报
 
 
 S = CaseState
@@ -204,6 +221,22 @@ NOTE_REQUIRED: frozenset[Action] = frozenset(
 )
 #: Actions that must carry at least one photo.
 PHOTO_REQUIRED: frozenset[Action] = frozenset({A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE})
+#: Actions that restart the department's clock from the category's time limit: the command must
+#: carry the new deadline (the caller computes it on the working-time calendar).
+DEADLINE_RESTART: frozenset[Action] = frozenset({A.DISPATCH, A.REWORK, A.VERIFY_FAIL, A.RESUME})
+
+#: Every source, in the order forms list them.
+SOURCES: tuple[Source, ...] = tuple(Source)
+#: Sources whose reports must carry a location (the others may give only an address).
+LOCATED_SOURCES: frozenset[Source] = frozenset({Source.SUPERVISOR, Source.VIDEO})
+#: The sources each reporting role may report from. A role not listed is not limited by source
+#: (whether it may report at all is ``ACTION_ROLES``' question).
+SOURCE_ROLES: Mapping[Role, frozenset[Source]] = {
+    Role.ADMIN: frozenset(Source),
+    Role.SEAT: frozenset({Source.VIDEO, Source.PUBLIC, Source.SENSOR, Source.HOTLINE}),
+    Role.SUPERVISOR: frozenset({Source.SUPERVISOR}),
+    Role.AGENT: frozenset({Source.HOTLINE}),
+}
 
 #: Chinese labels, one map per enum (a state and an action may share a value, e.g. "feedback").
 STATE_LABELS: Mapping[CaseState, str] = {
@@ -244,6 +277,13 @@ ACTION_LABELS: Mapping[Action, str] = {
     A.ESCALATE: "督办",
     A.VOID: "作废",
 }
+SOURCE_LABELS: Mapping[Source, str] = {
+    Source.SUPERVISOR: "监督员上报",
+    Source.HOTLINE: "12319热线",
+    Source.VIDEO: "视频巡查",
+    Source.SENSOR: "传感器",
+    Source.PUBLIC: "公众上报",
+}
 ROLE_LABELS: Mapping[Role, str] = {
     Role.ADMIN: "系统管理员",
     Role.SEAT: "监督中心坐席",
@@ -255,12 +295,14 @@ ROLE_LABELS: Mapping[Role, str] = {
 }
 
 
-def label(item: CaseState | Action | Role) -> str:
-    """The Chinese label of a state, an action or a role."""
+def label(item: CaseState | Action | Role | Source) -> str:
+    """The Chinese label of a state, an action, a role or a source."""
     if isinstance(item, CaseState):
         return STATE_LABELS[item]
     if isinstance(item, Action):
         return ACTION_LABELS[item]
+    if isinstance(item, Source):
+        return SOURCE_LABELS[item]
     return ROLE_LABELS[item]
 
 
@@ -277,7 +319,8 @@ class Actor:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CaseFacts:
-    """What the machine needs to know about a case to judge a move."""
+    """What the machine needs to know about a case to judge a move (each field is named after
+    the ``cases`` column it is read from)."""
 
     state: CaseState
     version: int
@@ -299,7 +342,7 @@ class Command:
     note: str = ""
     #: DISPATCH: the department to send the case to.
     department_id: int | None = None
-    #: DISPATCH, REWORK, VERIFY_FAIL, RESUME: the new deadline, computed by the caller on the
+    #: The actions in DEADLINE_RESTART: the new deadline, computed by the caller on the
     #: working-time calendar from the category's time limit.
     deadline: datetime | None = None
     #: REQUEST_EXTENSION: the deadline the department asks for.
@@ -365,9 +408,7 @@ def _check_args(cmd: Command, now: datetime) -> None:
         )
     if a is A.DISPATCH and cmd.department_id is None:
         raise ValidationFailed("派遣需要选择部门", details={"field": "department_id"})
-    if a in (A.DISPATCH, A.REWORK, A.VERIFY_FAIL, A.RESUME) and (
-        cmd.deadline is None or cmd.deadline <= now
-    ):
+    if a in DEADLINE_RESTART and (cmd.deadline is None or cmd.deadline <= now):
         raise ValidationFailed("处置时限无效", details={"field": "deadline"})
     if a is A.REJECT:
         if cmd.reject_reason is None:
@@ -376,6 +417,20 @@ def _check_args(cmd: Command, now: datetime) -> None:
             raise ValidationFailed("重复案件需要关联原案件", details={"field": "duplicate_of"})
     if a is A.REQUEST_EXTENSION and (cmd.extension_until is None or cmd.extension_until <= now):
         raise ValidationFailed("延期时间必须晚于当前时间", details={"field": "extension_until"})
+
+
+def may_report_from(role: Role, source: Source) -> bool:
+    """Whether ``role`` may file a report from ``source`` (see ``SOURCE_ROLES``)."""
+    allowed = SOURCE_ROLES.get(role)
+    return allowed is None or source in allowed
+
+
+def check_source(role: Role, source: Source) -> None:
+    """Raise ``Forbidden`` (``source_forbidden``) when ``role`` may not report from ``source``."""
+    if not may_report_from(role, source):
+        raise Forbidden(
+            "该角色不能以此来源上报", code="source_forbidden", details={"source": source.value}
+        )
 
 
 def create(actor: Actor, cmd: Command, grid_id: int | None, now: datetime) -> Outcome:

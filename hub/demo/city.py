@@ -46,10 +46,12 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
+from hub.cases.facts import case_facts
 from hub.core import workflow as wf
 from hub.core.passwords import hash_password
 from hub.core.workcal import WorkCalendar
 from storage.attachments import AttachmentStore, StoredBlob
+from storage.cases import CASE_COLUMNS
 from storage.db import StorageError, advisory_lock, map_pg_errors
 from storage.reference import ensure_reference_data
 from storage.search import document_terms
@@ -529,19 +531,7 @@ class _History:
     version: int = 0
 
     def facts(self) -> wf.CaseFacts:
-        r = self.row
-        return wf.CaseFacts(
-            state=r["state"],
-            version=self.version,
-            department_id=r["department_id"],
-            grid_id=r["grid_id"],
-            deadline=r["deadline"],
-            is_quick=r["is_quick"],
-            rework_count=r["rework_count"],
-            extension_count=r["extension_count"],
-            escalation_count=r["escalation_count"],
-            pending_extension_until=r["pending_extension_until"],
-        )
+        return case_facts({**self.row, "version": self.version})
 
 
 EVENT_COLUMNS: Final = (
@@ -566,41 +556,6 @@ ATTACHMENT_COLUMNS: Final = (
     "case_id",
     "uploaded_by",
     "created_at",
-)
-CASE_COLUMNS: Final = (
-    "id",
-    "case_no",
-    "source",
-    "category_id",
-    "state",
-    "version",
-    "lon",
-    "lat",
-    "address",
-    "grid_id",
-    "description",
-    "reporter_id",
-    "contact_name",
-    "contact_phone",
-    "department_id",
-    "is_quick",
-    "urgency",
-    "deadline",
-    "pending_extension_until",
-    "reject_reason",
-    "duplicate_of",
-    "rework_count",
-    "extension_count",
-    "escalation_count",
-    "reported_at",
-    "registered_at",
-    "dispatched_at",
-    "accepted_at",
-    "handled_at",
-    "verified_at",
-    "closed_at",
-    "updated_at",
-    "search",
 )
 _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "department_id": None,
@@ -1219,44 +1174,35 @@ class HistoryGenerator:
         return case
 
     def _case_row(self, case: dict[str, Any], h: _History, reporter: wf.Actor) -> tuple[Any, ...]:
+        """The case as a record for COPY, in the order of ``storage.cases.CASE_COLUMNS``."""
         row = h.row
         cat: CategoryInfo = case["category"]
         reason = row["reject_reason"]
-        return (
-            case["id"],
-            case["case_no"],
-            case["source"],
-            cat.id,
-            row["state"].value,
-            h.version,
-            case["lon"],
-            case["lat"],
-            case["address"],
-            case["grid_id"],
-            case["description"],
-            reporter.user_id,
-            case["contact_name"],
-            case["contact_phone"],
-            row["department_id"],
-            row["is_quick"],
-            cat.urgency,
-            row["deadline"],
-            row["pending_extension_until"],
-            None if reason is None else reason.value,
-            row["duplicate_of"],
-            row["rework_count"],
-            row["extension_count"],
-            row["escalation_count"],
-            case["reported_at"],
-            row["registered_at"],
-            row["dispatched_at"],
-            row["accepted_at"],
-            row["handled_at"],
-            row["verified_at"],
-            row["closed_at"],
-            h.t,
-            document_terms(case["case_no"], case["description"], case["address"]),
+        values: dict[str, Any] = {k: row[k] for k in _ROW_DEFAULTS}
+        values.update(
+            id=case["id"],
+            case_no=case["case_no"],
+            source=case["source"],
+            category_id=cat.id,
+            state=row["state"].value,
+            version=h.version,
+            lon=case["lon"],
+            lat=case["lat"],
+            address=case["address"],
+            grid_id=case["grid_id"],
+            component_id=None,
+            description=case["description"],
+            reporter_id=reporter.user_id,
+            contact_name=case["contact_name"],
+            contact_phone=case["contact_phone"],
+            is_quick=row["is_quick"],
+            urgency=cat.urgency,
+            reject_reason=None if reason is None else reason.value,
+            reported_at=case["reported_at"],
+            updated_at=h.t,
+            search=document_terms(case["case_no"], case["description"], case["address"]),
         )
+        return tuple(values[c] for c in CASE_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from websockets.protocol import State
 from hub.core import live
 from hub.core.errors import CityhubError
 from hub.live.fanout import Fanout
-from hub.web.auth import SESSION_COOKIE, Authenticator, Principal, make_actor
+from hub.web.auth import SESSION_COOKIE, Authenticator, Principal, SessionKind, make_actor
 from storage import users as user_store
 from storage.catalog import Catalog
 from storage.db import OUTAGE_ERRORS
@@ -249,7 +249,7 @@ class Session:
         self.subs[channel] = sub
         fan.add(channel, self)
         replayed = 0
-        if plan.kind == "replay":
+        if plan.kind is live.ResumeKind.REPLAY:
             sub.offset = plan.after
             sub.replaying = True
             try:
@@ -259,7 +259,7 @@ class Session:
             if self.subs.get(channel) is not sub:
                 return
             if frames is None:
-                plan = live.Resume("not_recovered", head, head)
+                plan = live.Resume(live.ResumeKind.NOT_RECOVERED, head, head)
                 sub.offset = head
             else:
                 for frame in frames:
@@ -271,7 +271,7 @@ class Session:
                 if off == sub.offset + 1:
                     sub.offset = off
                     self.write(pending_frame)
-        if plan.kind == "not_recovered":
+        if plan.kind is live.ResumeKind.NOT_RECOVERED:
             sub.pending.clear()
             self.write(
                 live.control(
@@ -457,7 +457,7 @@ class LiveServer:
 
         return Principal(
             user=user,
-            kind="ticket",
+            kind=SessionKind.TICKET,
             csrf_token="",
             token_hash=b"",
             role=Role(user.role),
@@ -507,7 +507,7 @@ class LiveServer:
             await asyncio.sleep(30)
             for session in list(self.sessions):
                 p = session.principal
-                if p.kind == "ticket":
+                if p.kind is SessionKind.TICKET:
                     continue
                 try:
                     async with self.auth.pool.acquire() as db:

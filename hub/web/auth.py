@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import asyncpg
 from starlette.requests import HTTPConnection
@@ -42,12 +43,20 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class SessionKind(StrEnum):
+    """How a principal signed in."""
+
+    COOKIE = "cookie"  # a browser: session cookie, CSRF token on writes
+    BEARER = "bearer"  # a phone or an API client: ``Authorization: Bearer``
+    TICKET = "ticket"  # a websocket opened with a one-time ticket (no session to re-check)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Principal:
     """The signed-in user of a request."""
 
     user: UserRow
-    kind: str  # "cookie" | "bearer"
+    kind: SessionKind
     csrf_token: str
     token_hash: bytes
     role: Role
@@ -100,10 +109,10 @@ class Authenticator:
 
     async def principal(self, conn: HTTPConnection, *, method: str = "GET") -> Principal:
         token = _bearer(conn)
-        kind = "bearer"
+        kind = SessionKind.BEARER
         if token is None:
             token = conn.cookies.get(SESSION_COOKIE)
-            kind = "cookie"
+            kind = SessionKind.COOKIE
         if not token or len(token) > MAX_TOKEN_LEN:
             raise Unauthenticated("请先登录")
         th = hash_token(token)
@@ -111,7 +120,7 @@ class Authenticator:
             session = await user_store.get_session(db, th, datetime.now(UTC))
         if session is None or session.kind != kind:
             raise Unauthenticated("登录已过期，请重新登录", code="session_expired")
-        if kind == "cookie" and method not in SAFE_METHODS:
+        if kind is SessionKind.COOKIE and method not in SAFE_METHODS:
             self.check_origin(conn)
             sent = conn.headers.get(CSRF_HEADER, "")
             if not sent or not hmac.compare_digest(sent, session.csrf_token):

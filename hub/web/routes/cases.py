@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.cases.service import SOURCES, NewCase, attachment_json
+from hub.cases.service import NewCase, attachment_json
 from hub.core import workflow as wf
 from hub.core.errors import (
     BadRequest,
@@ -152,7 +152,7 @@ async def list_cases(request: Request) -> Response:
         if s not in STATE_VALUES:
             raise BadRequest("状态无效", code="invalid_field", details={"state": s[:40]})
     source = qp.get("source") or None
-    if source is not None and source not in SOURCES:
+    if source is not None and source not in wf.SOURCES:
         raise BadRequest("来源无效", code="invalid_field", details={"source": source[:40]})
     grid_id = query_int(request, "grid_id")
     grid_ids: tuple[int, ...] = ()
@@ -370,7 +370,9 @@ async def live_info(request: Request) -> Response:
             "epoch": h.fanout.epoch,
             "channels": live.default_channels(viewer, first),
             "state_channels": [
-                c for c in live.STATE_CHANNELS if live.may_subscribe(viewer, live.ChannelName(c))
+                c
+                for c in live.STATE_CHANNELS
+                if live.may_subscribe(viewer, live.ChannelName.of_state(c))
             ],
             "heartbeat": h.settings.ws_heartbeat,
         }

@@ -14,6 +14,8 @@ SUP = live.Viewer(
     Actor(3, Role.SUPERVISOR, grid_ids=frozenset({11, 12})), grid_scope=frozenset({11, 12, 1})
 )
 VIEWER = live.Viewer(Actor(4, Role.VIEWER))
+K = live.ChannelKind
+R = live.ResumeKind
 
 
 class TestChannelNames:
@@ -23,6 +25,26 @@ class TestChannelNames:
     def test_known(self, name: str) -> None:
         parsed = live.ChannelName.parse(name)
         assert parsed is not None and str(parsed) == name
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("cases", live.ChannelName(K.CASES)),
+            ("dept:3", live.ChannelName(K.DEPT, 3)),
+            ("grid:12", live.ChannelName(K.GRID, 12)),
+            ("queue", live.ChannelName(K.STATE, state="queue")),
+            ("alarms", live.ChannelName(K.STATE, state="alarms")),
+        ],
+    )
+    def test_parsed_parts(self, name: str, expected: live.ChannelName) -> None:
+        parsed = live.ChannelName.parse(name)
+        assert parsed is not None and parsed == expected
+        assert parsed.is_state is (expected.kind is K.STATE)
+        assert isinstance(parsed.kind, live.ChannelKind)
+
+    def test_state_kind_is_not_a_channel_name(self) -> None:
+        # The kind of every state channel is STATE: "state" itself names no channel.
+        assert live.ChannelName.parse("state") is None
 
     @pytest.mark.parametrize(
         "name",
@@ -49,23 +71,25 @@ class TestPermissions:
             assert live.may_subscribe(SEAT, live.ChannelName.parse(ch))  # type: ignore[arg-type]
 
     def test_department_only_its_own(self) -> None:
-        assert live.may_subscribe(DEPT3, live.ChannelName("dept", 3))
+        assert live.may_subscribe(DEPT3, live.ChannelName(K.DEPT, 3))
         for ch in ["cases", "dept:4", "grid:1", "queue", "alarms", "cameras"]:
             assert not live.may_subscribe(DEPT3, live.ChannelName.parse(ch)), ch  # type: ignore[arg-type]
 
     def test_supervisor_only_its_grids(self) -> None:
-        assert live.may_subscribe(SUP, live.ChannelName("grid", 1))
-        assert live.may_subscribe(SUP, live.ChannelName("grid", 12))
-        assert not live.may_subscribe(SUP, live.ChannelName("grid", 2))
-        assert not live.may_subscribe(SUP, live.ChannelName("cases"))
-        assert not live.may_subscribe(SUP, live.ChannelName("dept", 3))
+        assert live.may_subscribe(SUP, live.ChannelName(K.GRID, 1))
+        assert live.may_subscribe(SUP, live.ChannelName(K.GRID, 12))
+        assert not live.may_subscribe(SUP, live.ChannelName(K.GRID, 2))
+        assert not live.may_subscribe(SUP, live.ChannelName(K.CASES))
+        assert not live.may_subscribe(SUP, live.ChannelName(K.DEPT, 3))
 
     def test_state_channels(self) -> None:
-        assert live.may_subscribe(VIEWER, live.ChannelName("cameras"))
+        assert live.may_subscribe(VIEWER, live.ChannelName.of_state("cameras"))
         assert not live.may_subscribe(
-            live.Viewer(Actor(5, Role.AGENT)), live.ChannelName("cameras")
+            live.Viewer(Actor(5, Role.AGENT)), live.ChannelName.of_state("cameras")
         )
-        assert live.may_subscribe(live.Viewer(Actor(5, Role.AGENT)), live.ChannelName("queue"))
+        assert live.may_subscribe(
+            live.Viewer(Actor(5, Role.AGENT)), live.ChannelName.of_state("queue")
+        )
 
     def test_default_channels(self) -> None:
         assert live.default_channels(SEAT, [1, 2]) == ["cases"]
@@ -129,12 +153,14 @@ class TestHistoryAndResume:
         assert h.since("other", 0, 1) is None
 
     def test_plan(self) -> None:
-        assert live.plan_resume("e", 10, None, None) == live.Resume("live", 10, 10)
-        assert live.plan_resume("e", 10, "e", 10) == live.Resume("live", 10, 10)
-        assert live.plan_resume("e", 10, "e", 4) == live.Resume("replay", 4, 10)
-        assert live.plan_resume("e", 10, "old", 4).kind == "not_recovered"
-        assert live.plan_resume("e", 10, "e", 11).kind == "not_recovered"  # from the future
-        assert live.plan_resume("e", 10, "e", -1).kind == "not_recovered"
+        assert live.plan_resume("e", 10, None, None) == live.Resume(R.LIVE, 10, 10)
+        assert live.plan_resume("e", 10, "e", 10) == live.Resume(R.LIVE, 10, 10)
+        assert live.plan_resume("e", 10, "e", 4) == live.Resume(R.REPLAY, 4, 10)
+        assert live.plan_resume("e", 10, "e", 4).kind is R.REPLAY
+        assert live.plan_resume("e", 10, "e", 10).kind is R.LIVE
+        assert live.plan_resume("e", 10, "old", 4).kind is R.NOT_RECOVERED
+        assert live.plan_resume("e", 10, "e", 11).kind is R.NOT_RECOVERED  # from the future
+        assert live.plan_resume("e", 10, "e", -1).kind is R.NOT_RECOVERED
 
     def test_send_policy(self) -> None:
         p = live.SendPolicy(max_bytes=100, max_messages=3)

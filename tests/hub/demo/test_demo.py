@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from hub.cases.facts import case_facts
 from hub.core import workflow as wf
 from hub.core.passwords import verify_password
 from hub.core.workcal import WorkCalendar, parse_work_hours
@@ -340,18 +341,7 @@ async def test_every_history_replays_through_the_workflow(
                     wf.TRANSITIONS[move],
                     wf.NO_DEPARTMENT_TRANSITIONS.get(move),
                 )
-                facts = wf.CaseFacts(
-                    state=wf.CaseState(row["state"]),
-                    version=e["version"] - 1,
-                    department_id=row["department_id"],
-                    grid_id=case["grid_id"],
-                    deadline=row["deadline"],
-                    is_quick=row["is_quick"],
-                    rework_count=row["rework_count"],
-                    extension_count=row["extension_count"],
-                    escalation_count=row["escalation_count"],
-                    pending_extension_until=row["pending_extension_until"],
-                )
+                facts = case_facts({**row, "version": e["version"] - 1, "grid_id": case["grid_id"]})
                 out = wf.apply(facts, actor, cmd, e["at"])
             assert out.to_state.value == e["to_state"]
             assert dict(out.event_data) == e["data"]

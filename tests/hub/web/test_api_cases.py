@@ -4,6 +4,7 @@ concurrent dispatchers, illegal moves writing nothing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -54,10 +55,13 @@ async def dept_user_for(login: Any, department_id: int) -> Api:
 
 async def test_six_stage_journey(login: Any) -> None:
     sup, seat, disp = await login("sup01"), await login("seat1"), await login("dispatch1")
-    case = await report(sup)
+    lon, lat, grid_id = await point_for(sup)
+    case = await report(sup, lon=lon, lat=lat)
     cid = case["id"]
     assert case["state"] == "reported" and case["state_label"] == "待受理"
-    assert case["grid"] is not None and case["grid"]["id"] in {g for g in [case["grid"]["id"]]}
+    # Located in the grid that contains the point (found by the database, not sent by the client).
+    assert case["grid"] is not None and case["grid"]["id"] == grid_id
+    assert case["source"] == "supervisor" and case["source_label"] == "监督员上报"
     assert len(case["attachments"]) == 1
     assert case["case_no"].count("-") == 1
 
@@ -103,16 +107,50 @@ async def test_six_stage_journey(login: Any) -> None:
     assert r.content.startswith(b"\x89PNG")
 
 
-async def test_quick_handling_counted_separately(login: Any) -> None:
+async def quick_counts(state: HubState) -> tuple[int, int]:
+    """(quick cases, other cases) in the database."""
+    async with state.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE is_quick) AS q, count(*) FILTER (WHERE NOT is_quick) AS n"
+            " FROM cases"
+        )
+    assert row is not None
+    return int(row["q"]), int(row["n"])
+
+
+async def test_quick_handling_counted_separately(login: Any, hub_state: HubState) -> None:
     sup, seat = await login("sup01"), await login("seat1")
+    quick_before, plain_before = await quick_counts(hub_state)
     case = await report(sup, quick=True)
+    plain = await report(sup)
+    # One more quick case and one more ordinary one: each counted on its own side.
+    assert await quick_counts(hub_state) == (quick_before + 1, plain_before + 1)
     assert case["state"] == "quick_handling" and case["is_quick"] is True
+    assert plain["state"] == "reported" and plain["is_quick"] is False
+    assert case["allowed_actions"] == ["quick_complete"]  # the supervisor fixes it on the spot
     after = await upload_photo(sup, "after.png", seed=3)
     r = await sup.act(case["id"], "quick_complete", attachment_ids=[after])
     assert r.status_code == 200, r.text
-    assert r.json()["state"] == "feedback"
-    r = await seat.get("/api/cases", params={"state": "feedback"})
-    assert case["id"] in [c["id"] for c in r.json()["items"]]
+    assert r.json()["state"] == "feedback" and r.json()["is_quick"] is True
+    # It joins the normal verification path, still flagged, never registered nor dispatched.
+    assert (await seat.act(case["id"], "request_verify")).status_code == 200
+    assert (await sup.act(case["id"], "verify_pass", note="现场已干净")).status_code == 200
+    r = await seat.act(case["id"], "close")
+    assert r.status_code == 200, r.text
+    final = r.json()
+    assert final["state"] == "closed" and final["is_quick"] is True
+    assert final["department"] is None
+    assert [e["action"] for e in final["timeline"]] == [
+        "quick_report",
+        "quick_complete",
+        "request_verify",
+        "verify_pass",
+        "close",
+    ]
+    listed = (await seat.get("/api/cases", params={"state": "closed", "limit": 200})).json()
+    flags = {c["id"]: c["is_quick"] for c in listed["items"]}
+    assert flags.get(case["id"]) is True
+    assert await quick_counts(hub_state) == (quick_before + 1, plain_before + 1)
 
 
 async def test_department_sees_only_its_cases(login: Any, hub_state: HubState) -> None:
@@ -181,10 +219,13 @@ async def test_supervisor_limited_to_own_grids(login: Any) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_grid"
     # The case list of a supervisor holds only cases in their grids.
     r = await sup1.get("/api/cases", params={"limit": 200})
-    grid_codes = {c["grid"]["id"] for c in r.json()["items"] if c["grid"]}
+    items = r.json()["items"]
+    grid_codes = {c["grid"]["id"] for c in items if c["grid"]}
     r2 = await sup1.get("/api/grids", params={"level": 2})
     allowed = {g["id"] for g in r2.json()["items"] if g["parent_id"] in sup1.user["grid_ids"]}
+    assert items and grid_codes  # the demo city has cases in their grids: the check is not vacuous
     assert grid_codes <= allowed
+    assert all(c["grid"] is not None for c in items)
 
 
 async def test_two_dispatchers_at_once_one_wins(login: Any, hub_state: HubState) -> None:
@@ -248,10 +289,27 @@ async def test_illegal_move_is_refused_and_writes_nothing(login: Any, hub_state:
     assert detail["version"] == 1 and detail["state"] == "reported"
 
 
-async def test_reject_as_duplicate_links_original(login: Any) -> None:
+async def test_reject_as_duplicate_links_original(login: Any, hub_state: HubState) -> None:
     sup, seat = await login("sup01"), await login("seat1")
     first = await report(sup)
     second = await report(sup)
+    # The original must be another case that exists: a missing one, or the case itself, is
+    # refused before anything is written (the case can still be registered or rejected).
+    before = await counts(hub_state)
+    for original in (10**12, second["id"]):
+        r = await seat.act(
+            second["id"],
+            "reject",
+            reject_reason="duplicate",
+            duplicate_of=original,
+            note="同一地点重复上报",
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "unknown_case"
+        assert r.json()["error"]["details"] == {"duplicate_of": original}
+    assert await counts(hub_state) == before
+    detail = (await seat.get(f"/api/cases/{second['id']}")).json()
+    assert (detail["state"], detail["version"], detail["duplicate_of"]) == ("reported", 1, None)
     r = await seat.act(
         second["id"],
         "reject",
@@ -261,10 +319,12 @@ async def test_reject_as_duplicate_links_original(login: Any) -> None:
     )
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "rejected" and r.json()["duplicate_of"] == first["id"]
+    assert r.json()["reject_reason"] == "duplicate"
     r = await seat.act(
-        second["id"], "reject", reject_reason="duplicate", duplicate_of=10**12, note="x"
+        second["id"], "reject", reject_reason="duplicate", duplicate_of=first["id"], note="x"
     )
     assert r.status_code == 409  # already rejected: illegal now
+    assert r.json()["error"]["code"] == "illegal_transition"
 
 
 async def test_return_extension_rework_paths(login: Any) -> None:
@@ -298,6 +358,9 @@ async def test_return_extension_rework_paths(login: Any) -> None:
     assert (
         r.status_code == 200 and r.json()["state"] == "handling" and r.json()["rework_count"] == 1
     )
+    # Rework restarts the clock from the category's time limit: the approved 2099 extension is gone.
+    restarted = datetime.fromisoformat(r.json()["deadline"])
+    assert datetime.now(UTC) < restarted < datetime(2099, 1, 1, tzinfo=UTC)
 
 
 async def test_audit_and_actor_recorded(login: Any, hub_state: HubState) -> None:
