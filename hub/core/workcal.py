@@ -32,6 +32,8 @@ __all__ = [
     "load_exceptions_csv",
     "parse_time_limit",
     "parse_work_hours",
+    "time_limit_label",
+    "unit_label",
 ]
 
 Unit = Literal["hours", "days"]
@@ -48,6 +50,26 @@ _PERIOD_RE = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
 _LIMIT_RE = re.compile(
     r"(\d+)\s*(?:working\s+(hours?|days?)\b|个?\s*工作\s*(小时|时|日|天))", re.IGNORECASE
 )
+#: English catalog wording -> the words of Chinese 立结案标准 (longest phrases first).
+_LIMIT_WORDS_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), zh)
+    for pattern, zh in (
+        (r"(\d+)\s*working\s+hours?\b", r"\1个工作时"),
+        (r"(\d+)\s*working\s+days?\b", r"\1个工作日"),
+        (r"(\d+)\s*(?:natural\s+|calendar\s+)?hours?\b", r"\1小时"),
+        (r"(\d+)\s*(?:natural\s+|calendar\s+)?days?\b", r"\1天"),
+        (r"(\d+)\s*minutes?\b", r"\1分钟"),
+        (r"\bstop(?:ping)?\s+(?:the\s+)?work\b", "责令停工"),
+        (r"\bpenalt(?:y|ies)\b", "处罚"),
+        (r"\bdemoli(?:sh|tion)\b", "拆除"),
+        (r"\bimmediately\b|\bat\s+once\b", "立即"),
+        (r"\burgent\b", "紧急"),
+        (r"\bwithin\b\s*", ""),
+    )
+)
+_PUNCT_ZH = str.maketrans({"(": "（", ")": "）", ";": "；", ",": "，", ":": "："})
+_LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
+_UNIT_ZH: Mapping[str, str] = {"hours": "个工作时", "days": "个工作日"}
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -232,3 +254,34 @@ def parse_time_limit(text: str) -> tuple[int, Unit] | None:
         return None
     word = (m[2] or m[3]).lower()
     return (n, "hours" if word.startswith("hour") or "时" in word else "days")
+
+
+def unit_label(value: int, unit: str) -> str:
+    """``(4, "hours")`` -> ``"4个工作时"``, ``(5, "days")`` -> ``"5个工作日"`` (the 立结案标准 wording)."""
+    word = _UNIT_ZH.get(unit)
+    if word is None:
+        raise ValueError(f"unit must be 'hours' or 'days', got {unit!r}")
+    return f"{value}{word}"
+
+
+def time_limit_label(text: str) -> str:
+    """The catalog's time-limit text as a Chinese page shows it.
+
+    ``"4 working hours (stop work); 7 working days (penalty)"`` -> ``"4个工作时（责令停工）；7个工作日（处罚）"``;
+    text already in Chinese is kept (half-width punctuation made full-width). Wording this function
+    does not know is never shown half-translated: the label falls back to the first limit alone
+    (``"4个工作时"``), or to ``""`` when the text holds no limit. ``parse_time_limit`` reads the
+    label back to the same limit as the text.
+    """
+    text = text[:MAX_TIME_LIMIT_CHARS].strip()
+    if not text:
+        return ""
+    zh = text
+    for pattern, repl in _LIMIT_WORDS_ZH:
+        zh = pattern.sub(repl, zh)
+    zh = re.sub(r"\s*([(),;:])\s*", r"\1", zh).translate(_PUNCT_ZH)
+    zh = re.sub(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+|\s+(?=[\u3000-\u9fff\uff00-\uffef])", "", zh)
+    if not _LATIN_WORD_RE.search(zh):
+        return zh
+    limit = parse_time_limit(text)
+    return "" if limit is None else unit_label(*limit)

@@ -4,7 +4,7 @@
 // belongs when it matches the filters; a resync reloads the list over REST, filters kept.
 import { api, logout, me } from "./api.js";
 import { createDetail } from "./detail.js";
-import { clear, debounce, el, fmtTime, fromLocalInput } from "./dom.js";
+import { clear, debounce, el, fmtTime, fromCityInput, setCityTimeZone } from "./dom.js";
 import {
   OPEN_STATES,
   REPORT_ROLES,
@@ -85,6 +85,7 @@ async function start() {
     return;
   }
   ctx.user = who.user;
+  setCityTimeZone(who.timezone);
   renderUser();
   startLive();
   buildStateBoxes();
@@ -209,9 +210,24 @@ function apiQuery() {
     grid_id: v.grid_id,
     overdue: v.overdue ? "true" : "",
     q: v.q,
-    since: fromLocalInput(v.since),
-    until: fromLocalInput(v.until),
+    since: fromCityInput(v.since),
+    until: fromCityInput(v.until, { endOfDay: true }),
   };
+}
+
+/** Mark a 上报时间 box that holds no date (it is then left out of the query); true when both are fine. */
+function checkTimeFields() {
+  let ok = true;
+  for (const name of ["since", "until"]) {
+    const input = form.elements[name];
+    const bad = input.value.trim() !== "" && !fromCityInput(input.value);
+    input.classList.toggle("invalid", bad);
+    input.setAttribute("aria-invalid", bad ? "true" : "false");
+    if (bad) ok = false;
+  }
+  if (ok) clearError();
+  else showError("上报时间格式有误，请按“年-月-日 时:分”填写，如 2026-12-01 08:30");
+  return ok;
 }
 
 function updateFilterCount() {
@@ -224,6 +240,7 @@ function updateFilterCount() {
 
 function wireFilters() {
   const apply = () => {
+    if (!checkTimeFields()) return;
     writeUrl();
     updateFilterCount();
     loadList();
@@ -479,8 +496,8 @@ function matchesFilters(c) {
   }
   if (v.overdue && !c.overdue) return false;
   const reported = new Date(c.reported_at).getTime();
-  const since = fromLocalInput(v.since);
-  const until = fromLocalInput(v.until);
+  const since = fromCityInput(v.since);
+  const until = fromCityInput(v.until, { endOfDay: true });
   if (since && !(reported >= new Date(since).getTime())) return false;
   if (until && !(reported <= new Date(until).getTime())) return false;
   if (v.q) {

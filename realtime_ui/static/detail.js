@@ -1,7 +1,7 @@
 // The detail pane: every field of one case, its timeline, and a button for each allowed action.
 // An action opens a small form with the inputs it needs and posts {action, version, ...}.
 import { api, uploadFiles } from "./api.js";
-import { clear, el, fmtTime, fromLocalInput, toLocalInput } from "./dom.js";
+import { CITY_INPUT_HINT, clear, el, fmtTime, fromCityInput, toCityInput } from "./dom.js";
 import {
   ACTION_LABELS,
   DANGEROUS_ACTIONS,
@@ -194,8 +194,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
         : "",
       { always: true, field: "category" },
     );
-    const timeLimit = cat.id !== undefined && ctx.categoryById.get(cat.id)?.time_limit;
-    row("处置时限标准", timeLimit ? timeLimit.text : "", { field: "time_limit" });
+    row("处置时限标准", timeLimitLabel(ctx, cat.id), { field: "time_limit" });
     row("紧急程度", c.urgency != null ? `${c.urgency} 级` : "", { field: "urgency" });
     row("问题描述", c.description, { always: true, class: "pre", field: "description" });
     row("地址", c.address, { always: true, field: "address" });
@@ -226,11 +225,10 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
     row("不予立案原因", c.reject_reason ? REJECT_REASON_LABELS[c.reject_reason] || c.reject_reason : "", {
       field: "reject_reason",
     });
-    row("重复于", c.duplicate_of ? `案件 ID ${c.duplicate_of}` : "", { field: "duplicate_of" });
+    row("重复于", c.duplicate_of ? caseRef(c.duplicate_of) : "", { field: "duplicate_of" });
     row("上报时间", fmtTime(c.reported_at), { always: true, field: "reported_at" });
     row("最近更新", fmtTime(c.updated_at), { field: "updated_at" });
     row("结案时间", fmtTime(c.closed_at), { field: "closed_at" });
-    row("版本", c.version != null ? String(c.version) : "", { field: "version" });
     return dl;
   }
 
@@ -283,16 +281,16 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
     const parts = [];
     if (data.department_id != null) {
       const d = ctx.departmentById.get(data.department_id);
-      parts.push(`处置部门：${d ? d.name : `部门 ${data.department_id}`}`);
+      parts.push(`处置部门：${d ? d.name : "已停用的部门"}`);
     }
     if (data.deadline) parts.push(`处置时限：${fmtTime(data.deadline)}`);
     if (data.extension_until) parts.push(`延期至：${fmtTime(data.extension_until)}`);
     if (data.reject_reason) {
       parts.push(`原因：${REJECT_REASON_LABELS[data.reject_reason] || data.reject_reason}`);
     }
-    if (data.duplicate_of != null) parts.push(`重复于案件 ID ${data.duplicate_of}`);
-    if (parts.length === 0) return null;
-    return el("div", { class: "tl-data" }, parts.join("；"));
+    const dup = data.duplicate_of != null ? ["重复于案件 ", caseRef(data.duplicate_of)] : null;
+    if (parts.length === 0 && !dup) return null;
+    return el("div", { class: "tl-data" }, parts.join("；"), parts.length && dup ? "；" : "", dup);
   }
 
   // ---- the action form -------------------------------------------------------------------------
@@ -315,14 +313,14 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
         el("option", { value: "" }, "请选择处置部门"),
         ctx.departments.map((d) => el("option", { value: d.id }, d.name)),
       );
-      const limit = c.category && ctx.categoryById.get(c.category.id)?.time_limit;
+      const limit = c.category ? timeLimitLabel(ctx, c.category.id) : "";
       fields.push(
         el(
           "label",
           { class: "field" },
           el("span", {}, "处置部门 ", el("em", { class: "req" }, "*")),
           deptSel,
-          limit ? el("small", { class: "muted" }, `处置时限按“${limit.text}”自动计算`) : null,
+          limit ? el("small", { class: "muted" }, `处置时限按“${limit}”自动计算`) : null,
         ),
       );
     }
@@ -331,12 +329,14 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
       const base = c.deadline ? new Date(c.deadline) : new Date();
       const suggested = new Date(Math.max(base.getTime(), Date.now()) + 24 * 3600 * 1000);
       extInput = el("input", {
-        type: "datetime-local",
+        type: "text",
         name: "extension_until",
         required: true,
-        min: toLocalInput(new Date()),
+        inputmode: "numeric",
+        maxlength: 25,
+        placeholder: CITY_INPUT_HINT,
         "data-testid": "action-extension-until",
-        props: { value: toLocalInput(suggested) },
+        props: { value: toCityInput(suggested) },
       });
       fields.push(
         el(
@@ -365,7 +365,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
       dupInput = el("input", {
         name: "duplicate_of",
         "data-testid": "action-duplicate-of",
-        placeholder: "原案件编号或 ID",
+        placeholder: "原案件编号，如 20261123-00012",
         maxlength: 40,
       });
       const dupField = el("label", { class: "field" }, el("span", {}, "重复于案件 ", el("em", { class: "req" }, "*")), dupInput);
@@ -477,8 +477,9 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
         payload.department_id = Number(deptSel.value);
       }
       if (extInput) {
-        const iso = fromLocalInput(extInput.value);
-        if (!iso) return fail("请选择延期时间");
+        if (!extInput.value.trim()) return fail("请填写延期时间");
+        const iso = fromCityInput(extInput.value, { endOfDay: true });
+        if (!iso) return fail("延期时间格式有误，请按“年-月-日 时:分”填写，如 2026-12-01 08:30");
         if (new Date(iso).getTime() <= Date.now()) return fail("延期时间必须晚于当前时间");
         payload.extension_until = iso;
       }
@@ -556,7 +557,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
       "div",
       { class: "banner banner-warn live-notice", "data-testid": "detail-live-notice", role: "status" },
       el("span", {}, resync ? "案件可能已更新" : "案件已更新"),
-      c ? el("span", { class: "muted" }, `（${stateLabel(c.state) || c.state_label}，版本 ${c.version}）`) : null,
+      c ? el("span", { class: "muted" }, `（${stateLabel(c.state) || c.state_label}）`) : null,
       el("span", { class: "spacer" }),
       reloadBtn,
     );
@@ -566,6 +567,32 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
   }
 
   return { open, reload, close, externalUpdate, get current() { return current; } };
+}
+
+const caseNumbers = new Map(); // case id -> Promise of its case number ("" when not visible)
+
+/** Another case, shown by its case number (looked up once; "另一案件" when this user may not see it). */
+function caseRef(id) {
+  const node = el("span", { class: "mono", "data-case-ref": id }, "…");
+  if (!caseNumbers.has(id)) {
+    caseNumbers.set(
+      id,
+      api(`/api/cases/${encodeURIComponent(id)}`).then(
+        (x) => x.case_no || "",
+        () => "",
+      ),
+    );
+  }
+  caseNumbers.get(id).then((no) => {
+    node.textContent = no || "另一案件（无权查看）";
+  });
+  return node;
+}
+
+/** The category's time limit in Chinese (the server's time_limit_label), or "". */
+function timeLimitLabel(ctx, categoryId) {
+  const cat = categoryId === undefined ? undefined : ctx.categoryById.get(categoryId);
+  return (cat && cat.time_limit_label) || "";
 }
 
 /** A case number ("20261123-00012") or a numeric id, as the case id. */

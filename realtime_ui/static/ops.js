@@ -2,7 +2,7 @@
 // as markers coloured by state, today's counters, the state breakdown and a ticker of the latest
 // events - all following the live picture (live.js).
 import { api, me } from "./api.js";
-import { clear, el, fmtTime } from "./dom.js";
+import { clear, el, fmtClock, setCityTimeZone, startOfCityDay, zonedParts } from "./dom.js";
 import { ACTION_LABELS, STATE_LABELS, stateLabel } from "./labels.js";
 import { connectLive, createLiveIndicator, createVersionTracker } from "./live.js";
 import { clearError, showError } from "./notify.js";
@@ -54,15 +54,9 @@ const versions = createVersionTracker();
 const gridsById = new Map();
 let project = null; // (lon, lat) -> [x, y] once the map is drawn
 let markerLayer = null;
-let todayStart = startOfToday();
+let todayStart = null; // midnight of the city's today, once the city's zone is known
 let loadSeq = 0;
 let lastCounts = null;
-
-function startOfToday() {
-  const d = new Date();
-  d.setHours(0, 0, 0, 0);
-  return d;
-}
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -80,7 +74,6 @@ function svg(tag, attrs = {}, ...children) {
 // ---- start-up ----------------------------------------------------------------------------------
 
 async function start() {
-  startClock();
   let who;
   try {
     who = await me();
@@ -88,6 +81,9 @@ async function start() {
     if (err.status !== 401) showError(err.message);
     return;
   }
+  setCityTimeZone(who.timezone);
+  todayStart = startOfCityDay();
+  startClock();
   const u = who.user;
   document.getElementById("ops-user").textContent = u.display_name || u.username;
 
@@ -115,9 +111,10 @@ function startClock() {
   const pad = (n) => String(n).padStart(2, "0");
   const tick = () => {
     const d = new Date();
+    const p = zonedParts(d);
     node.textContent =
-      `${d.getFullYear()}年${pad(d.getMonth() + 1)}月${pad(d.getDate())}日 星期${WEEKDAYS[d.getDay()]} ` +
-      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      `${p.year}年${pad(p.month)}月${pad(p.day)}日 星期${WEEKDAYS[p.weekday]} ` +
+      `${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
     node.setAttribute("datetime", d.toISOString());
   };
   tick();
@@ -128,7 +125,7 @@ function startClock() {
 }
 
 function checkDayChange() {
-  const now = startOfToday();
+  const now = startOfCityDay();
   if (now.getTime() !== todayStart.getTime()) {
     todayStart = now;
     cases.clear();
@@ -465,7 +462,7 @@ function addTicker({ at, caseNo, action, label, grid, state, fresh }) {
       "data-action": action || "",
       "data-state": state || "",
     },
-    el("time", { class: "tick-time", datetime: at || "" }, fmtTime(at, { seconds: true }).slice(11)),
+    el("time", { class: "tick-time", datetime: at || "" }, fmtClock(at)),
     el("span", { class: "tick-no" }, caseNo || ""),
     el("span", { class: "tick-action" }, label || ""),
     el("span", { class: "tick-grid", title: grid || "" }, grid || "—"),

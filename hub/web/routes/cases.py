@@ -137,7 +137,13 @@ async def logout(request: Request) -> Response:
 
 async def me(request: Request) -> Response:
     p = await principal(request)
-    return JSONResponse({"user": p.public(), "csrf_token": p.csrf_token})
+    return JSONResponse(
+        {
+            "user": p.public(),
+            "csrf_token": p.csrf_token,
+            "timezone": hub(request).settings.timezone,
+        }
+    )
 
 
 # -- cases ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hub.core.codes import ComponentId
 from hub.core.errors import (
     NotFound,
 )
+from hub.core.workcal import time_limit_label
 from hub.state import HubState
 from hub.web.http import JSONResponse
 from hub.web.routes.common import (
@@ -55,6 +56,7 @@ async def list_categories(request: Request) -> Response:
                         "unit": c.time_limit_unit,
                         "text": c.time_limit_text,
                     },
+                    "time_limit_label": time_limit_label(c.time_limit_text) or None,
                     "urgency": c.urgency,
                     "default_department_id": c.default_department_id,
                 }
