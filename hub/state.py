@@ -1,14 +1,19 @@
-"""The hub's typed state, built by the lifespan in ``hub/app.py`` (no module-level singletons)."""
+"""The hub's typed state, built by the lifespan in ``hub/web/app.py`` (no module-level singletons),
+and handed to every subsystem it runs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from hub.cases.service import CaseService
+from hub.core.workflow import Role
 from hub.live.bus import Bus
 from hub.live.fanout import Fanout
 from hub.live.relay import Relay
@@ -19,6 +24,9 @@ from hub.web.auth import Authenticator
 from storage.attachments import AttachmentStore
 from storage.catalog import Catalog, load_catalog
 from storage.db import EmbeddedPostgres, connect
+
+if TYPE_CHECKING:
+    from hub.subsystem import Subsystem
 
 
 @dataclasses.dataclass
@@ -37,8 +45,14 @@ class HubState:
     relay: Relay | None = None
     live: LiveServer | None = None
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
     started: float = dataclasses.field(default_factory=time.monotonic)
+    #: Everything opened for this state, closed in reverse by ``hub.web.app.close_state``.
+    stack: contextlib.AsyncExitStack = dataclasses.field(default_factory=contextlib.AsyncExitStack)
+    #: The installed subsystems (``hub.subsystem.installed``) and the names of those running here.
+    installed: list[Subsystem] = dataclasses.field(default_factory=list)
+    running: list[str] = dataclasses.field(default_factory=list)
+    #: Every installed subsystem's state channels, with their readers.
+    state_channels: Mapping[str, frozenset[Role]] = dataclasses.field(default_factory=dict)
 
     @property
     def catalog(self) -> Catalog:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -27,14 +27,9 @@ from hub.core.workflow import Actor, Role
 CASE_READERS: frozenset[Role] = frozenset(
     {Role.ADMIN, Role.SEAT, Role.DISPATCHER, Role.AGENT, Role.VIEWER}
 )
-#: State channels and who may subscribe to them.
-STATE_CHANNELS: Mapping[str, frozenset[Role]] = {
-    "queue": CASE_READERS,
-    "agents": CASE_READERS,
-    "cameras": frozenset({Role.ADMIN, Role.SEAT, Role.DISPATCHER, Role.VIEWER}),
-    "speakers": frozenset({Role.ADMIN, Role.SEAT, Role.DISPATCHER, Role.VIEWER}),
-    "alarms": frozenset(Role) - {Role.DEPARTMENT},
-}
+#: State channels by name, with who may subscribe to each. They are declared by the installed
+#: subsystems (``hub.subsystem.state_channels``) and passed in: these rules know none by themselves.
+StateChannels = Mapping[str, frozenset[Role]]
 MAX_CHANNEL_LEN = 40
 
 
@@ -52,16 +47,17 @@ class ChannelName:
     kind: ChannelKind
     #: DEPT and GRID: the department's or the grid's id.
     ident: int | None = None
-    #: STATE: the state channel's name (a key of ``STATE_CHANNELS``).
+    #: STATE: the state channel's name (one of the declared ``StateChannels``).
     state: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> ChannelName | None:
+    def parse(cls, text: str, states: Collection[str]) -> ChannelName | None:
+        """A channel name, or None; ``states`` are the state channels that exist."""
         if not isinstance(text, str) or len(text) > MAX_CHANNEL_LEN:
             return None
         if text == ChannelKind.CASES:
             return cls(ChannelKind.CASES)
-        if text in STATE_CHANNELS:
+        if text in states:
             return cls.of_state(text)
         kind, sep, ident = text.partition(":")
         if (
@@ -98,10 +94,10 @@ class Viewer:
     grid_scope: frozenset[int] = frozenset()
 
 
-def may_subscribe(viewer: Viewer, channel: ChannelName) -> bool:
+def may_subscribe(viewer: Viewer, channel: ChannelName, states: StateChannels) -> bool:
     role = viewer.actor.role
     if channel.kind is ChannelKind.STATE:
-        readers = STATE_CHANNELS.get(channel.state or "")
+        readers = states.get(channel.state or "")
         return readers is not None and role in readers
     if role in CASE_READERS:
         return True

@@ -6,8 +6,10 @@ Every envelope has a global ``pos`` (its row in ``live_log``). A process deliver
 from ``live_log`` (``_catch_up``), so a bus outage delays updates but never loses one.
 
 State channels (call queue, agents, cameras, speakers, alarms) keep a current value per key; a
-subscriber first gets the whole snapshot, then changes. Their offsets are per process (a reconnect
-always starts from a fresh snapshot).
+subscriber first gets the whole snapshot, then changes. Values are shared between processes by
+``hub.live.statesync`` (each owned by the process that set it), so a client on any process sees the
+state another produces. Their offsets are per process (a reconnect always starts from a fresh
+snapshot).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,8 +27,10 @@ import asyncpg
 import orjson
 
 from hub.core import live
+from hub.core.workflow import Role
 from hub.live.bus import Bus
 from hub.live.relay import Batch
+from hub.live.statesync import Change, StateTable
 from storage import live as live_store
 from storage.db import OUTAGE_ERRORS
 
@@ -43,12 +47,6 @@ class Subscriber(Protocol):
 
 
 @dataclass
-class StateChannel:
-    offset: int = 0
-    values: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class Fanout:
     pool: asyncpg.Pool
     dsn: str
@@ -58,7 +56,11 @@ class Fanout:
     subscribers: dict[str, set[Subscriber]] = field(default_factory=dict)
     last_pos: int = 0
     state_epoch: str = field(default_factory=lambda: "s" + secrets.token_urlsafe(6))
-    states: dict[str, StateChannel] = field(default_factory=dict)
+    #: The state channels every process knows (declared by the installed subsystems), with their
+    #: readers.
+    state_channels: Mapping[str, frozenset[Role]] = field(default_factory=dict)
+    states: StateTable = field(init=False)
+    state_offsets: dict[str, int] = field(default_factory=dict)
     on_gap: Callable[[], None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _need_catch_up: bool = False
@@ -76,8 +78,19 @@ class Fanout:
             self.last_pos = await live_store.last_pos(conn)
             self.history.heads.update(await live_store.channel_heads(conn))
         self.bus.subscribe(LIVE_TOPIC, self._on_bus)
+        self.states = StateTable(self.state_epoch, frozenset(self.state_channels))
         self.bus.subscribe(STATE_TOPIC, self._on_state_bus)
-        self.bus.on_state(lambda healthy: self._request_catch_up())
+        self.bus.on_state(self._on_bus_state)
+        self._publish_state([self.states.hello()])
+
+    def _on_bus_state(self, healthy: bool) -> None:
+        self._request_catch_up()
+        if healthy:
+            self._publish_state([self.states.bus_recovered(self._now())])
+
+    def close(self) -> None:
+        """A clean stop: every process clears the state this one owns at once."""
+        self._publish_state([self.states.bye()])
 
     def _request_catch_up(self) -> None:
         self._need_catch_up = True
@@ -134,6 +147,7 @@ class Fanout:
                 self._wake.clear()
                 if stop.is_set():
                     break
+                self.tick_state()
                 if self.bus.healthy and not self._need_catch_up:
                     continue
                 self._need_catch_up = False
@@ -224,38 +238,54 @@ class Fanout:
     # -- state channels ------------------------------------------------------------------
 
     def set_state(self, channel: str, key: str, value: Any) -> None:
-        """Set (or, with None, clear) one key of a state channel, in every process."""
-        if channel not in live.STATE_CHANNELS:
-            raise ValueError(f"not a state channel: {channel}")
-        # Published changes come back through the bus to this process too; when the bus cannot
-        # take it, this process's clients still see it.
-        if not self.bus.publish(STATE_TOPIC, orjson.dumps([channel, key, value])):
-            self._apply_state(channel, key, value)
+        """Set (or, with None, clear) one key of a state channel, owned by this process, in every
+        process. Applied here at once; the others get it through the bus."""
+        msg, changes = self.states.set_local(channel, key, value)
+        self._publish_state([msg])
+        self._deliver_state(changes)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _publish_state(self, msgs: list[Any]) -> None:
+        for msg in msgs:
+            self.bus.publish(STATE_TOPIC, orjson.dumps(msg))
 
     def _on_state_bus(self, payload: bytes) -> None:
         try:
-            channel, key, value = orjson.loads(payload)
-        except (orjson.JSONDecodeError, ValueError, TypeError):
+            msg = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             return
-        if channel in live.STATE_CHANNELS and isinstance(key, str):
-            self._apply_state(channel, key, value)
+        replies, changes = self.states.receive(msg, self._now())
+        self._publish_state(replies)
+        self._deliver_state(changes)
 
-    def _apply_state(self, channel: str, key: str, value: Any) -> None:
-        st = self.states.setdefault(channel, StateChannel())
-        if value is None:
-            st.values.pop(key, None)
-        else:
-            st.values[key] = value
-        st.offset += 1
+    def tick_state(self) -> None:
+        """Heartbeat and expiry of other processes' state (called from ``run``)."""
+        out, changes = self.states.tick(self._now(), self.bus.healthy)
+        self._publish_state(out)
+        self._deliver_state(changes)
+
+    def _deliver_state(self, changes: list[Change]) -> None:
+        if not changes:
+            return
         ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        frame = live.envelope(
-            channel, self.state_epoch, st.offset, "state.changed", ts, {"key": key, "value": value}
-        )
-        for sub in list(self.subscribers.get(channel, ())):
-            sub.deliver(channel, st.offset, frame, None)
+        for channel, key, value in changes:
+            offset = self.state_offsets[channel] = self.state_offsets.get(channel, 0) + 1
+            subs = self.subscribers.get(channel)
+            if not subs:
+                continue
+            frame = live.envelope(
+                channel, self.state_epoch, offset, "state.changed", ts, {"key": key, "value": value}
+            )
+            for sub in list(subs):
+                sub.deliver(channel, offset, frame, None)
 
     def snapshot(self, channel: str) -> str:
-        st = self.states.setdefault(channel, StateChannel())
         return live.control(
-            "snapshot", channel=channel, epoch=self.state_epoch, offset=st.offset, data=st.values
+            "snapshot",
+            channel=channel,
+            epoch=self.state_epoch,
+            offset=self.state_offsets.get(channel, 0),
+            data=self.states.snapshot(channel),
         )

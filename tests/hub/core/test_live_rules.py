@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from hub import subsystem
 from hub.core import live
 from hub.core.workflow import Actor, Role
 
@@ -15,6 +16,8 @@ SUP = live.Viewer(
 )
 VIEWER = live.Viewer(Actor(4, Role.VIEWER))
 K = live.ChannelKind
+#: The state channels the installed subsystems declare (web, telephony, video).
+STATES = subsystem.state_channels(subsystem.installed())
 R = live.ResumeKind
 
 
@@ -23,7 +26,7 @@ class TestChannelNames:
         "name", ["cases", "dept:3", "grid:12", "queue", "agents", "cameras", "speakers", "alarms"]
     )
     def test_known(self, name: str) -> None:
-        parsed = live.ChannelName.parse(name)
+        parsed = live.ChannelName.parse(name, STATES)
         assert parsed is not None and str(parsed) == name
 
     @pytest.mark.parametrize(
@@ -37,14 +40,14 @@ class TestChannelNames:
         ],
     )
     def test_parsed_parts(self, name: str, expected: live.ChannelName) -> None:
-        parsed = live.ChannelName.parse(name)
+        parsed = live.ChannelName.parse(name, STATES)
         assert parsed is not None and parsed == expected
         assert parsed.is_state is (expected.kind is K.STATE)
         assert isinstance(parsed.kind, live.ChannelKind)
 
     def test_state_kind_is_not_a_channel_name(self) -> None:
         # The kind of every state channel is STATE: "state" itself names no channel.
-        assert live.ChannelName.parse("state") is None
+        assert live.ChannelName.parse("state", STATES) is None
 
     @pytest.mark.parametrize(
         "name",
@@ -62,34 +65,34 @@ class TestChannelNames:
         ],
     )
     def test_unknown(self, name: str) -> None:
-        assert live.ChannelName.parse(name) is None
+        assert live.ChannelName.parse(name, STATES) is None
 
 
 class TestPermissions:
     def test_readers_see_all_case_channels(self) -> None:
         for ch in ["cases", "dept:3", "dept:4", "grid:1"]:
-            assert live.may_subscribe(SEAT, live.ChannelName.parse(ch))  # type: ignore[arg-type]
+            assert live.may_subscribe(SEAT, live.ChannelName.parse(ch, STATES), STATES)  # type: ignore[arg-type]
 
     def test_department_only_its_own(self) -> None:
-        assert live.may_subscribe(DEPT3, live.ChannelName(K.DEPT, 3))
+        assert live.may_subscribe(DEPT3, live.ChannelName(K.DEPT, 3), STATES)
         for ch in ["cases", "dept:4", "grid:1", "queue", "alarms", "cameras"]:
-            assert not live.may_subscribe(DEPT3, live.ChannelName.parse(ch)), ch  # type: ignore[arg-type]
+            assert not live.may_subscribe(DEPT3, live.ChannelName.parse(ch, STATES), STATES), ch  # type: ignore[arg-type]
 
     def test_supervisor_only_its_grids(self) -> None:
-        assert live.may_subscribe(SUP, live.ChannelName(K.GRID, 1))
-        assert live.may_subscribe(SUP, live.ChannelName(K.GRID, 12))
-        assert not live.may_subscribe(SUP, live.ChannelName(K.GRID, 2))
-        assert not live.may_subscribe(SUP, live.ChannelName(K.CASES))
-        assert not live.may_subscribe(SUP, live.ChannelName(K.DEPT, 3))
+        assert live.may_subscribe(SUP, live.ChannelName(K.GRID, 1), STATES)
+        assert live.may_subscribe(SUP, live.ChannelName(K.GRID, 12), STATES)
+        assert not live.may_subscribe(SUP, live.ChannelName(K.GRID, 2), STATES)
+        assert not live.may_subscribe(SUP, live.ChannelName(K.CASES), STATES)
+        assert not live.may_subscribe(SUP, live.ChannelName(K.DEPT, 3), STATES)
 
     def test_state_channels(self) -> None:
-        assert live.may_subscribe(VIEWER, live.ChannelName.of_state("cameras"))
-        assert not live.may_subscribe(
-            live.Viewer(Actor(5, Role.AGENT)), live.ChannelName.of_state("cameras")
-        )
-        assert live.may_subscribe(
-            live.Viewer(Actor(5, Role.AGENT)), live.ChannelName.of_state("queue")
-        )
+        assert live.may_subscribe(VIEWER, live.ChannelName.of_state("cameras"), STATES)
+        agent = live.Viewer(Actor(5, Role.AGENT))
+        assert not live.may_subscribe(agent, live.ChannelName.of_state("cameras"), STATES)
+        assert live.may_subscribe(agent, live.ChannelName.of_state("queue"), STATES)
+        # A state channel no installed subsystem declares does not exist.
+        assert live.ChannelName.parse("queue", {}) is None
+        assert not live.may_subscribe(SEAT, live.ChannelName.of_state("queue"), {})
 
     def test_default_channels(self) -> None:
         assert live.default_channels(SEAT, [1, 2]) == ["cases"]
