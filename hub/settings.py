@@ -7,6 +7,7 @@ logging the settings never shows them.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -88,8 +89,14 @@ class Settings:
     max_json_bytes: int = 256 * 1024
     max_upload_bytes: int = 20 * 1024 * 1024
     max_attachments_per_request: int = 9
+    #: Failed logins of one account from one address before each next try waits 1 s, 2 s, 4 s …
+    #: (at most 15 min; see ``hub/web/throttle.py``).
     login_max_attempts: int = 5
-    login_window_seconds: int = 300
+    #: Seconds over which the distinct accounts failing from one address are counted (30 allowed).
+    login_window_seconds: int = 600
+    #: Reverse proxies (addresses or CIDR networks, comma separated) whose ``X-Forwarded-For`` is
+    #: believed; empty: the header is ignored and the direct peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
     #: Origins allowed for browser writes and websockets besides the hub's own.
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -143,6 +150,16 @@ class Settings:
         if not -1 <= self.ws_port <= 65535:
             raise SettingsError(f"ws_port out of range: {self.ws_port}")
         from hub.core.workcal import parse_work_hours
+
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"CITYHUB_TRUSTED_PROXIES: not an IP address or network: {entry!r}"
+                ) from None
+        if self.login_max_attempts < 1 or self.login_window_seconds < 1:
+            raise SettingsError("CITYHUB_LOGIN_MAX_ATTEMPTS and _WINDOW_SECONDS must be positive")
 
         try:
             parse_work_hours(self.work_hours)

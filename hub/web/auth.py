@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -27,7 +27,16 @@ from hub.core import passwords
 from hub.core.errors import Forbidden, TooManyRequests, Unauthenticated
 from hub.core.workflow import Actor, Role, label
 from hub.settings import Settings
-from hub.web.throttle import LoginLimiter
+from hub.web.throttle import (
+    AttemptKey,
+    LoginPolicy,
+    Refusal,
+    Scope,
+    ThrottleStore,
+    admit,
+    throttle_address,
+)
+from hub.web.throttle_redis import create_throttle_store
 from storage import users as user_store
 from storage.catalog import Catalog
 from storage.db import connect, map_pg_errors
@@ -99,13 +108,20 @@ class Authenticator:
     settings: Settings
     pool: asyncpg.Pool
     catalog_ref: list[Catalog]  # one-element holder so a catalog reload is seen at once
-    limiter: LoginLimiter = dataclasses.field(default_factory=LoginLimiter)
+    #: The login throttle's records (``hub.web.throttle``); None: made from the settings (shared
+    #: through Redis when ``redis_url`` is set). ``close()`` closes it.
+    store: dataclasses.InitVar[ThrottleStore | None] = None
+    #: Wall-clock time for the throttle: its records are compared across processes.
+    clock: Callable[[], float] = time.time
+    throttle: ThrottleStore = dataclasses.field(init=False)
 
-    def __post_init__(self) -> None:
-        self.limiter = LoginLimiter(
-            max_failures=self.settings.login_max_attempts,
-            window=float(self.settings.login_window_seconds),
+    def __post_init__(self, store: ThrottleStore | None) -> None:
+        self.throttle = store or create_throttle_store(
+            self.settings.redis_url.reveal(), login_policy(self.settings)
         )
+
+    async def close(self) -> None:
+        await self.throttle.close()
 
     async def principal(self, conn: HTTPConnection, *, method: str = "GET") -> Principal:
         token = _bearer(conn)
@@ -149,24 +165,27 @@ class Authenticator:
         self, username: str, password: str, *, kind: str, client: str, user_agent: str
     ) -> tuple[UserRow, str, str, datetime]:
         """Check the password; create a session. Returns (user, token, csrf token, expiry)."""
-        now_mono = time.monotonic()
-        keys = (f"u:{username.lower()}", f"ip:{client}")
-        wait = self.limiter.retry_after(keys, now_mono)
-        if wait:
-            raise TooManyRequests(f"登录失败次数过多，请 {wait} 秒后再试", retry_after=wait)
-        async with connect(self.pool) as db:
-            found = await user_store.get_user_for_login(db, username)
-        # argon2 is slow on purpose: verify off the event loop.
-        if found is None:
-            await asyncio.to_thread(passwords.verify_password, passwords.DUMMY_HASH, password)
-            ok = False
-        else:
-            ok = found[0].active and await asyncio.to_thread(
-                passwords.verify_password, found[1], password
-            )
+        key = AttemptKey(account=username.lower(), address=throttle_address(client))
+        ticket = await admit(self.throttle, key, self.clock())
+        if isinstance(ticket, Refusal):
+            raise too_many_attempts(ticket)
+        # The attempt now counts as a failure until the password is found right.
+        try:
+            async with connect(self.pool) as db:
+                found = await user_store.get_user_for_login(db, username)
+            # argon2 is slow on purpose: verify off the event loop.
+            if found is None:
+                await asyncio.to_thread(passwords.verify_password, passwords.DUMMY_HASH, password)
+                ok = False
+            else:
+                ok = found[0].active and await asyncio.to_thread(
+                    passwords.verify_password, found[1], password
+                )
+        except Exception:  # not an answer (e.g. the database is down): neither failure nor success
+            await self.throttle.cancel(ticket)
+            raise
         async with connect(self.pool) as db:
             if not ok:
-                self.limiter.failed(keys, now_mono)
                 await user_store.audit(
                     db,
                     user_id=found[0].id if found else None,
@@ -177,7 +196,7 @@ class Authenticator:
                 raise Unauthenticated("用户名或密码错误", code="bad_credentials")
             assert found is not None
             user, stored = found
-            self.limiter.succeeded(keys[0])
+            await self.throttle.succeeded(ticket)
             now = datetime.now(UTC)
             ttl = (
                 timedelta(hours=self.settings.session_ttl_hours)
@@ -210,6 +229,23 @@ class Authenticator:
         async with connect(self.pool) as db, db.transaction():
             await user_store.delete_session(db, principal.token_hash)
             await user_store.audit(db, user_id=principal.user.id, action="logout", ip=client)
+
+
+def login_policy(settings: Settings) -> LoginPolicy:
+    return LoginPolicy(
+        pair_free=settings.login_max_attempts, address_window=float(settings.login_window_seconds)
+    )
+
+
+def too_many_attempts(refusal: Refusal) -> TooManyRequests:
+    """The 429 for a throttled login, with the wait in seconds or, past two minutes, minutes."""
+    secs = refusal.retry_after
+    wait = f"{secs} 秒" if secs < 120 else f"{-(-secs // 60)} 分钟"
+    if refusal.scope is Scope.ADDRESS:
+        message = f"此网络地址登录失败的账号过多，请 {wait}后再试"
+    else:
+        message = f"登录失败次数过多，请 {wait}后再试"
+    return TooManyRequests(message, retry_after=secs)
 
 
 def require(principal: Principal, roles: Collection[Role]) -> None:

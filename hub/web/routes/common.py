@@ -17,6 +17,7 @@ from hub.core.errors import (
 )
 from hub.state import HubState
 from hub.web.auth import ALL_ROLES, Principal, require
+from hub.web.forwarded import client_address, trusted_networks
 
 Str200 = Annotated[str, msgspec.Meta(max_length=200)]
 Str4000 = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -30,7 +31,12 @@ def hub(request: Request) -> HubState:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client's address, for the login throttle and audit rows: the direct peer, or when that
+    is a trusted proxy (``CITYHUB_TRUSTED_PROXIES``) what it says in ``X-Forwarded-For``
+    (``hub.web.forwarded``)."""
+    peer = request.client.host if request.client else ""
+    trusted = trusted_networks(hub(request).settings.trusted_proxies)
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 async def principal(request: Request, roles: frozenset[wf.Role] = ALL_ROLES) -> Principal:

@@ -235,24 +235,27 @@ class TestAuthentication:
         assert r.status_code == 200 and "cityhub_http_requests_total" in r.text
 
     async def test_wrong_password_and_rate_limit(self, client: httpx.AsyncClient) -> None:
-        # An unknown user answers exactly like a wrong password.
-        r = await client.post("/api/auth/login", json={"username": "nobody", "password": "x1"})
-        assert_error(r, 401, "bad_credentials")
-        for _ in range(4):
-            r = await client.post(
-                "/api/auth/login", json={"username": "seat2", "password": "wrong-pass1"}
-            )
-            assert_error(r, 401, "bad_credentials")
-        r = await client.post(
-            "/api/auth/login", json={"username": "seat2", "password": "Seat#2026"}
-        )
-        err = assert_error(r, 429)
-        assert "秒" in err["message"] and int(r.headers["retry-after"]) > 0
-        # The address is limited too: guessing another user's password from it is refused.
-        r = await client.post(
-            "/api/auth/login", json={"username": "seat3", "password": "Seat#2026"}
-        )
-        assert_error(r, 429)
+        async def try_login(username: str, password: str) -> httpx.Response:
+            body = {"username": username, "password": password}
+            return await client.post("/api/auth/login", json=body)
+
+        # An unknown user answers exactly like a wrong password (and is counted like one).
+        assert_error(await try_login("nobody", "x1"), 401, "bad_credentials")
+        for _ in range(5):
+            assert_error(await try_login("seat2", "wrong-pass1"), 401, "bad_credentials")
+        # The account is slowed at this address, the right password included ...
+        r = await try_login("seat2", "Seat#2026")
+        err = assert_error(r, 429, "too_many_requests")
+        assert "秒" in err["message"] and int(r.headers["retry-after"]) == 1
+        # ... but not the colleague next to them (details: tests/hub/web/test_login_throttle.py).
+        assert (await try_login("seat3", "Seat#2026")).status_code == 200
+        # The address is limited too, by the distinct accounts failing from it: after 30 of them
+        # (nobody, seat2 and 28 more), guessing any other account's password from it is refused.
+        for i in range(28):
+            assert_error(await try_login(f"ghost{i}", "wrong-pass1"), 401, "bad_credentials")
+        r = await try_login("seat1", "Seat#2026")
+        err = assert_error(r, 429, "too_many_requests")
+        assert "分钟" in err["message"] and int(r.headers["retry-after"]) > 500
 
     async def test_cookie_session_needs_csrf_and_same_origin(
         self, client: httpx.AsyncClient
