@@ -19,10 +19,12 @@ log = logging.getLogger("cityhub")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    roles = getattr(args, "roles", None)
     return Settings.from_env(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        roles=tuple(r.strip() for r in roles.split(",") if r.strip()) if roles else None,
     )
 
 
@@ -38,11 +40,17 @@ def _setup_logging(level: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from hub import subsystem
     from hub.web.app import create_app
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
-    app = create_app(settings, demo=args.demo, demo_cases=args.demo_cases)
+    try:
+        running = subsystem.select(subsystem.installed(), settings.roles)
+    except subsystem.SubsystemError as exc:
+        print(f"cityhub: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings, demo=args.demo, demo_cases=args.demo_cases, subsystems=running)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -56,11 +64,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(config)
     log.info(
-        "cityhub %s on http://%s:%s (data in %s)",
+        "cityhub %s on http://%s:%s (data in %s; roles: %s)",
         __version__,
         settings.host,
         settings.port,
         settings.data_dir,
+        ",".join(s.name for s in running),
     )
     server.run()
     return 0 if server.started else 1
@@ -177,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--demo", action="store_true", help="load the demo city (once) before serving")
     s.add_argument("--demo-cases", type=int, default=10_000, help=argparse.SUPPRESS)
     s.add_argument("--access-log", action="store_true", help="log every request")
+    s.add_argument(
+        "--roles",
+        help="subsystems this process runs, comma separated (CITYHUB_ROLES; default: all,"
+        " e.g. web,telephony,video)",
+    )
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="load the demo city into the database and exit")
@@ -218,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--grid", action="append", help="grid id or code (role supervisor; repeatable)")
     ua.add_argument("--display-name")
     ua.set_defaults(func=cmd_users_add)
+
+    from hub import subsystem
+
+    for plug in subsystem.installed():
+        for command in plug.cli_commands():
+            sp = sub.add_parser(command.name, help=command.help)
+            common(sp)
+            command.configure(sp)
+            sp.set_defaults(func=command.run)
     return p
 
 

@@ -105,6 +105,8 @@ class Settings:
     #: Seconds between websocket heartbeats (pings).
     ws_heartbeat: float = 20.0
     db_pool_max: int = 16
+    #: The subsystems this process runs (``cityhub serve --roles web,telephony,video``); empty: all.
+    roles: tuple[str, ...] = ()
 
     @property
     def attachments_dir(self) -> Path:

@@ -47,13 +47,14 @@ import asyncpg
 import orjson
 
 from hub.cases.facts import case_facts
+from hub.cases.reference import ensure_reference_data
 from hub.core import workflow as wf
 from hub.core.passwords import hash_password
 from hub.core.workcal import WorkCalendar
 from storage.attachments import AttachmentStore, StoredBlob
 from storage.cases import CASE_COLUMNS
-from storage.db import StorageError, advisory_lock, map_pg_errors
-from storage.reference import ensure_reference_data
+from storage.db import advisory_lock, map_pg_errors
+from storage.errors import StorageError
 from storage.search import document_terms
 
 log = logging.getLogger("cityhub.storage.demo")

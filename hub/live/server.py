@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -31,9 +30,12 @@ from hub.core import live
 from hub.core.errors import CityhubError
 from hub.live.fanout import Fanout
 from hub.web.auth import SESSION_COOKIE, Authenticator, Principal, SessionKind, make_actor
+from hub.web.status import status_of
+from storage import live as live_store
 from storage import users as user_store
 from storage.catalog import Catalog
 from storage.db import OUTAGE_ERRORS
+from storage.errors import StorageError
 
 log = logging.getLogger("cityhub.ws")
 
@@ -193,7 +195,7 @@ class Session:
                 item = {"channel": item}
             if not isinstance(item, dict) or not isinstance(item.get("channel"), str):
                 raise ValueError("each channel is a name or {channel, epoch, offset}")
-            name = live.ChannelName.parse(item["channel"])
+            name = live.ChannelName.parse(item["channel"], self.hub.fanout.state_channels)
             if name is None:
                 self.write(
                     live.control(
@@ -204,7 +206,7 @@ class Session:
                     )
                 )
                 continue
-            if not live.may_subscribe(self.viewer, name):
+            if not live.may_subscribe(self.viewer, name, self.hub.fanout.state_channels):
                 self.write(
                     live.control(
                         "error",
@@ -229,8 +231,7 @@ class Session:
         if channel in self.subs:
             self._remove(channel)
         if is_state:
-            st = fan.states.get(channel)
-            self.subs[channel] = Sub(offset=st.offset if st else 0)
+            self.subs[channel] = Sub(offset=fan.state_offsets.get(channel, 0))
             fan.add(channel, self)
             self.write(fan.snapshot(channel))
             self.write(
@@ -351,11 +352,14 @@ class LiveServer:
         return int(sock.getsockname()[1])
 
     def epoch_for(self, channel: str) -> str:
-        return self.fanout.state_epoch if channel in live.STATE_CHANNELS else self.fanout.epoch
+        return (
+            self.fanout.state_epoch if channel in self.fanout.state_channels else self.fanout.epoch
+        )
 
     def head(self, channel: str) -> int:
-        st = self.fanout.states.get(channel)
-        return st.offset if channel in live.STATE_CHANNELS and st else self.fanout.head(channel)
+        if channel in self.fanout.state_channels:
+            return self.fanout.state_offsets.get(channel, 0)
+        return self.fanout.head(channel)
 
     async def start(self) -> None:
         self._server = await serve(
@@ -400,8 +404,8 @@ class LiveServer:
             principal = await self._authenticate(
                 headers.get("Authorization"), headers.get("Cookie"), url.query, headers
             )
-        except CityhubError as exc:
-            return conn.respond(HTTPStatus(exc.status), exc.message + "\n")
+        except (CityhubError, StorageError) as exc:
+            return conn.respond(HTTPStatus(status_of(exc)), exc.message + "\n")
         except OUTAGE_ERRORS:
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "database unavailable\n")
         conn.principal = principal  # type: ignore[attr-defined]
@@ -443,13 +447,8 @@ class LiveServer:
 
         if len(ticket) > 200:
             raise Unauthenticated("票据无效")
-        th = hashlib.sha256(ticket.encode()).digest()
         async with self.auth.pool.acquire() as db:
-            uid = await db.fetchval(
-                "DELETE FROM live_tickets WHERE ticket_hash = $1 AND expires_at > $2 RETURNING user_id",
-                th,
-                datetime.now(UTC),
-            )
+            uid = await live_store.redeem_ticket(db, ticket, datetime.now(UTC))
             user = None if uid is None else await user_store.get_user(db, uid)
         if user is None or not user.active:
             raise Unauthenticated("票据无效或已使用")

@@ -1,6 +1,8 @@
-"""Composition in one place: ``create_app(settings)`` builds the routes; the lifespan opens the
-database (embedded or external), applies migrations, loads reference data (and the demo city when
-asked), builds the services, and closes everything in reverse order."""
+"""Composition in one place: ``create_app(settings)`` builds the routes of the subsystems this
+process runs (``hub.subsystem``); its lifespan (``build_state``) opens the database (embedded or
+external), applies migrations, loads reference data (and the demo city when asked), builds the
+services and the live core, then enters each subsystem's context — all on one ``AsyncExitStack``, so
+``close_state`` closes everything in reverse order."""
 
 from __future__ import annotations
 
@@ -8,20 +10,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from hub import __version__
+from hub import __version__, subsystem
 from hub.cases.reference import ensure_reference_data
 from hub.cases.service import CaseService
 from hub.core.errors import CityhubError
@@ -30,10 +31,10 @@ from hub.core.workflow import Role
 from hub.live.bus import create_bus
 from hub.live.fanout import Fanout
 from hub.live.relay import Relay
-from hub.live.server import LiveServer
 from hub.metrics import Metrics
 from hub.settings import Settings
 from hub.state import HubState
+from hub.subsystem import Subsystem
 from hub.web.auth import Authenticator, require
 from hub.web.http import (
     ErrorMiddleware,
@@ -43,8 +44,7 @@ from hub.web.http import (
     http_exception_handler,
     openapi,
 )
-from hub.web.routes.cases import API
-from realtime_ui import STATIC_DIR
+from hub.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 from storage import db
 from storage import live as live_store
 from storage.attachments import AttachmentStore
@@ -55,206 +55,142 @@ from storage.reference import load_calendar
 log = logging.getLogger("cityhub")
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def _send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state = getattr(scope.get("app"), "state", None)
-                hub = getattr(state, "hub", None) if state is not None else None
-                if hub is not None:
-                    hub.metrics.observe_request(scope["method"], message["status"])
-            await send(message)
-
-        await self.app(scope, receive, _send)
-
-
-class SecurityHeadersMiddleware:
-    """Conservative headers on every response (pages are same-origin only, no framing)."""
-
-    HEADERS = (
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"same-origin"),
-    )
-    CSP = (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
-        " connect-src 'self'{ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    )
-
-    @classmethod
-    def csp(cls, scope: Scope) -> bytes:
-        """The policy, allowing the websocket listener (same host, its own port) for connections."""
-        ws = ""
-        state = getattr(scope.get("app"), "state", None)
-        hub = getattr(state, "hub", None) if state is not None else None
-        live = getattr(hub, "live", None)
-        if live is not None:
-            host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
-            hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if hostname and all(c.isalnum() or c in ".-[]:" for c in hostname):
-                port = live.bound_port
-                ws = f" ws://{hostname}:{port} wss://{hostname}:{port}"
-        return cls.CSP.format(ws=ws).encode()
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def _send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k for k, _ in headers}
-                for k, v in self.HEADERS:
-                    if k not in names:
-                        headers.append((k, v))
-                if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", self.csp(scope)))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, _send)
-
-
-async def start_live(state: HubState) -> None:
-    """The live picture: the bus, this process's fan-out, the relay (leads if elected) and the
-    websocket listener."""
-    settings = state.settings
-    state.bus = create_bus(settings.redis_url.reveal())
-    await state.bus.start()
-    async with state.pool.acquire() as conn:
-        epoch = await live_store.ensure_epoch(conn)
-    state.fanout = Fanout(state.pool, state.dsn, state.bus, epoch)
-    await state.fanout.start()
-    state.relay = Relay(state.pool, state.dsn, state.cases, state.fanout.publish, epoch=epoch)
-    state.live = LiveServer(
-        state.auth,
-        state.fanout,
-        state.catalog_ref,
-        settings.host,
-        settings.effective_ws_port,
-        heartbeat=settings.ws_heartbeat,
-        allowed_origins=settings.allowed_origins,
-        http_port=settings.port,
-    )
-    await state.live.start()
-    loop = asyncio.get_running_loop()
-    state.tasks = [
-        loop.create_task(state.relay.run(state.stop), name="relay"),
-        loop.create_task(state.fanout.run(state.stop), name="fanout"),
-    ]
-    log.info(
-        "live updates on ws://%s:%d/ws (bus: %s)",
-        settings.host,
-        state.live.bound_port,
-        state.bus.name,
-    )
-
-
-async def stop_live(state: HubState) -> None:
-    state.stop.set()
-    if state.live is not None:
-        await state.live.close()
-    for task in state.tasks:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, timeout=5)
-    state.tasks = []
-    if state.bus is not None:
-        await state.bus.close()
-
-
 async def build_state(
-    settings: Settings, *, demo: bool = False, demo_cases: int = 10_000, live: bool = True
+    settings: Settings,
+    *,
+    demo: bool = False,
+    demo_cases: int = 10_000,
+    live: bool = True,
+    subsystems: Sequence[Subsystem] | None = None,
 ) -> HubState:
-    settings = settings.with_secret_key()
-    embedded = None
-    dsn = settings.database_url.reveal()
-    if not dsn:
-        embedded, dsn = await db.start_embedded(settings.pg_dir)
-        log.info("embedded PostgreSQL started under %s", settings.pg_dir)
+    """Open everything a hub process needs, each part on one ``AsyncExitStack`` (``close_state``
+    closes them in reverse): the database (embedded or external), migrations, reference data, the
+    demo city when asked, the services; with ``live``, the bus, this process's fan-out and the relay,
+    then the subsystems it runs (``subsystems``; default: every installed one)."""
+    stack = contextlib.AsyncExitStack()
     try:
-        pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
+        return await _open(stack, settings, demo, demo_cases, live, subsystems)
     except BaseException:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-        raise
-    state: HubState | None = None
-    try:
-        applied = await db.migrate(pool)
-        if applied:
-            log.info("migrations applied: %s", ", ".join(applied))
-        async with pool.acquire() as conn:
-            await ensure_reference_data(conn)
-            exceptions = await load_calendar(conn)
-        calendar = WorkCalendar(
-            tz=ZoneInfo(settings.timezone),
-            periods=parse_work_hours(settings.work_hours),
-            exceptions=exceptions,
-        )
-        attachments = AttachmentStore(settings.attachments_dir, settings.max_upload_bytes)
-        if demo:
-            from hub.demo.city import load_demo
-
-            t0 = time.monotonic()
-            summary = await load_demo(
-                pool,
-                attachments=attachments,
-                calendar=calendar,
-                now=datetime.now(UTC),
-                n_cases=demo_cases,
-            )
-            log.info("demo city ready in %.1f s: %s", time.monotonic() - t0, summary)
-        async with pool.acquire() as conn:
-            catalog_ref = [await load_catalog(conn)]
-        metrics = Metrics()
-        cases = CaseService(
-            pool, catalog_ref, calendar, default_time_limit_hours=settings.default_time_limit_hours
-        )
-
-        async def count(event: object) -> None:
-            metrics.case_events[getattr(event, "action", "?")] += 1
-
-        cases.listeners.append(count)
-        state = HubState(
-            settings=settings,
-            pool=pool,
-            catalog_ref=catalog_ref,
-            auth=Authenticator(settings, pool, catalog_ref),
-            cases=cases,
-            attachments=attachments,
-            metrics=metrics,
-            dsn=dsn,
-            embedded=embedded,
-        )
-        if live:
-            await start_live(state)
-        return state
-    except BaseException:
-        if state is not None:
-            await stop_live(state)
-        await pool.close()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        await stack.aclose()
         raise
 
 
 async def close_state(state: HubState) -> None:
-    await stop_live(state)
-    await state.auth.close()
+    await state.stack.aclose()
+
+
+async def _open(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    demo: bool,
+    demo_cases: int,
+    live: bool,
+    subsystems: Sequence[Subsystem] | None,
+) -> HubState:
+    settings = settings.with_secret_key()
+    installed = subsystem.installed()
+    running = list(installed if subsystems is None else subsystems)
+    dsn = settings.database_url.reveal()
+    embedded = None
+    if not dsn:
+        embedded, dsn = await db.start_embedded(settings.pg_dir)
+        stack.push_async_callback(asyncio.to_thread, embedded.stop)
+        log.info("embedded PostgreSQL started under %s", settings.pg_dir)
+    pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
+    stack.push_async_callback(_close_pool, pool)
+    applied = await db.migrate(pool)
+    if applied:
+        log.info("migrations applied: %s", ", ".join(applied))
+    async with pool.acquire() as conn:
+        await ensure_reference_data(conn)
+        exceptions = await load_calendar(conn)
+    calendar = WorkCalendar(
+        tz=ZoneInfo(settings.timezone),
+        periods=parse_work_hours(settings.work_hours),
+        exceptions=exceptions,
+    )
+    attachments = AttachmentStore(settings.attachments_dir, settings.max_upload_bytes)
+    if demo:
+        from hub.demo.city import load_demo
+
+        t0 = time.monotonic()
+        summary = await load_demo(
+            pool,
+            attachments=attachments,
+            calendar=calendar,
+            now=datetime.now(UTC),
+            n_cases=demo_cases,
+        )
+        log.info("demo city ready in %.1f s: %s", time.monotonic() - t0, summary)
+    async with pool.acquire() as conn:
+        catalog_ref = [await load_catalog(conn)]
+    metrics = Metrics()
+    cases = CaseService(
+        pool, catalog_ref, calendar, default_time_limit_hours=settings.default_time_limit_hours
+    )
+
+    async def count(event: object) -> None:
+        metrics.case_events[getattr(event, "action", "?")] += 1
+
+    cases.listeners.append(count)
+    auth = Authenticator(settings, pool, catalog_ref)
+    stack.push_async_callback(auth.close)
+    state = HubState(
+        settings=settings,
+        pool=pool,
+        catalog_ref=catalog_ref,
+        auth=auth,
+        cases=cases,
+        attachments=attachments,
+        metrics=metrics,
+        dsn=dsn,
+        embedded=embedded,
+        stack=stack,
+        installed=installed,
+        state_channels=subsystem.state_channels(installed),
+    )
+    if live:
+        await _start_live(state)
+        for sub in running:
+            await stack.enter_async_context(sub.run(state))
+            state.running.append(sub.name)
+        log.info("subsystems running: %s", ", ".join(state.running) or "none")
+    return state
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(state.pool.close(), timeout=10)
-    if state.embedded is not None:
-        await asyncio.to_thread(state.embedded.stop)
+        await asyncio.wait_for(pool.close(), timeout=10)
+
+
+async def _start_live(state: HubState) -> None:
+    """The live core every process has: the bus, this process's fan-out (case envelopes and the
+    shared state channels) and the relay (which leads if elected)."""
+    stack = state.stack
+    bus = state.bus = create_bus(state.settings.redis_url.reveal())
+    await bus.start()
+    stack.push_async_callback(bus.close)
+    async with state.pool.acquire() as conn:
+        epoch = await live_store.ensure_epoch(conn)
+    fanout = state.fanout = Fanout(
+        state.pool, state.dsn, bus, epoch, state_channels=state.state_channels
+    )
+    await fanout.start()
+    stack.callback(fanout.close)
+    state.relay = Relay(state.pool, state.dsn, state.cases, fanout.publish, epoch=epoch)
+    loop = asyncio.get_running_loop()
+    tasks = [
+        loop.create_task(state.relay.run(state.stop), name="relay"),
+        loop.create_task(fanout.run(state.stop), name="fanout"),
+    ]
+
+    async def stop_tasks() -> None:
+        state.stop.set()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, timeout=5)
+
+    stack.push_async_callback(stop_tasks)
 
 
 async def healthz(request: Request) -> Response:
@@ -290,15 +226,23 @@ async def metrics_endpoint(request: Request) -> Response:
     return PlainTextResponse(hub.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 
 
-def _page(name: str) -> Route:
-    async def page(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
-
-    return Route(f"/{name.removesuffix('.html')}", page, methods=["GET"])
-
-
-def create_app(settings: Settings, *, demo: bool = False, demo_cases: int = 10_000) -> Starlette:
-    doc = openapi(API, __version__)
+def create_app(
+    settings: Settings,
+    *,
+    demo: bool = False,
+    demo_cases: int = 10_000,
+    subsystems: Sequence[Subsystem] | None = None,
+) -> Starlette:
+    """The ASGI app of one process: the kernel's own endpoints (/, /healthz, /metrics,
+    /openapi.json) and the routes of the subsystems it runs (default: those ``settings.roles``
+    names, or every installed one)."""
+    running = (
+        subsystem.select(subsystem.installed(), settings.roles)
+        if subsystems is None
+        else subsystems
+    )
+    api = [r for sub in running for r in sub.routes()]
+    doc = openapi(api, __version__, settings)
 
     async def openapi_endpoint(request: Request) -> Response:
         return JSONResponse(doc)
@@ -308,7 +252,7 @@ def create_app(settings: Settings, *, demo: bool = False, demo_cases: int = 10_0
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state = await build_state(settings, demo=demo, demo_cases=demo_cases)
+        state = await build_state(settings, demo=demo, demo_cases=demo_cases, subsystems=running)
         app.state.hub = state
         try:
             yield
@@ -320,11 +264,8 @@ def create_app(settings: Settings, *, demo: bool = False, demo_cases: int = 10_0
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        _page("login.html"),
-        _page("board.html"),
-        _page("ops.html"),
-        *build_routes(API),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        *build_routes(api),
+        *(r for sub in running for r in sub.web_routes()),
     ]
     return Starlette(
         routes=routes,

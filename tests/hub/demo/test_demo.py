@@ -26,13 +26,14 @@ import pytest
 import pytest_asyncio
 
 from hub.cases.facts import case_facts
+from hub.cases.reference import ensure_reference_data
 from hub.core import workflow as wf
 from hub.core.passwords import verify_password
 from hub.core.workcal import WorkCalendar, parse_work_hours
 from hub.demo.city import DEMO_USERS, DemoSummary, demo_photos, grid_lattice, load_demo
 from storage.attachments import AttachmentStore
 from storage.db import create_pool, migrate
-from storage.reference import ensure_reference_data, load_calendar
+from storage.reference import load_calendar
 from storage.search import query_terms
 
 N_CASES = 2000
