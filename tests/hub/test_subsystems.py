@@ -184,3 +184,27 @@ async def test_state_produced_on_one_process_reaches_a_browser_on_another(
         for s in (video, web):
             if s is not None:
                 await close_state(s)
+
+
+def test_serve_refuses_an_unknown_role(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--roles",
+            "web,gps",
+        ],
+        cwd=conftest.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "unknown role(s) gps" in r.stderr and "telephony" in r.stderr and "video" in r.stderr
