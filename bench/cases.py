@@ -8,7 +8,7 @@ What it does, all in one process against one PostgreSQL server:
 
 1. Starts an embedded PostgreSQL (``pgserver``) in a temporary directory, or uses the server of
    ``CITYHUB_DATABASE_URL``; either way it creates a scratch database, builds the hub state with
-   ``hub.web.app.build_state`` and loads the demo city (``hub.demo.city.load_demo``: users, grids,
+   ``hub.web.app.build_state`` and loads the demo city (``hub.demo.load_demo``: users, grids,
    departments, categories and 1,000 cases whose attributes and texts serve as templates).
 2. Transitions: fresh ``registered`` cases are bulk-inserted (row + two events, one INSERT ... SELECT
    each), then the hub state is rebuilt with the live picture on (relay, fan-out, websockets; not
@@ -190,9 +190,9 @@ async def admin_exec(base: str, sql: str) -> None:
 
 
 async def load_demo_city(state: HubState, n_cases: int) -> None:
-    """``hub.demo.city.load_demo`` (one transaction: a failure leaves nothing behind); if the
+    """``hub.demo.load_demo`` (one transaction: a failure leaves nothing behind); if the
     generator trips over a workflow guard for one seed, try a few others before giving up."""
-    from hub.demo.city import load_demo
+    from hub.demo import load_demo
 
     last: Exception | None = None
     for seed in (20261123, 1, 2, 3, 4, 5):

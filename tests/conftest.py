@@ -92,7 +92,7 @@ async def _admin_exec(base: str, sql: str) -> None:
 @pytest.fixture(scope="session")
 async def template_db(pg_base: str, shared_data_dir: Path) -> str:
     """A database with migrations, reference data and a small demo city, used as a template."""
-    from hub.demo.city import load_demo
+    from hub.demo import load_demo
 
     await _admin_exec(pg_base, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
     await _admin_exec(pg_base, f"CREATE DATABASE {TEMPLATE_DB}")
@@ -178,7 +178,7 @@ class Api:
 @pytest.fixture
 def login(client: httpx.AsyncClient) -> Any:
     async def _login(username: str, password: str | None = None) -> Api:
-        from hub.demo.city import DEMO_USERS
+        from hub.demo import DEMO_USERS
 
         pw = password if password is not None else DEMO_USERS[username][1]
         r = await client.post(

@@ -10,7 +10,7 @@ from datetime import date
 
 import asyncpg
 
-from hub.demo.city import COUNTY_CODE, GridCell
+from hub.demo.geography import COUNTY_CODE, GridCell
 
 PER_GRID = 2
 CLASS_CODE = "0101"

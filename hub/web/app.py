@@ -111,7 +111,7 @@ async def _open(
     )
     attachments = AttachmentStore(settings.attachments_dir, settings.max_upload_bytes)
     if demo:
-        from hub.demo.city import load_demo
+        from hub.demo import load_demo
 
         t0 = time.monotonic()
         summary = await load_demo(

@@ -1,4 +1,4 @@
-"""The demo city (``storage/demo.py``) and the reference data (``storage/reference.py``).
+"""The demo city (``hub/demo/``) and the reference data (``storage/reference.py``).
 
 One embedded PostgreSQL and one demo load (2,000 cases, fixed ``now`` and seed) for the module; the
 tests then read the database back. Every case history is replayed through the real workflow
@@ -30,7 +30,7 @@ from hub.cases.reference import ensure_reference_data
 from hub.core import workflow as wf
 from hub.core.passwords import verify_password
 from hub.core.workcal import WorkCalendar, parse_work_hours
-from hub.demo.city import DEMO_USERS, DemoSummary, demo_photos, grid_lattice, load_demo
+from hub.demo import DEMO_USERS, DemoSummary, demo_photos, grid_lattice, load_demo
 from storage.attachments import AttachmentStore
 from storage.db import create_pool, migrate
 from storage.reference import load_calendar

@@ -43,7 +43,7 @@ async def report(sup: Api, **extra: Any) -> dict[str, Any]:
 
 
 async def dept_user_for(login: Any, department_id: int) -> Api:
-    from hub.demo.city import DEMO_USERS
+    from hub.demo import DEMO_USERS
 
     for name, (role, _pw) in DEMO_USERS.items():
         if role == "department":

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from hub.core.errors import TooManyRequests, Unauthenticated
-from hub.demo.city import DEMO_USERS
+from hub.demo import DEMO_USERS
 from hub.settings import Settings, SettingsError
 from hub.state import HubState
 from hub.web import throttle_redis
