@@ -46,12 +46,12 @@ R = wf.Role
 CaseState = wf.CaseState
 
 #: Target states of the newest cases (cycled), so that every open state is on the board.
-NORMAL_TARGETS: Final = (
+_NORMAL_TARGETS: Final = (
     S.REPORTED, S.DISPATCHED, S.HANDLING, S.REGISTERED, S.FEEDBACK, S.HANDLING, S.VERIFYING,
     S.RETURNED, S.DEFERRED, S.VERIFIED, S.DISPATCHED, S.HANDLING, S.REPORTED, S.CLOSED,
 )  # fmt: skip
-QUICK_TARGETS: Final = (S.QUICK_HANDLING, S.FEEDBACK, S.VERIFYING, S.VERIFIED, S.CLOSED)
-MIN_STEP: Final = timedelta(seconds=30)
+_QUICK_TARGETS: Final = (S.QUICK_HANDLING, S.FEEDBACK, S.VERIFYING, S.VERIFIED, S.CLOSED)
+_MIN_STEP: Final = timedelta(seconds=30)
 
 
 class _Stop(Exception):
@@ -96,7 +96,7 @@ class HistoryGenerator:
     def _at(self, h: History, minutes: float, hours: tuple[float, float, bool] | None) -> datetime:
         """The next move's instant: ``minutes`` after the previous (compressed by ``self.f``),
         moved into the actor's working hours (start, end, workdays only) at realistic pace."""
-        at = h.t + max(MIN_STEP, timedelta(minutes=minutes * self.f))
+        at = h.t + max(_MIN_STEP, timedelta(minutes=minutes * self.f))
         if hours is not None and self.f == 1.0:
             at = self._shift(at, *hours)
         if at > self.now:
@@ -300,7 +300,7 @@ class HistoryGenerator:
         deadline = h.row["deadline"]
         if not plan.escalate or deadline is None:
             return
-        at = max(h.t + MIN_STEP, deadline + timedelta(hours=self.rng.uniform(-2, 30) * self.f))
+        at = max(h.t + _MIN_STEP, deadline + timedelta(hours=self.rng.uniform(-2, 30) * self.f))
         if at > self.now:
             raise _Stop
         self._do(h, actor, A.ESCALATE, at, note="超时未处置，请加快办理（督办）")
@@ -399,8 +399,8 @@ class HistoryGenerator:
         once every case still to come is reported after it."""
         skeletons_ = skeletons(self.rng, self.now, self.tz, n)
         forced_from = n - min(n, max(60, n // 100))
-        normal_targets = itertools.cycle(NORMAL_TARGETS)
-        quick_targets = itertools.cycle(QUICK_TARGETS)
+        normal_targets = itertools.cycle(_NORMAL_TARGETS)
+        quick_targets = itertools.cycle(_QUICK_TARGETS)
         out = DemoChunk([], [], [])
         pending: list[tuple[Any, ...]] = []
         recent: list[dict[str, Any]] = []  # earlier registered cases, for duplicates

@@ -20,11 +20,14 @@ from storage.search import document_terms
 
 CaseState = wf.CaseState
 
+#: The time limit of a category the catalog gives none (24 working hours).
 DEFAULT_LIMIT: Final[tuple[int, str]] = (24, "hours")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CategoryInfo:
+    """A category as the history needs it: its limit and the code of the department it goes to."""
+
     id: int
     kind: str
     minor_name: str
@@ -97,6 +100,9 @@ ROW_DEFAULTS: Final[Mapping[str, Any]] = {
 
 @dataclasses.dataclass(slots=True)
 class History:
+    """One case's history as it is played: the case row's columns (the fold of the outcomes'
+    ``changes``), its version and last instant ``t``, and the event and attachment records so far."""
+
     case_id: int
     t: datetime
     target: CaseState | None
