@@ -96,3 +96,13 @@ class LiveClient:
         if self._reader is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._reader, timeout=5)
+
+
+async def until(cond: Any, what: str, timeout: float = 10.0) -> None:
+    """Wait until ``cond()`` holds; fail with ``what`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not cond():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(what) from None

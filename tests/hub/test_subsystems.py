@@ -4,11 +4,9 @@ produces reach a browser on another — also one that joins later."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +20,7 @@ from hub.subsystem import CliCommand, StateChannel, SubsystemError
 from hub.web.app import build_state, close_state, create_app
 from hub.web.http import ApiRoute
 from tests import conftest
-from tests.live_client import LiveClient
+from tests.live_client import LiveClient, until
 from tests.redis_fixture import RedisServer
 
 
@@ -114,15 +112,6 @@ async def test_a_process_without_web_serves_health_but_not_the_api(
             assert (await c.get("/openapi.json")).json()["paths"] == {}
     finally:
         await close_state(state)
-
-
-async def until(cond: Any, what: str, timeout: float = 10.0) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not cond():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(what) from None
 
 
 @pytest.mark.slow

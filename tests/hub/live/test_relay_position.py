@@ -9,11 +9,9 @@ that — silently dropped everything until the new positions caught up with the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +21,7 @@ from hub.state import HubState
 from hub.web.app import build_state, close_state, create_app
 from tests import conftest
 from tests.conftest import Api
-from tests.live_client import LiveClient
+from tests.live_client import LiveClient, until
 from tests.redis_fixture import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -40,15 +38,6 @@ async def api_for(state: HubState, username: str, password: str) -> AsyncIterato
         )
         assert r.status_code == 200, r.text
         yield Api(c, r.json()["token"], r.json()["user"])
-
-
-async def until(cond: Any, what: str, timeout: float = 15.0) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not cond():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(what) from None
 
 
 async def escalate(seat: Api, case_id: int, n: int) -> None:
