@@ -167,7 +167,7 @@ async function fetchGrids() {
   if (cached) return cached;
   // A server without ?with_boundary ignores it (no rings in the answer) or refuses it (400).
   const list = (level) =>
-    api("/api/grids", { query: { level, with_boundary: 1 } }).catch((err) => {
+    api("/api/grids", { query: { level, with_boundary: true } }).catch((err) => {
       if (err.status === 400) return api("/api/grids", { query: { level } });
       throw err;
     });

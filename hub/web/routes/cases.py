@@ -1,19 +1,21 @@
-"""The ``/api`` endpoints: request bodies as strict msgspec structs, handlers, and the route table.
+"""The ``/api`` endpoints: parameters and bodies as strict msgspec structs, handlers, and the route
+table (``API``).
 
-Every handler starts from ``principal()`` (sign-in and role) and ends in the case service or a small
-query; errors are ``CityhubError`` and become 4xx JSON at the edge (``hub/http.py``).
+The route table is the one declaration of each operation: its roles, parameters, body and statuses.
+The dispatcher (``hub.web.http.build_routes``) signs the caller in, enforces the roles and decodes
+parameters and body before a handler runs, and ``/openapi.json`` is built from the same table.
+Handlers keep the finer rules (department and grid scope, the workflow) and end in the case service
+or a small query; errors become 4xx JSON at the edge (``hub/web/http.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import msgspec
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,22 +28,25 @@ from hub.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from hub.web.auth import ALL_ROLES, SESSION_COOKIE, user_json
-from hub.web.http import ApiRoute, JSONResponse, decode_json
+from hub.web.auth import ALL_ROLES, SESSION_COOKIE, Principal, user_json
+from hub.web.http import ApiRoute, JSONResponse, Upload, body_of, params_of
 from hub.web.routes.common import (
-    STATE_VALUES,
+    NO_NUL,
     BigId,
     Id,
+    QueryTime,
     Str200,
     Str4000,
+    city_time,
     client_ip,
     hub,
-    path_int,
-    principal,
-    query_int,
-    query_time,
 )
 from hub.web.routes.reference import (
+    ComponentListQuery,
+    ComponentRef,
+    GridListQuery,
+    GridRef,
+    Point,
     get_component_endpoint,
     get_grid,
     list_categories,
@@ -54,46 +59,107 @@ from hub.web.routes.users import (
     ADMIN,
     CreateUserBody,
     UpdateUserBody,
+    UserRef,
     create_user,
     list_users,
     update_user,
 )
 from storage import cases as q
+from storage import live as live_store
 from storage import users as user_store
-from storage.attachments import safe_label
+from storage.attachments import ACCEPTED, safe_label
 from storage.db import connect, map_pg_errors
+from storage.errors import InvalidRequest
 from storage.search import query_terms
+
+Lon = Annotated[float, msgspec.Meta(ge=-180, le=180, description="经度 WGS84")]
+Lat = Annotated[float, msgspec.Meta(ge=-90, le=90, description="纬度 WGS84")]
+AttachmentIds = Annotated[
+    list[BigId],
+    msgspec.Meta(max_length=9, description="先上传附件（POST /api/attachments）得到的编号"),
+]
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     token: bool = False
 
 
 class CreateCaseBody(msgspec.Struct, forbid_unknown_fields=True):
     category_id: Id
-    source: Annotated[str, msgspec.Meta(max_length=20)]
+    source: Annotated[wf.Source, msgspec.Meta(description="各角色可用的来源不同（否则 403）")]
     description: Str4000 = ""
     address: Str200 = ""
-    lon: float | None = None
-    lat: float | None = None
-    contact_name: Annotated[str, msgspec.Meta(max_length=50)] = ""
+    lon: Annotated[Lon, msgspec.Meta(description="经度 WGS84，与 lat 同时提供")] | None = None
+    lat: Annotated[Lat, msgspec.Meta(description="纬度 WGS84，与 lon 同时提供")] | None = None
+    contact_name: Annotated[str, msgspec.Meta(max_length=50, pattern=NO_NUL)] = ""
     contact_phone: Annotated[str, msgspec.Meta(max_length=30, pattern=r"^[0-9+\- ]*$")] = ""
     component_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{16}$")] | None = None
     quick: bool = False
-    attachment_ids: Annotated[list[BigId], msgspec.Meta(max_length=9)] = []
+    attachment_ids: AttachmentIds = []
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    action: Annotated[str, msgspec.Meta(max_length=40)]
-    version: Annotated[int, msgspec.Meta(ge=1)]
-    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    action: wf.Action
+    version: Annotated[
+        int, msgspec.Meta(ge=1, le=2**31 - 1, description="您看到的案件版本（已变化则 409）")
+    ]
+    note: Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)] = ""
+    department_id: Annotated[Id, msgspec.Meta(description="派遣的部门")] | None = None
+    extension_until: (
+        Annotated[datetime, msgspec.Meta(tz=True, description="申请延期到（带时区）")] | None
+    ) = None
+    reject_reason: wf.RejectReason | None = None
+    duplicate_of: Annotated[BigId, msgspec.Meta(description="重复的原案件")] | None = None
+    attachment_ids: AttachmentIds = []
+
+
+class CaseListQuery(msgspec.Struct, forbid_unknown_fields=True):
+    state: Annotated[
+        list[wf.CaseState], msgspec.Meta(max_length=len(wf.CaseState), description="状态，可重复")
+    ] = []
+    category_id: Id | None = None
+    grid_id: Annotated[Id, msgspec.Meta(description="一级网格包含其下二级网格")] | None = None
     department_id: Id | None = None
-    extension_until: datetime | None = None
-    reject_reason: Annotated[str, msgspec.Meta(max_length=20)] | None = None
-    duplicate_of: BigId | None = None
-    attachment_ids: Annotated[list[BigId], msgspec.Meta(max_length=9)] = []
+    source: wf.Source | None = None
+    overdue: Annotated[bool, msgspec.Meta(description="只看超期")] = False
+    since: Annotated[QueryTime, msgspec.Meta(description="上报时间起")] | None = None
+    until: Annotated[QueryTime, msgspec.Meta(description="上报时间止")] | None = None
+    q: Annotated[
+        str, msgspec.Meta(max_length=100, pattern=NO_NUL, description="案件号、描述、地址中的文字")
+    ] = ""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+    cursor: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^[A-Za-z0-9_-]{1,200}$",
+                description="上一页的 next_cursor（不是本服务给出的游标：422 bad_cursor）",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class CaseRef(msgspec.Struct, forbid_unknown_fields=True):
+    case_id: BigId
+
+
+class AttachmentRef(msgspec.Struct, forbid_unknown_fields=True):
+    attachment_id: BigId
+
+
+class UploadForm(msgspec.Struct, forbid_unknown_fields=True):
+    """The plain fields of an attachment upload (besides its ``file`` parts)."""
+
+    kind: (
+        Annotated[
+            Literal["photo", "audio", "snapshot"],
+            msgspec.Meta(description="photo / snapshot 须为图片，audio 须为音频（否则 422）"),
+        ]
+        | None
+    ) = None
 
 
 # -- auth ----------------------------------------------------------------------------------
@@ -101,7 +167,7 @@ class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
 
 async def login(request: Request) -> Response:
     h = hub(request)
-    body = await decode_json(request, LoginBody, h.settings.max_json_bytes)
+    body = body_of(request, LoginBody)
     kind = "bearer" if body.token else "cookie"
     if kind == "cookie":
         h.auth.check_origin(request)
@@ -127,16 +193,14 @@ async def login(request: Request) -> Response:
     return resp
 
 
-async def logout(request: Request) -> Response:
-    p = await principal(request)
+async def logout(request: Request, p: Principal) -> Response:
     await hub(request).auth.logout(p, client_ip(request))
     resp = Response(status_code=204)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
 
 
-async def me(request: Request) -> Response:
-    p = await principal(request)
+async def me(request: Request, p: Principal) -> Response:
     return JSONResponse(
         {
             "user": p.public(),
@@ -149,41 +213,43 @@ async def me(request: Request) -> Response:
 # -- cases ---------------------------------------------------------------------------------
 
 
-async def list_cases(request: Request) -> Response:
-    p = await principal(request)
+def _after(cursor: str | None) -> tuple[datetime, int] | None:
+    """The position a ``next_cursor`` names. The parameter's shape is documented; a well-formed
+    string that is not a cursor this hub issued is a 422 (no schema can say which strings are)."""
+    if cursor is None:
+        return None
+    try:
+        at, case_id = q.decode_cursor(cursor)
+        at.astimezone(UTC)
+    except (InvalidRequest, OverflowError):
+        raise ValidationFailed(
+            "分页游标无效", code="bad_cursor", details={"cursor": cursor[:50]}
+        ) from None
+    if not 1 <= case_id <= 2**63 - 1:
+        raise ValidationFailed("分页游标无效", code="bad_cursor", details={"cursor": cursor[:50]})
+    return at, case_id
+
+
+async def list_cases(request: Request, p: Principal) -> Response:
     h = hub(request)
-    qp = request.query_params
-    states = tuple(qp.getlist("state"))
-    for s in states:
-        if s not in STATE_VALUES:
-            raise BadRequest("状态无效", code="invalid_field", details={"state": s[:40]})
-    source = qp.get("source") or None
-    if source is not None and source not in wf.SOURCES:
-        raise BadRequest("来源无效", code="invalid_field", details={"source": source[:40]})
-    grid_id = query_int(request, "grid_id")
+    args = params_of(request, CaseListQuery)
     grid_ids: tuple[int, ...] = ()
-    if grid_id is not None:
-        grid_ids = tuple(sorted(h.catalog.expand_grids([grid_id]))) or (-1,)
-    text = qp.get("q", "")
-    if len(text) > 100:
-        raise BadRequest("搜索文本过长", code="invalid_field", details={"field": "q"})
+    if args.grid_id is not None:
+        grid_ids = tuple(sorted(h.catalog.expand_grids([args.grid_id]))) or (-1,)
+    text = args.q
     tq = query_terms(text) if text.strip() else None
-    cursor = qp.get("cursor")
-    overdue = qp.get("overdue", "").lower()
-    if overdue not in ("", "true", "false", "1", "0"):
-        raise BadRequest("参数 overdue 须为 true 或 false", code="invalid_field")
     f = q.CaseFilter(
-        states=states,
-        category_id=query_int(request, "category_id"),
+        states=tuple(s.value for s in args.state),
+        category_id=args.category_id,
         grid_ids=grid_ids,
-        department_id=query_int(request, "department_id"),
-        source=source,
-        overdue=overdue in ("true", "1"),
-        since=query_time(request, "since"),
-        until=query_time(request, "until"),
+        department_id=args.department_id,
+        source=None if args.source is None else args.source.value,
+        overdue=args.overdue,
+        since=city_time(request, args.since),
+        until=city_time(request, args.until),
         text_query=tq,
-        limit=(query_int(request, "limit", lo=1, hi=200) or 50) + 1,
-        after=q.decode_cursor(cursor) if cursor else None,
+        limit=args.limit + 1,
+        after=_after(args.cursor),
     )
     if text.strip() and tq is None:
         return JSONResponse({"items": [], "next_cursor": None})
@@ -201,21 +267,17 @@ async def list_cases(request: Request) -> Response:
     )
 
 
-async def get_case(request: Request) -> Response:
-    p = await principal(request)
-    return JSONResponse(await hub(request).cases.get(p.actor, path_int(request, "case_id")))
+async def get_case(request: Request, p: Principal) -> Response:
+    case_id = params_of(request, CaseRef).case_id
+    return JSONResponse(await hub(request).cases.get(p.actor, case_id))
 
 
-async def create_case(request: Request) -> Response:
-    p = await principal(
-        request,
-        frozenset(wf.ACTION_ROLES[wf.Action.REPORT] | wf.ACTION_ROLES[wf.Action.QUICK_REPORT]),
-    )
+async def create_case(request: Request, p: Principal) -> Response:
     h = hub(request)
-    body = await decode_json(request, CreateCaseBody, h.settings.max_json_bytes)
+    body = body_of(request, CreateCaseBody)
     new = NewCase(
         category_id=body.category_id,
-        source=body.source,
+        source=body.source.value,
         description=body.description.strip(),
         address=body.address.strip(),
         lon=body.lon,
@@ -230,35 +292,16 @@ async def create_case(request: Request) -> Response:
     return JSONResponse(detail, status_code=201)
 
 
-async def case_action(request: Request) -> Response:
-    p = await principal(request)
+async def case_action(request: Request, p: Principal) -> Response:
     h = hub(request)
-    case_id = path_int(request, "case_id")
-    body = await decode_json(request, ActionBody, h.settings.max_json_bytes)
-    try:
-        action = wf.Action(body.action)
-    except ValueError:
-        raise BadRequest(
-            "未知操作", code="unknown_action", details={"action": body.action}
-        ) from None
-    reason = None
-    if body.reject_reason is not None:
-        try:
-            reason = wf.RejectReason(body.reject_reason)
-        except ValueError:
-            raise BadRequest(
-                "不予立案原因无效", code="invalid_field", details={"field": "reject_reason"}
-            ) from None
-    if body.extension_until is not None and body.extension_until.tzinfo is None:
-        raise BadRequest(
-            "延期时间须带时区", code="invalid_field", details={"field": "extension_until"}
-        )
+    case_id = params_of(request, CaseRef).case_id
+    body = body_of(request, ActionBody)
     cmd = wf.Command(
-        action=action,
+        action=body.action,
         note=body.note.strip(),
         department_id=body.department_id,
         extension_until=body.extension_until,
-        reject_reason=reason,
+        reject_reason=body.reject_reason,
         duplicate_of=body.duplicate_of,
         attachment_ids=tuple(body.attachment_ids),
     )
@@ -268,8 +311,24 @@ async def case_action(request: Request) -> Response:
 # -- attachments ---------------------------------------------------------------------------
 
 
-async def upload_attachments(request: Request) -> Response:
-    p = await principal(request, frozenset(ALL_ROLES - {wf.Role.VIEWER}))
+def _upload_form(form: FormData) -> UploadForm:
+    """The plain fields of an upload, checked against ``UploadForm`` (400 like a JSON body)."""
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if key == "file":
+            continue
+        if isinstance(value, UploadFile) or key in fields:
+            raise BadRequest("上传字段无效", code="invalid_field", details={"field": key[:40]})
+        fields[key] = value
+    try:
+        return msgspec.convert(fields, UploadForm)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        code = "unknown_field" if "unknown field" in text else "invalid_field"
+        raise BadRequest("上传字段无效", code=code, details={"reason": text}) from None
+
+
+async def upload_attachments(request: Request, p: Principal) -> Response:
     h = hub(request)
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
@@ -288,18 +347,14 @@ async def upload_attachments(request: Request) -> Response:
             "上传内容无法解析", code="bad_multipart", details={"reason": str(exc)[:200]}
         ) from None
     try:
-        kind = form.get("kind")
-        if kind is not None and kind not in ("photo", "audio", "snapshot"):
-            raise ValidationFailed("附件类型无效", details={"field": "kind"})
+        kind = _upload_form(form).kind
         files = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
         if not files:
-            raise ValidationFailed("没有上传文件", code="no_file")
+            raise BadRequest("没有上传文件", code="no_file", details={"field": "file"})
         blobs = []
         for up in files:
             data = await up.read(limit + 1)
-            blob = await asyncio.to_thread(
-                h.attachments.put, data, kind=kind if isinstance(kind, str) else None
-            )
+            blob = await asyncio.to_thread(h.attachments.put, data, kind=kind)
             blobs.append((blob, safe_label(up.filename)))
     finally:
         await form.close()
@@ -328,10 +383,9 @@ async def upload_attachments(request: Request) -> Response:
     return JSONResponse({"items": [attachment_json(r) for r in out]}, status_code=201)
 
 
-async def get_attachment(request: Request) -> Response:
-    p = await principal(request)
+async def get_attachment(request: Request, p: Principal) -> Response:
     h = hub(request)
-    aid = path_int(request, "attachment_id")
+    aid = params_of(request, AttachmentRef).attachment_id
     async with connect(h.pool) as conn:
         row = await q.get_attachment(conn, aid)
         if row is None:
@@ -357,8 +411,7 @@ async def get_attachment(request: Request) -> Response:
 # -- live updates --------------------------------------------------------------------------
 
 
-async def live_info(request: Request) -> Response:
-    p = await principal(request)
+async def live_info(request: Request, p: Principal) -> Response:
     h = hub(request)
     if h.live is None or h.fanout is None:
         raise NotFound("实时推送未启用", code="live_disabled")
@@ -377,47 +430,31 @@ async def live_info(request: Request) -> Response:
             "channels": live.default_channels(viewer, first),
             "state_channels": [
                 c
-                for c in live.STATE_CHANNELS
-                if live.may_subscribe(viewer, live.ChannelName.of_state(c))
+                for c in h.fanout.state_channels
+                if live.may_subscribe(viewer, live.ChannelName.of_state(c), h.fanout.state_channels)
             ],
             "heartbeat": h.settings.ws_heartbeat,
         }
     )
 
 
-async def live_ticket(request: Request) -> Response:
-    p = await principal(request)
+async def live_ticket(request: Request, p: Principal) -> Response:
     h = hub(request)
-    ticket = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(seconds=60)
     async with connect(h.pool) as conn:
-        await conn.execute("DELETE FROM live_tickets WHERE expires_at < now()")
-        await conn.execute(
-            "INSERT INTO live_tickets (ticket_hash, user_id, expires_at) VALUES ($1, $2, $3)",
-            hashlib.sha256(ticket.encode()).digest(),
-            p.user.id,
-            expires,
-        )
+        ticket = await live_store.create_ticket(conn, p.user.id, expires)
     return JSONResponse({"ticket": ticket, "expires_at": expires}, status_code=201)
 
 
 # -- the route table ----------------------------------------------------------------------
 
-CASE_LIST_QUERY = (
-    ("state", "string", "状态，可重复"),
-    ("category_id", "integer", ""),
-    ("grid_id", "integer", "一级网格包含其下二级网格"),
-    ("department_id", "integer", ""),
-    ("source", "string", "supervisor|hotline|video|sensor|public"),
-    ("overdue", "boolean", "只看超期"),
-    ("since", "string", "上报时间起 (ISO 8601)"),
-    ("until", "string", "上报时间止 (ISO 8601)"),
-    ("q", "string", "案件号、描述、地址中的文字"),
-    ("limit", "integer", "1–200，默认 50"),
-    ("cursor", "string", "上一页的 next_cursor"),
-)
-
 REPORTERS = frozenset(wf.ACTION_ROLES[wf.Action.REPORT] | wf.ACTION_ROLES[wf.Action.QUICK_REPORT])
+UPLOADERS = frozenset(ALL_ROLES - {wf.Role.VIEWER})
+ACTIONS_DOC = "各操作可由哪些角色执行（其他角色 403 role_forbidden）：\n" + "\n".join(
+    f"- {a.value}（{wf.label(a)}）: {', '.join(sorted(r.value for r in wf.ACTION_ROLES[a]))}"
+    for a in wf.Action
+    if a not in wf.INITIAL
+)
 
 API: list[ApiRoute] = [
     ApiRoute(
@@ -427,9 +464,10 @@ API: list[ApiRoute] = [
         "登录（会话 Cookie 或 Bearer 令牌）",
         None,
         LoginBody,
+        errors=(401, 403, 429),
         tag="auth",
     ),
-    ApiRoute("POST", "/api/auth/logout", logout, "退出登录", ALL_ROLES, tag="auth"),
+    ApiRoute("POST", "/api/auth/logout", logout, "退出登录", ALL_ROLES, status=204, tag="auth"),
     ApiRoute("GET", "/api/auth/me", me, "当前用户", ALL_ROLES, tag="auth"),
     ApiRoute(
         "GET",
@@ -437,10 +475,27 @@ API: list[ApiRoute] = [
         list_cases,
         "案件列表（筛选、键集分页）",
         ALL_ROLES,
-        query=CASE_LIST_QUERY,
+        params=CaseListQuery,
+        errors=(422,),
     ),
-    ApiRoute("POST", "/api/cases", create_case, "上报案件", REPORTERS, CreateCaseBody),
-    ApiRoute("GET", "/api/cases/{case_id:int}", get_case, "案件详情与流转记录", ALL_ROLES),
+    ApiRoute(
+        "POST",
+        "/api/cases",
+        create_case,
+        "上报案件",
+        REPORTERS,
+        CreateCaseBody,
+        status=201,
+        errors=(422,),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/cases/{case_id:int}",
+        get_case,
+        "案件详情与流转记录",
+        ALL_ROLES,
+        params=CaseRef,
+    ),
     ApiRoute(
         "POST",
         "/api/cases/{case_id:int}/actions",
@@ -448,13 +503,19 @@ API: list[ApiRoute] = [
         "案件流转操作",
         ALL_ROLES,
         ActionBody,
+        params=CaseRef,
+        errors=(409, 422),
+        description=ACTIONS_DOC,
     ),
     ApiRoute(
         "POST",
         "/api/attachments",
         upload_attachments,
         "上传附件（multipart）",
-        ALL_ROLES - {wf.Role.VIEWER},
+        UPLOADERS,
+        upload=Upload(UploadForm, media_types=tuple(ACCEPTED)),
+        status=201,
+        errors=(422,),
         tag="attachments",
     ),
     ApiRoute(
@@ -463,6 +524,8 @@ API: list[ApiRoute] = [
         get_attachment,
         "下载附件",
         ALL_ROLES,
+        params=AttachmentRef,
+        produces=tuple(ACCEPTED),
         tag="attachments",
     ),
     ApiRoute("GET", "/api/categories", list_categories, "案件类别", ALL_ROLES, tag="reference"),
@@ -473,20 +536,17 @@ API: list[ApiRoute] = [
         list_grids,
         "网格",
         ALL_ROLES,
-        query=(
-            ("level", "integer", "1 或 2"),
-            ("parent_id", "integer", ""),
-            ("with_boundary", "boolean", "附带边界坐标"),
-        ),
+        params=GridListQuery,
         tag="reference",
     ),
     ApiRoute(
         "GET",
         "/api/grids/lookup",
         lookup_grid,
-        "坐标所在网格",
+        "坐标所在网格（不在任何网格内：404 outside_city）",
         ALL_ROLES,
-        query=(("lon", "number", "经度 WGS84"), ("lat", "number", "纬度 WGS84")),
+        params=Point,
+        errors=(404,),
         tag="reference",
     ),
     ApiRoute(
@@ -495,6 +555,7 @@ API: list[ApiRoute] = [
         get_grid,
         "网格详情（含边界）",
         ALL_ROLES,
+        params=GridRef,
         tag="reference",
     ),
     ApiRoute(
@@ -503,12 +564,7 @@ API: list[ApiRoute] = [
         list_components_endpoint,
         "部件（按网格、类别）",
         ALL_ROLES,
-        query=(
-            ("grid_id", "integer", ""),
-            ("category_id", "integer", ""),
-            ("after", "string", "上一页最后的部件编码"),
-            ("limit", "integer", "1–500"),
-        ),
+        params=ComponentListQuery,
         tag="reference",
     ),
     ApiRoute(
@@ -517,26 +573,48 @@ API: list[ApiRoute] = [
         get_component_endpoint,
         "部件详情（16 位部件编码）",
         ALL_ROLES,
+        params=ComponentRef,
         tag="reference",
     ),
-    ApiRoute("GET", "/api/live", live_info, "实时推送地址与可订阅频道", ALL_ROLES, tag="live"),
+    ApiRoute(
+        "GET",
+        "/api/live",
+        live_info,
+        "实时推送地址与可订阅频道（未启用：404 live_disabled）",
+        ALL_ROLES,
+        errors=(404,),
+        tag="live",
+    ),
     ApiRoute(
         "POST",
         "/api/live/ticket",
         live_ticket,
         "大屏一次性连接票据（60 秒）",
         ALL_ROLES,
+        status=201,
         tag="live",
     ),
     ApiRoute("GET", "/api/users", list_users, "用户列表", ADMIN, tag="users"),
-    ApiRoute("POST", "/api/users", create_user, "新建用户", ADMIN, CreateUserBody, tag="users"),
+    ApiRoute(
+        "POST",
+        "/api/users",
+        create_user,
+        "新建用户",
+        ADMIN,
+        CreateUserBody,
+        status=201,
+        errors=(409, 422),
+        tag="users",
+    ),
     ApiRoute(
         "PATCH",
         "/api/users/{user_id:int}",
         update_user,
-        "修改用户",
+        "修改用户（不能停用自己：403 self_disable）",
         ADMIN,
         UpdateUserBody,
+        params=UserRef,
+        errors=(422,),
         tag="users",
     ),
 ]

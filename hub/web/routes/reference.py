@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,14 +15,9 @@ from hub.core.errors import (
 )
 from hub.core.workcal import time_limit_label
 from hub.state import HubState
-from hub.web.http import JSONResponse
-from hub.web.routes.common import (
-    hub,
-    path_int,
-    principal,
-    query_float,
-    query_int,
-)
+from hub.web.auth import Principal
+from hub.web.http import JSONResponse, params_of
+from hub.web.routes.common import Id, hub
 from storage.catalog import (
     ComponentRow,
     get_component,
@@ -32,11 +28,45 @@ from storage.catalog import (
 )
 from storage.db import connect
 
+#: A component's code: 6-digit county, 2-digit major and minor class, 6-digit serial.
+ComponentCode = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{16}$", description="16 位部件编码（区县码 + 大类 + 小类 + 序号）"
+    ),
+]
+
+
+class GridListQuery(msgspec.Struct, forbid_unknown_fields=True):
+    level: Annotated[int, msgspec.Meta(ge=1, le=2, description="1 街道 / 2 单元网格")] | None = None
+    parent_id: Id | None = None
+    with_boundary: Annotated[bool, msgspec.Meta(description="附带边界坐标")] = False
+
+
+class GridRef(msgspec.Struct, forbid_unknown_fields=True):
+    grid_id: Id
+
+
+class Point(msgspec.Struct, forbid_unknown_fields=True):
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180, description="经度 WGS84")]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90, description="纬度 WGS84")]
+
+
+class ComponentListQuery(msgspec.Struct, forbid_unknown_fields=True):
+    grid_id: Annotated[Id, msgspec.Meta(description="一级网格包含其下二级网格")] | None = None
+    category_id: Id | None = None
+    after: Annotated[ComponentCode, msgspec.Meta(description="上一页最后的部件编码")] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+
+
+class ComponentRef(msgspec.Struct, forbid_unknown_fields=True):
+    component_id: ComponentCode
+
+
 # -- reference data ------------------------------------------------------------------------
 
 
-async def list_categories(request: Request) -> Response:
-    await principal(request)
+async def list_categories(request: Request, p: Principal) -> Response:
     cats = hub(request).catalog.categories.values()
     return JSONResponse(
         {
@@ -67,8 +97,7 @@ async def list_categories(request: Request) -> Response:
     )
 
 
-async def list_departments(request: Request) -> Response:
-    await principal(request)
+async def list_departments(request: Request, p: Principal) -> Response:
     deps = hub(request).catalog.departments.values()
     return JSONResponse(
         {
@@ -92,17 +121,15 @@ def _grid_json(g: Any) -> dict[str, Any]:
     }
 
 
-async def list_grids(request: Request) -> Response:
-    await principal(request)
-    level = query_int(request, "level", lo=1, hi=2)
-    parent = query_int(request, "parent_id")
-    with_boundary = request.query_params.get("with_boundary", "") in ("1", "true")
+async def list_grids(request: Request, p: Principal) -> Response:
+    args = params_of(request, GridListQuery)
+    level, parent = args.level, args.parent_id
     items = [
         _grid_json(g)
         for g in hub(request).catalog.grids.values()
         if (level is None or g.level == level) and (parent is None or g.parent_id == parent)
     ]
-    if with_boundary:
+    if args.with_boundary:
         async with connect(hub(request).pool) as conn:
             rings = await grid_boundaries(conn, level)
         for item in items:
@@ -110,10 +137,9 @@ async def list_grids(request: Request) -> Response:
     return JSONResponse({"items": items})
 
 
-async def get_grid(request: Request) -> Response:
-    await principal(request)
+async def get_grid(request: Request, p: Principal) -> Response:
     h = hub(request)
-    gid = path_int(request, "grid_id")
+    gid = params_of(request, GridRef).grid_id
     g = h.catalog.grids.get(gid)
     if g is None:
         raise NotFound("网格不存在")
@@ -122,10 +148,10 @@ async def get_grid(request: Request) -> Response:
     return JSONResponse({**_grid_json(g), "boundary": boundary})
 
 
-async def lookup_grid(request: Request) -> Response:
-    await principal(request)
+async def lookup_grid(request: Request, p: Principal) -> Response:
     h = hub(request)
-    lon, lat = query_float(request, "lon"), query_float(request, "lat")
+    point = params_of(request, Point)
+    lon, lat = point.lon, point.lat
     check_coordinates(lon, lat)
     async with connect(h.pool) as conn:
         gid = await grid_at(conn, lon, lat)
@@ -158,20 +184,16 @@ def _component_json(c: ComponentRow, h: HubState) -> dict[str, Any]:
     }
 
 
-async def list_components_endpoint(request: Request) -> Response:
-    await principal(request)
+async def list_components_endpoint(request: Request, p: Principal) -> Response:
     h = hub(request)
-    grid_id = query_int(request, "grid_id")
+    args = params_of(request, ComponentListQuery)
+    grid_id, after, limit = args.grid_id, args.after, args.limit
     grid_ids = tuple(sorted(h.catalog.expand_grids([grid_id]))) or (-1,) if grid_id else ()
-    after = request.query_params.get("after")
-    if after is not None:
-        ComponentId.parse(after)
-    limit = query_int(request, "limit", lo=1, hi=500) or 100
     async with connect(h.pool) as conn:
         rows = await list_components(
             conn,
             grid_ids=grid_ids,
-            category_id=query_int(request, "category_id"),
+            category_id=args.category_id,
             after=after,
             limit=limit + 1,
         )
@@ -185,11 +207,9 @@ async def list_components_endpoint(request: Request) -> Response:
     )
 
 
-async def get_component_endpoint(request: Request) -> Response:
-    await principal(request)
+async def get_component_endpoint(request: Request, p: Principal) -> Response:
     h = hub(request)
-    cid = request.path_params["component_id"]
-    ComponentId.parse(cid)
+    cid = params_of(request, ComponentRef).component_id
     async with connect(h.pool) as conn:
         row = await get_component(conn, cid)
     if row is None:

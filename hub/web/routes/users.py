@@ -17,33 +17,50 @@ from hub.core.errors import (
     ValidationFailed,
 )
 from hub.state import HubState
-from hub.web.auth import user_json
-from hub.web.http import JSONResponse, decode_json
+from hub.web.auth import Principal, user_json
+from hub.web.http import JSONResponse, body_of, params_of
 from hub.web.routes.common import (
+    NO_NUL,
     Id,
     client_ip,
     hub,
-    path_int,
-    principal,
 )
 from storage import users as user_store
 from storage.db import connect, map_pg_errors
 
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=NO_NUL)]
+Password = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=passwords.MIN_LENGTH,
+        max_length=passwords.MAX_LENGTH,
+        description="须同时包含字母和数字或符号（否则 422 weak_password）",
+    ),
+]
+
 
 class CreateUserBody(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{2,64}$")]
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
-    password: Annotated[str, msgspec.Meta(max_length=256)]
-    role: Annotated[str, msgspec.Meta(max_length=20)]
-    department_id: Id | None = None
-    grid_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] = []
+    display_name: DisplayName
+    password: Password
+    role: wf.Role
+    department_id: Annotated[Id, msgspec.Meta(description="部门人员必填，其他角色不填")] | None = (
+        None
+    )
+    grid_ids: Annotated[
+        list[Id], msgspec.Meta(max_length=500, description="只有监督员可分配网格")
+    ] = []
 
 
 class UpdateUserBody(msgspec.Struct, forbid_unknown_fields=True):
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
-    password: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    display_name: DisplayName | None = None
+    password: Password | None = None
     active: bool | None = None
     grid_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] | None = None
+
+
+class UserRef(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: Id
 
 
 # -- users (admin) -------------------------------------------------------------------------
@@ -51,22 +68,15 @@ class UpdateUserBody(msgspec.Struct, forbid_unknown_fields=True):
 ADMIN = frozenset({wf.Role.ADMIN})
 
 
-async def list_users(request: Request) -> Response:
-    await principal(request, ADMIN)
+async def list_users(request: Request, p: Principal) -> Response:
     async with connect(hub(request).pool) as conn:
         users = await user_store.list_users(conn)
     return JSONResponse({"items": [user_json(u) for u in users]})
 
 
 def check_user_shape(
-    h: HubState, role: str, department_id: int | None, grid_ids: list[int]
+    h: HubState, r: wf.Role, department_id: int | None, grid_ids: list[int]
 ) -> None:
-    try:
-        r = wf.Role(role)
-    except ValueError:
-        raise ValidationFailed(
-            "角色无效", details={"field": "role", "allowed": [x.value for x in wf.Role]}
-        ) from None
     if (r is wf.Role.DEPARTMENT) != (department_id is not None):
         raise ValidationFailed("只有部门人员须指定部门", details={"field": "department_id"})
     if department_id is not None and department_id not in h.catalog.departments:
@@ -80,10 +90,9 @@ def check_user_shape(
         )
 
 
-async def create_user(request: Request) -> Response:
-    p = await principal(request, ADMIN)
+async def create_user(request: Request, p: Principal) -> Response:
     h = hub(request)
-    body = await decode_json(request, CreateUserBody, h.settings.max_json_bytes)
+    body = body_of(request, CreateUserBody)
     check_user_shape(h, body.role, body.department_id, body.grid_ids)
     hashed = await asyncio.to_thread(passwords.hash_password, body.password)
     async with connect(h.pool) as conn:
@@ -94,7 +103,7 @@ async def create_user(request: Request) -> Response:
                     username=body.username,
                     display_name=body.display_name,
                     password_hash=hashed,
-                    role=body.role,
+                    role=body.role.value,
                     department_id=body.department_id,
                     grid_ids=sorted(set(body.grid_ids)),
                 )
@@ -103,7 +112,7 @@ async def create_user(request: Request) -> Response:
                     user_id=p.user.id,
                     action="user_create",
                     target=f"user:{uid}",
-                    detail={"username": body.username, "role": body.role},
+                    detail={"username": body.username, "role": body.role.value},
                     ip=client_ip(request),
                 )
         user = await user_store.get_user(conn, uid)
@@ -111,11 +120,10 @@ async def create_user(request: Request) -> Response:
     return JSONResponse(user_json(user), status_code=201)
 
 
-async def update_user(request: Request) -> Response:
-    p = await principal(request, ADMIN)
+async def update_user(request: Request, p: Principal) -> Response:
     h = hub(request)
-    uid = path_int(request, "user_id")
-    body = await decode_json(request, UpdateUserBody, h.settings.max_json_bytes)
+    uid = params_of(request, UserRef).user_id
+    body = body_of(request, UpdateUserBody)
     hashed = None
     if body.password is not None:
         hashed = await asyncio.to_thread(passwords.hash_password, body.password)
@@ -124,7 +132,7 @@ async def update_user(request: Request) -> Response:
         if current is None:
             raise NotFound("用户不存在")
         if body.grid_ids is not None:
-            check_user_shape(h, current.role, current.department_id, body.grid_ids)
+            check_user_shape(h, wf.Role(current.role), current.department_id, body.grid_ids)
         if uid == p.user.id and body.active is False:
             raise Forbidden("不能停用自己的账户", code="self_disable")
         with map_pg_errors():
