@@ -296,11 +296,19 @@ async def case_action(request: Request, p: Principal) -> Response:
     h = hub(request)
     case_id = params_of(request, CaseRef).case_id
     body = body_of(request, ActionBody)
+    until = body.extension_until
+    if until is not None:
+        try:
+            until = until.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59-23:00: no such time in UTC
+            raise ValidationFailed(
+                "延期时间超出范围", details={"field": "extension_until"}
+            ) from None
     cmd = wf.Command(
         action=body.action,
         note=body.note.strip(),
         department_id=body.department_id,
-        extension_until=body.extension_until,
+        extension_until=until,
         reject_reason=body.reject_reason,
         duplicate_of=body.duplicate_of,
         attachment_ids=tuple(body.attachment_ids),

@@ -12,7 +12,7 @@ from hub.state import HubState
 from hub.web.routes.cases import API
 from tests.conftest import Api
 from tests.helpers import category_id, png_bytes, point_for, upload_photo
-from tests.hub.web.test_api_cases import counts
+from tests.hub.web.test_api_cases import counts, dept_user_for, report
 
 
 def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -214,6 +214,24 @@ class TestBadInputWritesNothing:
         )
         assert_error(r, 422, "bad_attachments")
         assert await counts(hub_state) == before
+
+    async def test_times_beyond_utc_are_refused_not_500(self, login: Any) -> None:
+        sup, seat, disp = await login("sup01"), await login("seat1"), await login("dispatch1")
+        cid = (await report(sup))["id"]
+        await seat.act(cid, "register")
+        dep_id = (await category_id(seat))["default_department_id"]
+        await disp.act(cid, "dispatch", department_id=dep_id)
+        dept = await dept_user_for(login, dep_id)
+        await dept.act(cid, "accept")
+        # A valid RFC 3339 time that has no UTC equivalent (past 9999-12-31T23:59:59Z).
+        r = await dept.act(
+            cid, "request_extension", note="协调", extension_until="9999-12-31T23:59:59-23:59"
+        )
+        assert_error(r, 422)
+        assert (await dept.get(f"/api/cases/{cid}")).json()["pending_extension_until"] is None
+        # As a filter bound it excludes nothing.
+        r = await seat.get("/api/cases", params={"until": "9999-12-31T23:59:59-23:59", "limit": 1})
+        assert r.status_code == 200 and len(r.json()["items"]) == 1
 
     async def test_unknown_paths_and_methods(self, login: Any) -> None:
         seat = await login("seat1")
