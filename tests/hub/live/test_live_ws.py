@@ -14,8 +14,8 @@ from websockets.exceptions import InvalidStatus
 
 from hub.state import HubState
 from tests.conftest import Api
-from tests.live_client import LiveClient
 from tests.hub.web.test_api_cases import report
+from tests.live_client import LiveClient
 
 
 def ws_url(state: HubState) -> str:
