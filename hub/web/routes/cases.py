@@ -41,6 +41,7 @@ from hub.web.routes.common import (
     client_ip,
     hub,
 )
+from hub.web.routes.queues import ROUTES as QUEUE_ROUTES
 from hub.web.routes.reference import (
     ComponentListQuery,
     ComponentRef,
@@ -206,6 +207,11 @@ async def me(request: Request, p: Principal) -> Response:
             "user": p.public(),
             "csrf_token": p.csrf_token,
             "timezone": hub(request).settings.timezone,
+            "uploads": {
+                "max_bytes": hub(request).settings.max_upload_bytes,
+                "max_files": hub(request).settings.max_attachments_per_request,
+                "photo_types": [t for t, k in ACCEPTED.items() if k == "photo"],
+            },
         }
     )
 
@@ -458,7 +464,12 @@ async def live_ticket(request: Request, p: Principal) -> Response:
 
 REPORTERS = frozenset(wf.ACTION_ROLES[wf.Action.REPORT] | wf.ACTION_ROLES[wf.Action.QUICK_REPORT])
 UPLOADERS = frozenset(ALL_ROLES - {wf.Role.VIEWER})
-ACTIONS_DOC = "各操作可由哪些角色执行（其他角色 403 role_forbidden）：\n" + "\n".join(
+ACTIONS_DOC = (
+    "成功时答复案件详情（同 GET /api/cases/{case_id}）；若操作使案件离开操作者的可见范围"
+    '（如部门回退），答复 {"visible": false, "id", "version", "state", "state_label",'
+    ' "message"}（message 如“已退回指挥中心”），不是案件。\n\n'
+    "各操作可由哪些角色执行（其他角色 403 role_forbidden）：\n"
+) + "\n".join(
     f"- {a.value}（{wf.label(a)}）: {', '.join(sorted(r.value for r in wf.ACTION_ROLES[a]))}"
     for a in wf.Action
     if a not in wf.INITIAL
@@ -625,4 +636,5 @@ API: list[ApiRoute] = [
         errors=(422,),
         tag="users",
     ),
+    *QUEUE_ROUTES,
 ]
