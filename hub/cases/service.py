@@ -27,6 +27,10 @@ from storage.catalog import Catalog, get_component, grid_at
 from storage.db import connect, map_pg_errors
 from storage.search import document_terms
 
+#: What the actor is told when an action takes the case out of their sight (``act``).
+GONE_MESSAGES: dict[wf.Action, str] = {wf.Action.RETURN: "已退回指挥中心"}
+GONE_MESSAGE = "案件已移出您的办理范围"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CaseEvent:
@@ -250,18 +254,20 @@ class CaseService:
     async def act(
         self, actor: wf.Actor, case_id: int, expected_version: int, cmd: wf.Command
     ) -> dict[str, Any]:
+        """Apply ``cmd`` and answer the case detail, or, when the move took the case out of the
+        actor's scope (a department returning it), ``{"visible": False, "id", "version", "state",
+        "state_label", "message"}``: not a case, and a sentence for the page to show."""
         event = await self.transition(actor, case_id, expected_version, cmd)
         try:
             return await self.get(actor, case_id)
         except NotFound:
-            # The move took the case out of the actor's scope (a department returned it).
             return {
+                "visible": False,
                 "id": case_id,
                 "version": event.version,
                 "state": event.to_state,
                 "state_label": wf.label(wf.CaseState(event.to_state)),
-                "department": None,
-                "visible": False,
+                "message": GONE_MESSAGES.get(cmd.action, GONE_MESSAGE),
             }
 
     async def transition(
