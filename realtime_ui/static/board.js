@@ -1,23 +1,23 @@
-// The case board: who is signed in, the filters, the case list with keyset paging, and the wiring
-// to the detail pane (detail.js) and the new-case dialog (report.js). The list follows the live
-// picture (live.js): a case.updated event updates its row in place, or inserts the case where it
-// belongs when it matches the filters; a resync reloads the list over REST, filters kept.
+// The case board: who is signed in, the work queues (我的待办), the filters, the case list with keyset
+// paging, and the wiring to the detail pane (detail.js) and the new-case dialog (report.js).
+//
+// The list is a Preact component over a case store (store.js) fed by the live picture (live.js):
+// the REST snapshot (GET /api/cases with the filters), then case.updated events: a row updates in
+// place, a case that starts matching the filters is inserted where it belongs, one that stops
+// matching (or leaves the user's scope) is dropped; a resync reloads the snapshot, filters kept.
+// The queues and the state groups come from GET /api/queues, the working-time calendar of the
+// countdowns from GET /api/calendar (countdown.js).
 import { api, logout, me } from "./api.js";
+import { Countdown, limitSecondsFor, loadCalendar } from "./countdown.js";
 import { createDetail } from "./detail.js";
-import { clear, debounce, el, fmtTime, fromCityInput, setCityTimeZone } from "./dom.js";
-import {
-  OPEN_STATES,
-  REPORT_ROLES,
-  SOURCES,
-  STATES,
-  roleLabel,
-  sourceLabel,
-  stateLabel,
-} from "./labels.js";
-import { connectLive, createLiveIndicator, createVersionTracker } from "./live.js";
+import { debounce, el, fmtTime, fromCityInput, setCityTimeZone } from "./dom.js";
+import { REPORT_ROLES, SOURCES, STATES, STATE_LABELS, roleLabel, sourceLabel, stateLabel } from "./labels.js";
+import { connectStores, createLiveIndicator } from "./live.js";
 import { clearError, showError } from "./notify.js";
 import { createReport } from "./report.js";
-import { fillCategorySelect, stateBadge } from "./widgets.js";
+import { createCaseStore } from "./store.js";
+import { html, render, signal } from "./ui.js";
+import { fillCategorySelect } from "./widgets.js";
 
 const PAGE_SIZE = 50;
 
@@ -32,38 +32,52 @@ const ctx = {
 };
 
 const form = document.getElementById("filter-form");
-const rowsBody = document.getElementById("case-rows");
-const loadMoreBtn = document.getElementById("load-more");
-const emptyMsg = document.getElementById("list-empty");
-const loadingMsg = document.getElementById("list-loading");
-const countMsg = document.getElementById("list-count");
 
 let listSeq = 0;
 let listAbort = null;
-let nextCursor = null;
-let shown = 0;
-let selectedId = null;
-let listReady = false;
-
-/** The newest version of each case this page has shown or heard of. */
-const versions = createVersionTracker();
-/** The latest summaries heard live, so a list answer that raced an event does not undo it. */
-const liveCases = new Map();
-const LIVE_CASES_KEPT = 500;
 let live = null;
-/** Cases heard live while a list request was in flight (it may have missed them). */
-let raced = [];
-let listInFlight = false;
+
+/** The selected case id (null: none). */
+const selected = signal(null);
+/** A list request is in flight. */
+const listLoading = signal(false);
+/** The server's state groups (open, deadline, terminal) from GET /api/queues. */
+const groups = signal({ open: [], deadline: [], terminal: [] });
+/** This user's queues with counts ({name, label, states, count, fresh}). */
+const queues = signal([]);
+/** The latest announcement of new work (text), or "". */
+const queueNotice = signal("");
+/** Rows to flash: id -> "new" | "changed". */
+const flashes = signal(new Map());
+
+/** The shown cases: the list query's answer, then live changes (store.js). */
+const cases = createCaseStore({
+  matches: (c) => matchesFilters(c),
+  mayShow: (c) => mayShow(c),
+  onChange: (kind, c) => {
+    if (kind === "inserted") flash(c.id, "new");
+    else if (kind === "updated") flash(c.id, "changed");
+  },
+});
 
 const detail = createDetail({
   ctx,
   pane: document.getElementById("detail-pane"),
   onChanged: (c) => {
-    versions.see(c.id, c.version);
-    updateRow(c);
+    if (c && c.visible === false) ctx.onCaseGone(c.id, c.message);
+    else cases.apply(c);
   },
   onClose: () => selectCase(null),
 });
+
+/**
+ * The agreed way for the detail pane to say a case left this user's scope (a department returned
+ * it): the row and its count go; the detail says what happened.
+ */
+ctx.onCaseGone = (caseId, _message) => {
+  cases.remove(caseId);
+  refreshQueues();
+};
 
 const report = createReport({
   ctx,
@@ -87,12 +101,15 @@ async function start() {
   ctx.user = who.user;
   setCityTimeZone(who.timezone);
   renderUser();
+  renderList();
   startLive();
   buildStateBoxes();
   buildSourceOptions();
-  await loadReferenceData();
-  readUrlIntoForm();
+  loadCalendar().catch((err) => showError(`工作日历加载失败：${err.message}`));
+  await Promise.all([loadReferenceData(), refreshQueues()]);
+  const usedDefault = readUrlIntoForm();
   wireFilters();
+  if (usedDefault) writeUrl(); // the address says what the list shows (the default queue)
   await loadList();
   const wanted = new URLSearchParams(location.search).get("case");
   if (wanted && /^\d+$/.test(wanted)) selectCase(Number(wanted), { fromUrl: true });
@@ -168,15 +185,22 @@ function buildSourceOptions() {
 
 const SIMPLE_FIELDS = ["q", "category_id", "source", "department_id", "grid_id", "since", "until"];
 
+/** Whether the URL names any filter (or 全部): otherwise the board opens on the user's first queue. */
+function urlHasFilters(p) {
+  return p.has("all") || p.has("state") || p.has("overdue") || SIMPLE_FIELDS.some((n) => p.get(n));
+}
+
 function readUrlIntoForm() {
   const p = new URLSearchParams(location.search);
-  const states = new Set(p.getAll("state"));
+  const first = queues.value.find((q) => q.name === queuesDefault);
+  const states = new Set(urlHasFilters(p) || !first ? p.getAll("state") : first.states);
   for (const box of form.querySelectorAll('input[name="state"]')) box.checked = states.has(box.value);
   for (const name of SIMPLE_FIELDS) {
     const v = p.get(name);
     if (v !== null && form.elements[name]) form.elements[name].value = v;
   }
   form.elements.overdue.checked = p.get("overdue") === "1" || p.get("overdue") === "true";
+  return !urlHasFilters(p) && !!first;
 }
 
 function formValues() {
@@ -195,7 +219,8 @@ function writeUrl() {
   for (const s of v.state) p.append("state", s);
   for (const name of SIMPLE_FIELDS) if (v[name]) p.set(name, v[name]);
   if (v.overdue) p.set("overdue", "1");
-  if (selectedId !== null) p.set("case", String(selectedId));
+  if (![...p.keys()].length && queues.value.length) p.set("all", "1"); // 全部, not the default queue
+  if (selected.value !== null) p.set("case", String(selected.value));
   const qs = p.toString();
   history.replaceState(null, "", qs ? `${location.pathname}?${qs}` : location.pathname);
 }
@@ -231,6 +256,7 @@ function checkTimeFields() {
 }
 
 function updateFilterCount() {
+  filterTick.value += 1;
   const v = formValues();
   let n = v.state.length ? 1 : 0;
   for (const name of SIMPLE_FIELDS) if (v[name]) n += 1;
@@ -238,8 +264,12 @@ function updateFilterCount() {
   document.getElementById("filter-count").textContent = n ? `（${n} 项）` : "";
 }
 
+/** Re-read the form, write the URL and reload the list (set by wireFilters). */
+let applyFilters = () => {};
+
 function wireFilters() {
-  const apply = () => {
+  const apply = () => applyFilters();
+  applyFilters = () => {
     if (!checkTimeFields()) return;
     writeUrl();
     updateFilterCount();
@@ -256,18 +286,14 @@ function wireFilters() {
   form.elements.q.addEventListener("input", debounce(apply, 400));
   form.addEventListener("reset", () => setTimeout(apply, 0));
   document.getElementById("states-open").addEventListener("click", () => {
-    for (const b of form.querySelectorAll('input[name="state"]')) b.checked = OPEN_STATES.has(b.value);
+    const open = new Set(groups.value.open);
+    for (const b of form.querySelectorAll('input[name="state"]')) b.checked = open.has(b.value);
     apply();
   });
   document.getElementById("states-none").addEventListener("click", () => {
     for (const b of form.querySelectorAll('input[name="state"]')) b.checked = false;
     apply();
   });
-  document.getElementById("refresh-button").addEventListener("click", () => {
-    loadList();
-    if (selectedId !== null) detail.reload();
-  });
-  loadMoreBtn.addEventListener("click", () => loadList({ more: true }));
   updateFilterCount();
   // On a phone the filter box starts folded so the list is visible.
   if (window.matchMedia("(max-width: 900px)").matches) {
@@ -275,155 +301,261 @@ function wireFilters() {
   }
 }
 
+// ---- the work queues ---------------------------------------------------------------------------
+
+let queuesDefault = null;
+let queuesSeq = 0;
+
+/** Load the queues and their counts; a count that grew since the last answer is announced. */
+async function refreshQueues({ announce = false } = {}) {
+  const seq = ++queuesSeq;
+  let res;
+  try {
+    res = await api("/api/queues");
+  } catch (err) {
+    if (seq === queuesSeq) showError(`待办加载失败：${err.message}`);
+    return;
+  }
+  if (seq !== queuesSeq) return;
+  if (res.state_groups) groups.value = res.state_groups;
+  queuesDefault = res.default || null;
+  const before = new Map(queues.value.map((q) => [q.name, q]));
+  const grown = [];
+  queues.value = (res.items || []).map((q) => {
+    const old = before.get(q.name);
+    const more = old && typeof old.count === "number" ? q.count - old.count : 0;
+    if (announce && more > 0) grown.push(`${q.label} +${more}`);
+    return { ...q, fresh: (old && old.fresh) || (announce && more > 0) };
+  });
+  if (grown.length) queueNotice.value = `新的待办：${grown.join("，")}`;
+}
+
+const refreshQueuesSoon = debounce(() => refreshQueues({ announce: true }), 400);
+
+/** The queue the current state filter is (exactly its states, no other filter), or null. */
+function activeQueue() {
+  const v = formValues();
+  if (SIMPLE_FIELDS.some((n) => v[n]) || v.overdue) return null;
+  const want = [...v.state].sort().join(",");
+  return queues.value.find((q) => [...q.states].sort().join(",") === want) || null;
+}
+
+function showQueue(q) {
+  for (const b of form.querySelectorAll('input[name="state"]')) b.checked = q ? q.states.includes(b.value) : false;
+  if (q) {
+    for (const name of SIMPLE_FIELDS) form.elements[name].value = "";
+    form.elements.overdue.checked = false;
+    queues.value = queues.value.map((x) => (x.name === q.name ? { ...x, fresh: false } : x));
+  }
+  queueNotice.value = "";
+  applyFilters();
+}
+
+function QueueBar() {
+  const list = queues.value;
+  if (!list.length) return null;
+  // Read the filter form through the list's own re-renders (filterTick).
+  filterTick.value;
+  const active = activeQueue();
+  const all = !active && !formValues().state.length;
+  return html`<nav class="queue-bar" aria-label="我的待办" data-testid="queue-bar">
+    <span class="queue-title">我的待办</span>
+    ${list.map(
+      (q) => html`<button
+        type="button"
+        key=${q.name}
+        class=${["queue-tab", active && active.name === q.name && "active", q.fresh && "fresh"].filter(Boolean).join(" ")}
+        data-testid="queue-tab"
+        data-queue=${q.name}
+        aria-pressed=${active && active.name === q.name ? "true" : "false"}
+        onClick=${() => showQueue(q)}
+      >
+        <span class="queue-label">${q.label}</span>
+        <span class="queue-count" data-testid="queue-count">${q.count}</span>
+      </button>`,
+    )}
+    <button
+      type="button"
+      class=${["queue-tab", "queue-all", all && "active"].filter(Boolean).join(" ")}
+      data-testid="queue-all"
+      aria-pressed=${all ? "true" : "false"}
+      onClick=${() => showQueue(null)}
+    >
+      全部案件
+    </button>
+    ${queueNotice.value
+      ? html`<span class="queue-notice" data-testid="queue-notice" role="status">${queueNotice.value}</span>`
+      : null}
+  </nav>`;
+}
+
 // ---- the list ----------------------------------------------------------------------------------
+
+/** Moved when the filter form changes, so components that read it re-render. */
+const filterTick = signal(0);
 
 async function loadList({ more = false } = {}) {
   const seq = ++listSeq;
   if (listAbort) listAbort.abort();
   listAbort = new AbortController();
+  filterTick.value += 1;
   const query = { ...apiQuery(), limit: PAGE_SIZE };
-  if (more) query.cursor = nextCursor;
-  loadingMsg.hidden = false;
-  loadMoreBtn.disabled = true;
-  if (!more) raced = [];
-  listInFlight = true;
+  if (more) query.cursor = cases.nextCursor.peek();
+  listLoading.value = true;
+  if (!more) cases.loading();
   try {
     const res = await api("/api/cases", { query, signal: listAbort.signal });
     if (seq !== listSeq) return;
     clearError();
-    if (!more) {
-      clear(rowsBody);
-      shown = 0;
-    }
-    for (const item of res.items || []) {
-      // An event may have overtaken this answer: show whichever is newer.
-      const heard = liveCases.get(item.id);
-      const c = heard && heard.version > item.version ? heard : item;
-      versions.see(c.id, c.version);
-      if (rowsBody.querySelector(rowSelector(c.id))) continue; // inserted live meanwhile (paging)
-      rowsBody.append(rowFor(c));
-      shown += 1;
-    }
-    listReady = true;
-    if (!more) {
-      for (const id of new Set(raced.map((x) => x.id))) {
-        const c = liveCases.get(id); // the latest heard, not the first
-        if (c && !rowsBody.querySelector(rowSelector(id)) && mayShow(c) && matchesFilters(c)) insertRow(c);
-      }
-      raced = [];
-    }
-    nextCursor = res.next_cursor || null;
-    loadMoreBtn.hidden = !nextCursor;
-    emptyMsg.hidden = shown > 0;
-    updateCount();
-    markSelected();
+    cases.reset(res.items || [], res.next_cursor, { append: more });
   } catch (err) {
     if (err.name === "AbortError" || seq !== listSeq) return;
     showError(`案件列表加载失败：${err.message}`);
   } finally {
-    if (seq === listSeq) {
-      listInFlight = false;
-      loadingMsg.hidden = true;
-      loadMoreBtn.disabled = false;
-    }
+    if (seq === listSeq) listLoading.value = false;
   }
 }
 
-function rowFor(c) {
+function flash(id, kind) {
+  const next = new Map(flashes.peek());
+  next.set(id, kind);
+  flashes.value = next;
+  setTimeout(() => {
+    if (flashes.peek().get(id) !== kind) return;
+    const after = new Map(flashes.peek());
+    after.delete(id);
+    flashes.value = after;
+  }, kind === "new" ? 2600 : 2200);
+}
+
+function selectOnKey(ev, id) {
+  if (ev.key === "Enter" || ev.key === " ") {
+    ev.preventDefault();
+    selectCase(id);
+  }
+}
+
+function DeadlineCell({ c }) {
+  const running = groups.value.deadline.includes(c.state);
+  const limit = c.category ? ctx.categoryById.get(c.category.id)?.time_limit : null;
+  return html`<td class=${c.overdue ? "col-deadline overdue" : "col-deadline"} data-label="处置时限">
+    ${c.deadline
+      ? html`<span class="deadline-time" title=${fmtTime(c.deadline)}>${fmtTime(c.deadline, { short: true })}</span>
+          ${running ? html`<${Countdown} deadline=${c.deadline} limitSeconds=${limitSecondsFor(limit)} />` : null}`
+      : html`<span class="muted">—</span>`}
+    ${c.pending_extension_until ? html`<span class="tag tag-pending">延期待批</span>` : null}
+  </td>`;
+}
+
+/** One case row: reads its own signal, so a change to the case re-renders this row alone. */
+function CaseRow({ item }) {
+  const c = item.value;
   const cat = c.category || {};
-  const tags = [];
-  if (c.is_quick) tags.push(el("span", { class: "tag tag-quick", title: "快速处置" }, "快"));
-  if (c.escalation_count > 0) {
-    tags.push(el("span", { class: "tag tag-escalate", title: "督办次数" }, `督办${c.escalation_count}`));
-  }
-  const deadlineCell = el("td", { class: ["col-deadline", c.overdue && "overdue"], "data-label": "处置时限" });
-  if (c.deadline) {
-    deadlineCell.append(el("span", { title: fmtTime(c.deadline) }, fmtTime(c.deadline, { short: true })));
-    if (c.overdue) deadlineCell.append(el("span", { class: "tag tag-overdue" }, "已超时"));
-  } else {
-    deadlineCell.append(el("span", { class: "muted" }, "—"));
-  }
-  if (c.pending_extension_until) {
-    deadlineCell.append(el("span", { class: "tag tag-pending" }, "延期待批"));
-  }
-  const tr = el(
-    "tr",
-    {
-      "data-testid": "case-row",
-      "data-case-id": c.id,
-      "data-state": c.state,
-      "data-version": c.version,
-      "data-reported-at": c.reported_at,
-      class: ["case-row", c.overdue && "is-overdue"],
-      tabindex: 0,
-      on: {
-        click: () => selectCase(c.id),
-        keydown: (ev) => {
-          if (ev.key === "Enter" || ev.key === " ") {
-            ev.preventDefault();
-            selectCase(c.id);
-          }
-        },
-      },
-    },
-    el("td", { class: "col-no", "data-label": "案件编号" }, el("span", { class: "case-no" }, c.case_no)),
-    el(
-      "td",
-      { class: "col-cat", "data-label": "案件类别" },
-      el("span", { class: "muted" }, cat.major_name ? `${cat.major_name} / ` : ""),
-      cat.name || "",
-    ),
-    el("td", { class: "col-addr", "data-label": "地址", title: c.address || "" }, c.address || "—"),
-    el("td", { class: "col-state", "data-label": "状态" }, stateBadge(c), tags),
-    el("td", { class: "col-dept", "data-label": "处置部门" }, (c.department && c.department.name) || "—"),
-    deadlineCell,
-    el(
-      "td",
-      { class: "col-time", "data-label": "上报时间", title: fmtTime(c.reported_at) },
-      fmtTime(c.reported_at, { short: true }),
-    ),
-  );
-  return tr;
+  const isSel = selected.value === c.id;
+  const fl = flashes.value.get(c.id);
+  const cls = ["case-row", c.overdue && "is-overdue", isSel && "selected", fl === "new" && "row-new", fl === "changed" && "row-changed"];
+  return html`<tr
+    data-testid="case-row"
+    data-case-id=${c.id}
+    data-state=${c.state}
+    data-version=${c.version}
+    data-reported-at=${c.reported_at}
+    class=${cls.filter(Boolean).join(" ")}
+    tabindex="0"
+    aria-selected=${isSel ? "true" : "false"}
+    onClick=${() => selectCase(c.id)}
+    onKeyDown=${(ev) => selectOnKey(ev, c.id)}
+  >
+    <td class="col-no" data-label="案件编号"><span class="case-no">${c.case_no}</span></td>
+    <td class="col-cat" data-label="案件类别">
+      <span class="muted">${cat.major_name ? `${cat.major_name} / ` : ""}</span>${cat.name || ""}
+    </td>
+    <td class="col-addr" data-label="地址" title=${c.address || ""}>${c.address || "—"}</td>
+    <td class="col-state" data-label="状态">
+      <span class=${`badge state-${c.state}`} data-testid="state-badge" data-state=${c.state}
+        >${STATE_LABELS[c.state] || c.state_label || c.state}</span
+      >
+      ${c.is_quick ? html`<span class="tag tag-quick" title="快速处置">快</span>` : null}
+      ${c.escalation_count > 0
+        ? html`<span class="tag tag-escalate" title="督办次数">督办${c.escalation_count}</span>`
+        : null}
+    </td>
+    <td class="col-dept" data-label="处置部门">${(c.department && c.department.name) || "—"}</td>
+    <${DeadlineCell} c=${c} />
+    <td class="col-time" data-label="上报时间" title=${fmtTime(c.reported_at)}>
+      ${fmtTime(c.reported_at, { short: true })}
+    </td>
+  </tr>`;
 }
 
-function rowSelector(id) {
-  return `tr[data-case-id="${CSS.escape(String(id))}"]`;
+function ListPane() {
+  const ids = cases.ids.value;
+  const shown = ids.length;
+  const more = cases.nextCursor.value;
+  const loading = listLoading.value;
+  const ready = cases.ready.value;
+  return html`
+    <div class="pane-head">
+      <h2>案件列表</h2>
+      <span class="muted" id="list-count" data-testid="list-count"
+        >${shown ? `已显示 ${shown} 件${more ? "，还有更多" : ""}` : ""}</span
+      >
+      <span class="spacer"></span>
+      <button type="button" class="btn btn-small" id="refresh-button" data-testid="refresh-button" onClick=${refresh}>
+        刷新
+      </button>
+    </div>
+    <${QueueBar} />
+    <div class="table-wrap">
+      <table class="case-table" data-testid="case-table">
+        <thead>
+          <tr>
+            <th scope="col">案件编号</th>
+            <th scope="col">案件类别</th>
+            <th scope="col">地址</th>
+            <th scope="col">状态</th>
+            <th scope="col">处置部门</th>
+            <th scope="col">处置时限</th>
+            <th scope="col">上报时间</th>
+          </tr>
+        </thead>
+        <tbody id="case-rows" data-testid="case-rows">
+          ${ids.map((id) => html`<${CaseRow} key=${id} item=${cases.item(id)} />`)}
+        </tbody>
+      </table>
+      <p class="empty" id="list-empty" data-testid="list-empty" hidden=${!ready || shown > 0}>没有符合条件的案件</p>
+      <p class="loading" id="list-loading" data-testid="list-loading" hidden=${!loading}>正在加载…</p>
+    </div>
+    <div class="list-foot">
+      <button
+        type="button"
+        class="btn"
+        id="load-more"
+        data-testid="load-more"
+        hidden=${!more}
+        disabled=${loading}
+        onClick=${() => loadList({ more: true })}
+      >
+        加载更多
+      </button>
+    </div>
+  `;
 }
 
-function updateCount() {
-  countMsg.textContent = shown ? `已显示 ${shown} 件${nextCursor ? "，还有更多" : ""}` : "";
-  emptyMsg.hidden = shown > 0;
+function refresh() {
+  loadList();
+  refreshQueues();
+  if (selected.value !== null) detail.reload();
 }
 
-/** Replace the row of a case (if shown); returns the new row. */
-function updateRow(c, { flash = null } = {}) {
-  const old = rowsBody.querySelector(rowSelector(c.id));
-  if (!old) return null;
-  if (typeof c.version === "number" && Number(old.dataset.version) > c.version) return old;
-  const tr = rowFor(c);
-  old.replaceWith(tr);
-  markSelected();
-  if (flash) flashRow(tr, flash);
-  return tr;
-}
-
-function flashRow(tr, kind) {
-  const cls = kind === "new" ? "row-new" : "row-changed";
-  tr.classList.add(cls);
-  setTimeout(() => tr.classList.remove(cls), 2600);
-}
-
-function markSelected() {
-  for (const tr of rowsBody.querySelectorAll("tr[data-case-id]")) {
-    const on = selectedId !== null && tr.dataset.caseId === String(selectedId);
-    tr.classList.toggle("selected", on);
-    tr.setAttribute("aria-selected", on ? "true" : "false");
-  }
+function renderList() {
+  const pane = document.getElementById("list-pane");
+  pane.replaceChildren();
+  render(html`<${ListPane} />`, pane);
 }
 
 function selectCase(id, { fromUrl = false } = {}) {
-  selectedId = id;
-  markSelected();
+  selected.value = id;
   document.body.classList.toggle("detail-open", id !== null);
   if (id === null) detail.close();
   else detail.open(id);
@@ -433,45 +565,32 @@ function selectCase(id, { fromUrl = false } = {}) {
 // ---- live updates ------------------------------------------------------------------------------
 
 function startLive() {
-  live = connectLive({
-    onEvent: onLiveEvent,
-    onResync: scheduleResync,
-  });
+  cases.onResync = scheduleResync;
+  live = connectStores([cases], { onEvent: onLiveEvent });
   const box = document.querySelector(".user-box");
   box.prepend(createLiveIndicator(live));
   // Diagnostics for the browser console (and the browser tests).
   window.cityhubLive = live;
+  window.cityhubCases = cases;
 }
 
 function onLiveEvent(env) {
   if (env.type !== "case.updated") return;
   const c = env.data;
   if (!c || typeof c !== "object" || typeof c.id !== "number") return;
-  if (!versions.accept(c.id, c.version)) return; // not newer than what we show
-  liveCases.delete(c.id);
-  liveCases.set(c.id, c);
-  if (liveCases.size > LIVE_CASES_KEPT) liveCases.delete(liveCases.keys().next().value);
-  if (listInFlight) raced.push(c);
-
-  if (!mayShow(c)) {
-    // It left this user's scope (a department's case returned or sent elsewhere).
-    const gone = rowsBody.querySelector(rowSelector(c.id));
-    if (gone) {
-      gone.remove();
-      shown -= 1;
-      updateCount();
-    }
-    if (selectedId === c.id) detail.externalUpdate(c);
-    return;
-  }
-  if (!updateRow(c, { flash: "changed" }) && listReady && matchesFilters(c)) insertRow(c);
-  if (selectedId === c.id) detail.externalUpdate(c);
+  refreshQueuesSoon();
+  if (selected.peek() === c.id) detail.externalUpdate(c);
 }
 
 /** What the server lets this user see anyway (it checks too; this is for cases leaving scope). */
 function mayShow(c) {
   const u = ctx.user;
   if (u && u.role === "department") return !!c.department && c.department.id === u.department_id;
+  if (u && u.role === "supervisor" && Array.isArray(u.grid_ids) && u.grid_ids.length) {
+    // A supervisor's grids may be first-level ones: a case in a child grid is theirs too.
+    if (!c.grid) return false;
+    return u.grid_ids.includes(c.grid.id) || u.grid_ids.includes(parentGridOf(c.grid));
+  }
   return true;
 }
 
@@ -483,8 +602,11 @@ function parentGridOf(grid) {
   return parent ? parent.id : null;
 }
 
-/** Whether a case belongs in the list under the current filters (mirrors GET /api/cases). */
-function matchesFilters(c) {
+/**
+ * Whether a case belongs in the list under the current filters: the rules of GET /api/cases
+ * (storage/cases.py list_cases), checked against it in tests/ui/test_ui_board.py.
+ */
+export function matchesFilters(c) {
   const v = formValues();
   if (v.state.length && !v.state.includes(c.state)) return false;
   if (v.category_id && String(c.category?.id) !== v.category_id) return false;
@@ -494,38 +616,20 @@ function matchesFilters(c) {
     if (!c.grid) return false;
     if (String(c.grid.id) !== v.grid_id && String(parentGridOf(c.grid)) !== v.grid_id) return false;
   }
+  // overdue: a deadline state past its deadline (the server's `overdue` flag of the summary).
   if (v.overdue && !c.overdue) return false;
   const reported = new Date(c.reported_at).getTime();
   const since = fromCityInput(v.since);
   const until = fromCityInput(v.until, { endOfDay: true });
   if (since && !(reported >= new Date(since).getTime())) return false;
-  if (until && !(reported <= new Date(until).getTime())) return false;
+  if (until && !(reported < new Date(until).getTime())) return false; // the server: reported_at < until
   if (v.q) {
+    // The server searches words (full text); a live case is kept when it holds the text as typed.
     const needle = v.q.toLowerCase();
     const hay = [c.case_no, c.description, c.address].map((x) => String(x || "").toLowerCase());
     if (!hay.some((h) => h.includes(needle))) return false;
   }
   return true;
-}
-
-/** Insert a case at its place in the newest-first list (not past the loaded page). */
-function insertRow(c) {
-  const at = new Date(c.reported_at).getTime();
-  let before = null;
-  for (const tr of rowsBody.querySelectorAll("tr[data-case-id]")) {
-    const t = new Date(tr.dataset.reportedAt).getTime();
-    if (t < at || (t === at && Number(tr.dataset.caseId) < c.id)) {
-      before = tr;
-      break;
-    }
-  }
-  if (!before && nextCursor) return; // it sorts after the loaded page: "加载更多" will bring it
-  const tr = rowFor(c);
-  rowsBody.insertBefore(tr, before);
-  shown += 1;
-  updateCount();
-  markSelected();
-  flashRow(tr, "new");
 }
 
 let resyncTimer = null;
@@ -534,13 +638,14 @@ function scheduleResync() {
   clearTimeout(resyncTimer);
   resyncTimer = setTimeout(() => {
     loadList();
+    refreshQueues();
     const cur = detail.current;
-    if (cur && selectedId === cur.id) detail.externalUpdate(null, { resync: true });
+    if (cur && selected.peek() === cur.id) detail.externalUpdate(null, { resync: true });
   }, 250);
 }
 
 document.addEventListener("keydown", (ev) => {
-  if (ev.key === "Escape" && selectedId !== null && !document.querySelector("dialog[open]")) {
+  if (ev.key === "Escape" && selected.peek() !== null && !document.querySelector("dialog[open]")) {
     selectCase(null);
   }
 });

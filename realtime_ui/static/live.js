@@ -543,3 +543,26 @@ export function createVersionTracker() {
     },
   };
 }
+
+// ---- stores ------------------------------------------------------------------------------------
+
+/**
+ * Open the live connection for a set of stores (store.js): every envelope or snapshot goes to the
+ * stores that handle it (`store.handles(env)`, then `store.onEnvelope(env)`), a resync of a channel to
+ * the stores of that channel (`store.resync(channel, reason)`). Other options as connectLive;
+ * `onEvent` still sees every envelope.
+ */
+export function connectStores(stores, opts = {}) {
+  const { onEvent = () => {}, onResync = () => {} } = opts;
+  return connectLive({
+    ...opts,
+    onEvent(env) {
+      for (const s of stores) if (s.handles(env)) s.onEnvelope(env);
+      onEvent(env);
+    },
+    onResync(channel, reason) {
+      for (const s of stores) if (!s.channel || s.channel === channel) s.resync(channel, reason);
+      onResync(channel, reason);
+    },
+  });
+}

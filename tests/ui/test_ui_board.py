@@ -6,6 +6,8 @@ server's list query would answer.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,10 +16,10 @@ import pytest
 
 from hub.core.workcal import WorkCalendar, parse_work_hours
 from hub.web.routes.queues import calendar_json
-from tests.ui.test_ui_live import PASSWORDS, Page
+from tests.ui.test_ui_live import LIVE_MS, PASSWORDS, ROW, ApiUser, Page, row
 from tests.ui.test_ui_live import browser as browser
 
-PASSWORDS.setdefault("super01", "Super#2026")
+PASSWORDS.setdefault("sup01", "Super#2026")
 PASSWORDS.setdefault("admin", "Admin#2026")
 CITY = ZoneInfo("Asia/Shanghai")
 QUEUE_TAB = '[data-testid="queue-tab"]'
@@ -112,5 +114,249 @@ def test_countdown_agrees_with_workcalendar(browser: Any, live_hub: Any) -> None
             left = cal.working_seconds_between(now, due) or cal.working_seconds_between(due, now)
             assert abs(out[k]["seconds"] - left) < 1e-3, k
         assert p.unexpected_errors() == []
+    finally:
+        p.close()
+
+
+# -- the board's list over the store ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_users(live_hub: Any) -> Iterator[dict[str, ApiUser]]:
+    made = {n: ApiUser(live_hub.base_url, n) for n in ("seat2", "dispatch1", "dept01", "sup01")}
+    try:
+        yield made
+    finally:
+        for u in made.values():
+            u.close()
+
+
+def _board(browser: Any, base_url: str, username: str, path: str = "/board") -> Page:
+    p = Page(browser)
+    p.sign_in(base_url, username, path)
+    p.page.wait_for_selector(
+        "#list-loading[hidden]", state="attached"
+    )  # the component rendered its first answer
+    p.wait_live()
+    p.page.evaluate("window.__sameDocument = true")
+    return p
+
+
+def _tab_counts(page: Any) -> dict[str, int]:
+    out = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('[data-testid="queue-tab"]')]
+            .map(t => [t.dataset.queue, Number(t.querySelector('[data-testid="queue-count"]').textContent)]))"""
+    )
+    return {k: int(v) for k, v in out.items()}
+
+
+def _shown(page: Any) -> int:
+    text = page.inner_text('[data-testid="list-count"]')
+    m = re.match(r"已显示 (\d+) 件", text)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.mark.browser
+def test_queue_list_drops_a_case_that_stops_matching(
+    browser: Any, live_hub: Any, api_users: Any
+) -> None:
+    """A seat's board opens on 待受理 (its first queue) with the counts of GET /api/queues. A new
+    report enters the list and its count (announced); registered by another seat it leaves the
+    待受理 list and count (it no longer matches), and the 全部 view shows it as 待派遣."""
+    seat = api_users["seat2"]
+    p = _board(browser, live_hub.base_url, "seat1")
+    try:
+        page = p.page
+        active = page.locator(f'{QUEUE_TAB}[aria-pressed="true"]')
+        assert active.get_attribute("data-queue") == "to_accept"
+        assert "待受理" in active.inner_text()
+        states = page.evaluate(
+            """() => [...document.querySelectorAll('input[name="state"]:checked')].map(b => b.value)"""
+        )
+        assert states == ["reported"]
+        served = {q["name"]: q["count"] for q in seat.get("/api/queues")["items"]}
+        assert _tab_counts(page) == served
+        assert all(
+            r == "reported"
+            for r in page.locator(ROW).evaluate_all("rs => rs.map(r => r.dataset.state)")
+        )
+        before_rows, before_count = _shown(page), _tab_counts(page)["to_accept"]
+
+        case = seat.report(lon=103.801, lat=25.501)
+        page.wait_for_selector(row(case["id"], "reported"), timeout=LIVE_MS)
+        page.wait_for_function(
+            f'() => Number(document.querySelector(\'[data-queue="to_accept"] [data-testid="queue-count"]\').textContent) === {before_count + 1}',
+            timeout=LIVE_MS,
+        )
+        notice = page.locator('[data-testid="queue-notice"]')
+        notice.wait_for(state="visible", timeout=LIVE_MS)
+        assert "待受理 +1" in notice.inner_text()
+        assert _shown(page) == before_rows + 1
+
+        seat.act(case["id"], "register")
+        page.wait_for_selector(row(case["id"]), state="detached", timeout=LIVE_MS)
+        page.wait_for_function(
+            f'() => Number(document.querySelector(\'[data-queue="to_accept"] [data-testid="queue-count"]\').textContent) === {before_count}',
+            timeout=LIVE_MS,
+        )
+        assert _shown(page) == before_rows
+        assert page.locator(f'{ROW}:not([data-state="reported"])').count() == 0
+
+        page.click('[data-testid="queue-all"]')
+        page.wait_for_selector(row(case["id"], "registered"))
+        assert "all=1" in page.url
+        assert page.evaluate("window.__sameDocument") is True
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
+
+
+@pytest.mark.browser
+def test_department_queue_counts_and_returned_case_leaves(
+    browser: Any, live_hub: Any, api_users: Any
+) -> None:
+    """dept01 opens on 待签收 with a countdown in working time on each row; a case dispatched to it
+    enters with 剩余 …; once it is returned it leaves the list and the count."""
+    seat, disp, dept = api_users["seat2"], api_users["dispatch1"], api_users["dept01"]
+    p = _board(browser, live_hub.base_url, "dept01")
+    try:
+        page = p.page
+        assert (
+            page.locator(f'{QUEUE_TAB}[aria-pressed="true"]').get_attribute("data-queue")
+            == "to_sign"
+        )
+        assert _tab_counts(page) == {
+            q["name"]: q["count"] for q in dept.get("/api/queues")["items"]
+        }
+        for r in page.locator(ROW).all()[:10]:
+            cd = r.locator('[data-testid="countdown"]')
+            text, level = cd.inner_text(), cd.get_attribute("data-level")
+            assert re.fullmatch(r"(剩余|已超时) (\d+ 小时( \d+ 分)?|\d+ 分|不足 1 分)", text), text
+            assert (level == "over") == text.startswith("已超时")
+            assert (level == "over") == ("is-overdue" in (r.get_attribute("class") or ""))
+        n = _tab_counts(page)["to_sign"]
+        shown = _shown(page)
+
+        case = seat.report(lon=103.803, lat=25.502)
+        seat.act(case["id"], "register")
+        disp.act(case["id"], "dispatch", department_id=dept.user["department_id"])
+        new_row = page.locator(row(case["id"], "dispatched"))
+        new_row.wait_for(timeout=LIVE_MS)
+        cd = new_row.locator('[data-testid="countdown"]')
+        assert cd.inner_text().startswith("剩余 ") and cd.get_attribute("data-level") in (
+            "ok",
+            "warn",
+        )
+        page.wait_for_function(
+            f'() => Number(document.querySelector(\'[data-queue="to_sign"] [data-testid="queue-count"]\').textContent) === {n + 1}',
+            timeout=LIVE_MS,
+        )
+        assert _shown(page) == shown + 1
+
+        dept.act(case["id"], "return", note="不属于本部门职责")
+        new_row.wait_for(state="detached", timeout=LIVE_MS)
+        page.wait_for_function(
+            f'() => Number(document.querySelector(\'[data-queue="to_sign"] [data-testid="queue-count"]\').textContent) === {n}',
+            timeout=LIVE_MS,
+        )
+        assert _shown(page) == shown
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
+
+
+@pytest.mark.browser
+def test_supervisor_queue_counts_are_their_grids(
+    browser: Any, live_hub: Any, api_users: Any
+) -> None:
+    """A field supervisor's 待核查 counts the verifications in their grids: the tab, GET /api/queues
+    and GET /api/cases?state=verifying (their scope) agree."""
+    sup = api_users["sup01"]
+    p = _board(browser, live_hub.base_url, "sup01")
+    try:
+        page = p.page
+        counts = _tab_counts(page)
+        assert set(counts) == {"to_check", "quick"}
+        listed = sup.get("/api/cases", state="verifying", limit=200)["items"]
+        assert counts["to_check"] == len(listed)
+        assert all(c["state"] == "verifying" for c in listed)
+        assert _shown(page) == min(len(listed), 50)
+    finally:
+        p.close()
+
+
+FILTERS: list[dict[str, Any]] = [
+    {"state": ["reported"]},
+    {"state": ["dispatched", "handling"]},
+    {"overdue": True},
+    {"source": "video"},
+    {"state": ["handling"], "overdue": True},
+    {"since": "2026-11-01", "until": "2026-11-20"},
+    {"grid": True},
+    {"category": True},
+    {"department": True, "state": ["handling", "feedback"]},
+]
+
+
+@pytest.mark.browser
+def test_browser_match_agrees_with_the_list_query(
+    browser: Any, live_hub: Any, api_users: Any
+) -> None:
+    """board.js matchesFilters (what a live update is judged by) against GET /api/cases on the demo
+    city's cases: for each filter, a case of the newest 200 matches in the browser exactly when the
+    server lists it."""
+    seat = api_users["seat2"]
+    sample = seat.get("/api/cases", limit=200)["items"]
+    grid = next(c["grid"]["id"] for c in sample if c["grid"])
+    grids = {g["id"]: g for g in seat.get("/api/grids", level=1)["items"]}
+    first_level = next(iter(grids))
+    category = sample[0]["category"]["id"]
+    department = next(c["department"]["id"] for c in sample if c["department"])
+    p = _board(browser, live_hub.base_url, "seat1", "/board?all=1")
+    try:
+        page = p.page
+        checked = 0
+        for f in FILTERS:
+            form = {
+                "state": f.get("state", []),
+                "overdue": f.get("overdue", False),
+                "source": f.get("source", ""),
+                "since": f.get("since", ""),
+                "until": f.get("until", ""),
+                "grid_id": str(first_level if f.get("grid") else ""),
+                "category_id": str(category if f.get("category") else ""),
+                "department_id": str(department if f.get("department") else ""),
+            }
+            got = page.evaluate(
+                """async ([form, sample]) => {
+                    const { matchesFilters } = await import("/static/board.js");
+                    const el = document.getElementById("filter-form").elements;
+                    for (const b of document.querySelectorAll('input[name="state"]')) b.checked = form.state.includes(b.value);
+                    el.overdue.checked = form.overdue;
+                    for (const k of ["source", "since", "until", "grid_id", "category_id", "department_id"]) el[k].value = form[k];
+                    return sample.map((c) => matchesFilters(c));
+                }""",
+                [form, sample],
+            )
+            params: dict[str, Any] = {"limit": 200}
+            if form["state"]:
+                params["state"] = form["state"]
+            if form["overdue"]:
+                params["overdue"] = "true"
+            for k in ("source", "grid_id", "category_id", "department_id"):
+                if form[k]:
+                    params[k] = form[k]
+            if form["since"]:
+                params["since"] = f"{form['since']}T00:00:00+08:00"
+            if form["until"]:
+                # the page's 至 a date: the end of that day in the city
+                params["until"] = f"{form['until']}T23:59:59.999+08:00"
+            served = {c["id"] for c in seat.get("/api/cases", **params)["items"]}
+            want = [c["id"] in served for c in sample]
+            wrong = [c["case_no"] for c, g, w in zip(sample, got, want, strict=True) if g != w]
+            assert not wrong, (f, wrong[:5])
+            checked += sum(want)
+        assert checked > 100  # the filters do select cases of the sample
+        assert grid  # the sample has located cases
     finally:
         p.close()

@@ -225,8 +225,10 @@ def test_seat_filters_and_registers_department_sees_own(browser: Any, live_hub: 
         assert last.locator('[data-testid="timeline-action"]').inner_text() == "立案"
         assert "待受理 → 待派遣" in last.inner_text()
         assert page.inner_text(DETAIL_BADGE) == "待派遣"
-        # The list row follows the case.
-        page.wait_for_selector(f'{ROW}[data-case-id="{case_id}"][data-state="registered"]')
+        # The list follows the case: registered, it no longer matches the 待受理 filter and leaves
+        # the list (the detail keeps showing it).
+        page.wait_for_selector(f'{ROW}[data-case-id="{case_id}"]', state="detached")
+        assert page.locator(f'{ROW}:not([data-state="reported"])').count() == 0
         assert page.locator('[data-testid="action-button"][data-action="register"]').count() == 0
 
         # A reject without a note is refused in the form, in Chinese, before reaching the server.

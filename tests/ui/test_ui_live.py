@@ -177,9 +177,10 @@ class Page:
         self.ctx.close()
 
 
-def open_board(browser: Any, base_url: str, username: str) -> Page:
+def open_board(browser: Any, base_url: str, username: str, path: str = "/board") -> Page:
+    """A signed-in board; ``path="/board?all=1"`` opens it on 全部案件 instead of the user's queue."""
     p = Page(browser)
-    p.sign_in(base_url, username, "/board")
+    p.sign_in(base_url, username, path)
     p.page.wait_for_selector(ROW)
     p.wait_live()
     # A marker that survives only as long as the document does: proves "without a reload".
@@ -268,7 +269,7 @@ def test_registered_elsewhere_updates_row_in_place(browser: Any, live_hub: Any, 
     """(a) A case registered by another seat: the row's badge says 待派遣 within 3 s, no reload."""
     seat = users["seat2"]
     case = seat.report()
-    p = open_board(browser, live_hub.base_url, "seat1")
+    p = open_board(browser, live_hub.base_url, "seat1", "/board?all=1")
     try:
         page = p.page
         page.wait_for_selector(row(case["id"], "reported"))
@@ -341,7 +342,7 @@ def test_indicator_reconnects_and_resumes(browser: Any, live_hub: Any, users: An
     changes meanwhile; once back (green) the change is shown - replayed, not reloaded."""
     seat = users["seat2"]
     case = seat.report(lon=103.81, lat=25.51)
-    p = open_board(browser, live_hub.base_url, "seat1")
+    p = open_board(browser, live_hub.base_url, "seat1", "/board?all=1")
     try:
         page = p.page
         page.wait_for_selector(row(case["id"], "reported"))
