@@ -360,3 +360,52 @@ def test_browser_match_agrees_with_the_list_query(
         assert grid  # the sample has located cases
     finally:
         p.close()
+
+
+@pytest.mark.browser
+def test_stores_keep_the_newest_and_follow_the_filter(browser: Any, live_hub: Any) -> None:
+    """store.js on its own, fed envelopes as live.js delivers them: the newest version per case wins
+    (also against a REST answer that raced an event), a case that stops matching leaves, one that
+    starts matching is inserted in list order (not past the loaded page); a state channel's store
+    takes a snapshot then state.changed."""
+    p = Page(browser)
+    try:
+        p.sign_in(live_hub.base_url, "seat1", "/board")
+        p.page.wait_for_selector('[data-testid="user-name"]:not(:empty)')
+        out = p.page.evaluate(
+            """async () => {
+                const { createCaseStore, createStateStore } = await import("/static/store.js");
+                const c = (id, v, state, t) => ({ id, version: v, state, reported_at: `2026-11-0${t}T08:00:00Z` });
+                const s = createCaseStore({ matches: (x) => x.state === "reported" });
+                const seen = [];
+                s.subscribe((kind, x) => seen.push(`${kind}:${x.id}`));
+                s.loading();
+                s.apply(c(2, 5, "registered", 2));        // heard while the list loads: left
+                s.reset([c(3, 1, "reported", 3), c(2, 4, "reported", 2), c(1, 1, "reported", 1)]);
+                const afterReset = [...s.ids.value];
+                s.apply(c(3, 1, "registered", 3));        // not newer: ignored
+                s.apply(c(4, 1, "reported", 4));          // starts matching: on top
+                s.apply(c(1, 2, "registered", 1));        // stops matching: dropped
+                s.apply(c(5, 1, "reported", 2));          // same time as 2, higher id: before it
+                const ids = [...s.ids.value];
+                s.reset([c(9, 1, "reported", 9)], "next");
+                s.apply(c(8, 1, "reported", 1));          // sorts past the loaded page: not inserted
+                s.apply(c(10, 1, "reported", 9));
+                const paged = [...s.ids.value];
+                const st = createStateStore("alarms");
+                st.onEnvelope({ type: "snapshot", channel: "alarms", data: { a: { n: 1 }, b: { n: 2 } } });
+                st.onEnvelope({ type: "state.changed", channel: "alarms", data: { key: "a", value: { n: 3 } } });
+                st.onEnvelope({ type: "state.changed", channel: "alarms", data: { key: "b", value: null } });
+                st.onEnvelope({ type: "state.changed", channel: "alarms", data: { key: "c", value: { n: 4 } } });
+                return { afterReset, ids, paged, seen, keys: [...st.keys.value], a: st.get("a").n,
+                         handles: [st.handles({ channel: "alarms" }), st.handles({ channel: "queue" })] };
+            }"""
+        )
+        assert out["afterReset"] == [3, 1]  # case 2 was registered meanwhile: not shown
+        assert out["ids"] == [4, 3, 5]
+        assert out["seen"] == ["inserted:4", "dropped:1", "inserted:5", "inserted:10"]
+        assert out["paged"] == [10, 9]
+        assert out["keys"] == ["a", "c"] and out["a"] == 3
+        assert out["handles"] == [True, False]
+    finally:
+        p.close()
