@@ -107,12 +107,13 @@ async function start() {
   buildSourceOptions();
   loadCalendar().catch((err) => showError(`工作日历加载失败：${err.message}`));
   await Promise.all([loadReferenceData(), refreshQueues()]);
+  const wanted = new URLSearchParams(location.search).get("case");
+  if (wanted && /^\d+$/.test(wanted)) selected.value = Number(wanted);
   const usedDefault = readUrlIntoForm();
   wireFilters();
   if (usedDefault) writeUrl(); // the address says what the list shows (the default queue)
   await loadList();
-  const wanted = new URLSearchParams(location.search).get("case");
-  if (wanted && /^\d+$/.test(wanted)) selectCase(Number(wanted), { fromUrl: true });
+  if (selected.value !== null) selectCase(selected.value, { fromUrl: true });
 }
 
 function renderUser() {
