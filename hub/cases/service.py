@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.cases import render
 from hub.cases.facts import case_facts
 from hub.core import workflow as wf
 from hub.core.codes import ComponentId
@@ -382,56 +383,10 @@ class CaseService:
             except Exception:  # a listener's fault never undoes a committed change
                 logging.getLogger("cityhub.service").exception("case listener failed")
 
-    # -- JSON ----------------------------------------------------------------------------
+    # -- JSON (hub/cases/render.py) --------------------------------------------------------
 
     def case_json(self, case: q.CaseRow, now: datetime | None = None) -> dict[str, Any]:
-        now = now or self.clock()
-        cat = self.catalog.categories.get(case.category_id)
-        grid = self.catalog.grids.get(case.grid_id) if case.grid_id is not None else None
-        dep = self.catalog.departments.get(case.department_id) if case.department_id else None
-        state = wf.CaseState(case.state)
-        overdue = state in wf.DEADLINE_STATES and case.deadline is not None and case.deadline < now
-        return {
-            "id": case.id,
-            "case_no": case.case_no,
-            "source": case.source,
-            "source_label": wf.label(wf.Source(case.source)),
-            "state": case.state,
-            "state_label": wf.label(state),
-            "version": case.version,
-            "category": None
-            if cat is None
-            else {
-                "id": cat.id,
-                "code": cat.code,
-                "kind": cat.kind,
-                "major_name": cat.major_name,
-                "name": cat.minor_name,
-            },
-            "lon": case.lon,
-            "lat": case.lat,
-            "address": case.address,
-            "grid": None if grid is None else {"id": grid.id, "code": grid.code, "name": grid.name},
-            "component_id": case.component_id,
-            "description": case.description,
-            "department": None if dep is None else {"id": dep.id, "name": dep.name},
-            "reporter": None
-            if case.reporter_id is None
-            else {"id": case.reporter_id, "display_name": case.reporter_name},
-            "is_quick": case.is_quick,
-            "urgency": case.urgency,
-            "deadline": case.deadline,
-            "overdue": overdue,
-            "pending_extension_until": case.pending_extension_until,
-            "rework_count": case.rework_count,
-            "extension_count": case.extension_count,
-            "escalation_count": case.escalation_count,
-            "reject_reason": case.reject_reason,
-            "duplicate_of": case.duplicate_of,
-            "reported_at": case.reported_at,
-            "updated_at": case.updated_at,
-            "closed_at": case.closed_at,
-        }
+        return render.case_json(self.catalog, case, now or self.clock())
 
     def detail_json(
         self,
@@ -440,40 +395,4 @@ class CaseService:
         events: list[q.EventRow],
         attachments: list[q.AttachmentRow],
     ) -> dict[str, Any]:
-        out = self.case_json(case)
-        by_id = {a.id: attachment_json(a) for a in attachments}
-        out["contact_name"] = case.contact_name
-        out["contact_phone"] = case.contact_phone
-        out["attachments"] = list(by_id.values())
-        out["timeline"] = [
-            {
-                "seq": e.seq,
-                "version": e.version,
-                "action": e.action,
-                "action_label": wf.label(wf.Action(e.action)),
-                "actor": None
-                if e.actor_id is None
-                else {"id": e.actor_id, "display_name": e.actor_name},
-                "at": e.at,
-                "from_state": e.from_state,
-                "to_state": e.to_state,
-                "note": e.note,
-                "data": e.data,
-                "attachments": [by_id[i] for i in e.attachment_ids if i in by_id],
-            }
-            for e in events
-        ]
-        out["allowed_actions"] = [a.value for a in wf.allowed_actions(case_facts(case), actor)]
-        return out
-
-
-def attachment_json(a: q.AttachmentRow) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "sha256": a.sha256,
-        "media_type": a.media_type,
-        "size": a.size,
-        "kind": a.kind,
-        "original_name": a.original_name,
-        "url": f"/api/attachments/{a.id}",
-    }
+        return render.detail_json(self.catalog, actor, case, events, attachments, self.clock())

@@ -22,9 +22,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from hub.cases import render
 from hub.cases.service import CaseService
 from hub.core import live
-from hub.core import workflow as wf
 from storage import cases as q
 from storage import live as live_store
 from storage.db import OUTAGE_ERRORS
@@ -153,7 +153,9 @@ class Relay:
                     summary = summaries[case.id] = orjson.loads(
                         orjson.dumps(self.cases.case_json(case))
                     )
-                data_json = orjson.dumps(self._event_data(r, summary)).decode()
+                data_json = orjson.dumps(
+                    render.live_event_json(self.cases.catalog, r, summary)
+                ).decode()
                 grid = (
                     self.cases.catalog.grids.get(r["grid_id"]) if r["grid_id"] is not None else None
                 )
@@ -195,35 +197,3 @@ class Relay:
         if batch:
             self.publish(batch)
         return len(rows)
-
-    def _event_data(self, r: asyncpg.Record, summary: dict[str, Any]) -> dict[str, Any]:
-        """The case summary as of this event: its state, version and department after the move
-        (the row may already be further along), and the event itself."""
-        state = wf.CaseState(r["to_state"])
-        dep_id = r["department_id"]
-        dep = self.cases.catalog.departments.get(dep_id) if dep_id is not None else None
-        try:
-            action_label = wf.label(wf.Action(r["action"]))
-        except ValueError:
-            action_label = r["action"]
-        return {
-            **summary,
-            "version": r["version"],
-            "state": state.value,
-            "state_label": wf.label(state),
-            "department": None
-            if dep_id is None
-            else {"id": dep_id, "name": dep.name if dep else ""},
-            "event": {
-                "seq": r["seq"],
-                "action": r["action"],
-                "action_label": action_label,
-                "from_state": r["from_state"],
-                "to_state": r["to_state"],
-                "actor": None
-                if r["actor_id"] is None
-                else {"id": r["actor_id"], "display_name": r["actor_name"]},
-                "at": r["at"],
-                "note": r["note"],
-            },
-        }

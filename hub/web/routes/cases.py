@@ -19,7 +19,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.cases.service import NewCase, attachment_json
+from hub.cases.render import attachment_json
+from hub.cases.service import NewCase
 from hub.core import workflow as wf
 from hub.core.errors import (
     BadRequest,
