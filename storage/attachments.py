@@ -47,6 +47,14 @@ _DIR_MODE: Final = 0o750
 _BIDI: Final = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def human_size(n: int) -> str:
+    """A byte count as people say it: ``20 MB``, ``1.5 MB``, ``256 KB``, ``300 字节`` (1 MB = 1024 KB)."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{round(n / size, 1):g} {unit}"
+    return f"{n} 字节"
+
+
 def _is_mpeg_frame(head: bytes) -> bool:
     """An MPEG audio frame header: 11 sync bits, no reserved version/layer/bitrate/sample rate."""
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
@@ -131,21 +139,22 @@ class AttachmentStore:
     def put(self, data: bytes, *, kind: str | None = None) -> StoredBlob:
         """Validate and store ``data``; storing content that is already there rewrites nothing."""
         if not data:
-            raise InvalidData("文件为空 (empty file)", code="empty_file")
+            raise InvalidData("文件是空的，请重新选择", code="empty_file")
         if len(data) > self.max_bytes:
             raise DataTooLarge(
-                f"文件过大，上限 {self.max_bytes} 字节 (file too large)",
+                f"文件过大：每个文件不能超过 {human_size(self.max_bytes)}",
                 details={"size": len(data), "max_bytes": self.max_bytes},
             )
         media_type = sniff(data[:64])
         if media_type is None:
             raise UnsupportedData(
-                "不支持的文件类型 (unsupported media type)", details={"accepted": sorted(ACCEPTED)}
+                "不支持的文件类型：照片须为 JPEG、PNG 或 WebP 格式，录音须为 MP3、WAV、OGG、AMR 或 M4A 格式",
+                details={"accepted": sorted(ACCEPTED)},
             )
         family = ACCEPTED[media_type]
         if kind is not None and _KIND_FAMILY.get(kind) != family:
             raise InvalidData(
-                "文件内容与类别不符 (content does not match kind)",
+                "文件内容与所选类别不符（如把录音当作照片上传）",
                 code="kind_mismatch",
                 details={"kind": kind, "media_type": media_type, "kinds": sorted(_KIND_FAMILY)},
             )
@@ -178,7 +187,7 @@ class AttachmentStore:
     def path_for(self, sha256: str) -> Path:
         """Where a blob lives; raises InvalidData unless ``sha256`` is 64 lowercase hex chars."""
         if not isinstance(sha256, str) or _SHA256_RE.fullmatch(sha256) is None:
-            raise InvalidData("无效的附件标识 (invalid attachment id)", code="invalid_sha256")
+            raise InvalidData("附件标识无效", code="invalid_sha256")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def open(self, sha256: str) -> bytes:
@@ -186,9 +195,7 @@ class AttachmentStore:
         try:
             return self.path_for(sha256).read_bytes()
         except FileNotFoundError:
-            raise RecordNotFound(
-                "附件不存在 (attachment not found)", details={"sha256": sha256}
-            ) from None
+            raise RecordNotFound("附件不存在", details={"sha256": sha256}) from None
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()

@@ -40,6 +40,7 @@ from hub.core.workflow import Role
 from hub.settings import Settings
 from hub.web.auth import Authenticator, Principal, require
 from hub.web.status import AnyError, headers_of, status_of
+from storage.attachments import human_size
 from storage.db import DB_OUTAGE_ERRORS
 from storage.errors import StorageError
 
@@ -145,7 +146,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise PayloadTooLarge(f"请求体超过 {limit} 字节", details={"limit": limit})
+                raise PayloadTooLarge(
+                    f"提交的内容过大：不能超过 {human_size(limit)}", details={"limit": limit}
+                )
         except ValueError:
             raise BadRequest("Content-Length 无效") from None
     chunks: list[bytes] = []
@@ -153,7 +156,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"请求体超过 {limit} 字节", details={"limit": limit})
+            raise PayloadTooLarge(
+                f"提交的内容过大：不能超过 {human_size(limit)}", details={"limit": limit}
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 

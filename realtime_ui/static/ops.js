@@ -4,6 +4,7 @@
 import { api, me } from "./api.js";
 import { clear, el, fmtClock, setCityTimeZone, startOfCityDay, zonedParts } from "./dom.js";
 import { ACTION_LABELS, STATE_LABELS, stateLabel } from "./labels.js";
+import { drawGridMap, fetchGrids } from "./gridmap.js";
 import { connectLive, createLiveIndicator, createVersionTracker } from "./live.js";
 import { clearError, showError } from "./notify.js";
 
@@ -11,9 +12,6 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const PAGE = 200;
 const MAX_CASES = 1000;
 const TICKER_SIZE = 20;
-const GRID_CACHE_KEY = "cityhub.ops.grids.v1";
-const BOUNDARY_BATCH = 20;
-const MAP_WIDTH = 1000; // SVG user units across the city
 
 /** Marker colour groups by state (rejected / voided cases are not drawn). */
 const GROUP_OF = {
@@ -135,128 +133,22 @@ function checkDayChange() {
 
 // ---- grids -------------------------------------------------------------------------------------
 
-function readGridCache() {
-  try {
-    const raw = sessionStorage.getItem(GRID_CACHE_KEY);
-    const data = raw ? JSON.parse(raw) : null;
-    return data && Array.isArray(data.level1) && Array.isArray(data.level2) ? data : null;
-  } catch {
-    return null;
-  }
-}
-
-function writeGridCache(data) {
-  try {
-    sessionStorage.setItem(GRID_CACHE_KEY, JSON.stringify(data));
-  } catch {
-    // too big or storage disabled: fetch again next time
-  }
-}
-
-const hasRings = (items) => items.length > 0 && items.every((g) => Array.isArray(g.boundary));
-
-function slim(g) {
-  const ring = (g.boundary || []).map(([x, y]) => [Math.round(x * 1e6) / 1e6, Math.round(y * 1e6) / 1e6]);
-  return { id: g.id, code: g.code, name: g.name, level: g.level, parent_id: g.parent_id, boundary: ring };
-}
-
-/** Boundaries of every grid: one request per level when the server offers ?with_boundary=1, else
- *  level-1 one by one and level-2 in parallel batches of 20 - once per tab (sessionStorage). */
-async function fetchGrids() {
-  const cached = readGridCache();
-  if (cached) return cached;
-  // A server without ?with_boundary ignores it (no rings in the answer) or refuses it (400).
-  const list = (level) =>
-    api("/api/grids", { query: { level, with_boundary: true } }).catch((err) => {
-      if (err.status === 400) return api("/api/grids", { query: { level } });
-      throw err;
-    });
-  const [l1, l2] = await Promise.all([list(1), list(2)]);
-  let level1 = l1.items || [];
-  let level2 = l2.items || [];
-  if (!hasRings(level1)) level1 = await withBoundaries(level1);
-  if (!hasRings(level2)) level2 = await withBoundaries(level2);
-  const data = { level1: level1.map(slim), level2: level2.map(slim) };
-  writeGridCache(data);
-  return data;
-}
-
-async function withBoundaries(items) {
-  const out = [];
-  for (let i = 0; i < items.length; i += BOUNDARY_BATCH) {
-    const batch = items.slice(i, i + BOUNDARY_BATCH);
-    mapStatus.textContent = `正在加载网格边界 ${Math.min(i + BOUNDARY_BATCH, items.length)} / ${items.length}…`;
-    const got = await Promise.all(
-      batch.map((g) => api(`/api/grids/${encodeURIComponent(g.id)}`).catch(() => ({ ...g, boundary: [] }))),
-    );
-    out.push(...got);
-  }
-  return out;
-}
-
 async function loadGrids() {
-  const { level1, level2 } = await fetchGrids();
+  const { level1, level2 } = await fetchGrids({ onProgress: (text) => (mapStatus.textContent = text) });
   for (const g of [...level1, ...level2]) gridsById.set(g.id, g);
   drawMap(level1, level2);
   mapStatus.textContent = `${level1.length} 个街道 · ${level2.length} 个单元网格`;
 }
 
 function drawMap(level1, level2) {
-  const rings = [...level1, ...level2].map((g) => g.boundary).filter((r) => r && r.length >= 3);
-  if (rings.length === 0) {
+  const geo = drawGridMap(mapSvg, level1, level2);
+  if (!geo) {
     mapStatus.textContent = "没有网格边界数据";
     return;
   }
-  let minLon = Infinity;
-  let maxLon = -Infinity;
-  let minLat = Infinity;
-  let maxLat = -Infinity;
-  for (const ring of rings) {
-    for (const [lon, lat] of ring) {
-      if (lon < minLon) minLon = lon;
-      if (lon > maxLon) maxLon = lon;
-      if (lat < minLat) minLat = lat;
-      if (lat > maxLat) maxLat = lat;
-    }
-  }
-  // A small city: a linear projection, with longitude shortened by cos(latitude) so squares stay square.
-  const kx = Math.cos((((minLat + maxLat) / 2) * Math.PI) / 180);
-  const spanX = (maxLon - minLon) * kx || 1e-6;
-  const spanY = maxLat - minLat || 1e-6;
-  const scale = MAP_WIDTH / spanX;
-  const pad = 16;
-  const width = MAP_WIDTH;
-  const height = spanY * scale;
-  project = (lon, lat) => [(lon - minLon) * kx * scale, (maxLat - lat) * scale];
-  mapSvg.setAttribute("viewBox", `${-pad} ${-pad} ${width + 2 * pad} ${height + 2 * pad}`);
-
-  const points = (ring) => ring.map(([lon, lat]) => project(lon, lat).map((v) => v.toFixed(1)).join(",")).join(" ");
-  const streetIndex = new Map(level1.map((g, i) => [g.id, i]));
-
-  const cellLayer = svg("g", { class: "cells" });
-  for (const g of level2) {
-    if (!g.boundary || g.boundary.length < 3) continue;
-    const tone = (streetIndex.get(g.parent_id) ?? 0) % 5;
-    cellLayer.append(
-      svg(
-        "polygon",
-        { class: `cell tone-${tone}`, points: points(g.boundary), "data-grid-id": g.id },
-        svg("title", {}, g.name || g.code),
-      ),
-    );
-  }
-  const streetLayer = svg("g", { class: "streets" });
-  const labelLayer = svg("g", { class: "street-labels" });
-  for (const g of level1) {
-    if (!g.boundary || g.boundary.length < 3) continue;
-    streetLayer.append(svg("polygon", { class: "street", points: points(g.boundary), "data-grid-id": g.id }));
-    const xs = g.boundary.map(([lon, lat]) => project(lon, lat));
-    const cx = xs.reduce((s, p) => s + p[0], 0) / xs.length;
-    const top = Math.min(...xs.map((p) => p[1]));
-    labelLayer.append(svg("text", { class: "street-label", x: cx.toFixed(1), y: (top + 26).toFixed(1) }, g.name));
-  }
+  project = geo.project;
   markerLayer = svg("g", { class: "markers", "data-testid": "map-markers" });
-  clear(mapSvg, cellLayer, streetLayer, labelLayer, markerLayer);
+  mapSvg.append(markerLayer);
 }
 
 // ---- cases -------------------------------------------------------------------------------------

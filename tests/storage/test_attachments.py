@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from hub.web.status import status_of
-from storage.attachments import ACCEPTED, AttachmentStore, StoredBlob, safe_label, sniff
+from storage.attachments import (
+    ACCEPTED,
+    AttachmentStore,
+    StoredBlob,
+    human_size,
+    safe_label,
+    sniff,
+)
 from storage.errors import DataTooLarge, InvalidData, RecordNotFound, UnsupportedData
 
 # --- tiny real files ---------------------------------------------------------------------------
@@ -241,6 +248,7 @@ class TestPut:
         with pytest.raises(InvalidData) as info:
             store.put(b"")
         assert (status_of(info.value), info.value.code) == (422, "empty_file")
+        assert str(info.value) == "文件是空的，请重新选择"
         assert files_under(store.root) == []
 
     def test_oversize(self, store: AttachmentStore) -> None:
@@ -248,6 +256,11 @@ class TestPut:
         with pytest.raises(DataTooLarge) as info:
             store.put(data)
         assert status_of(info.value) == 413
+        assert str(info.value) == f"文件过大：每个文件不能超过 {human_size(store.max_bytes)}"
+        assert AttachmentStore(store.root, 20 * 1024 * 1024).max_bytes == 20971520
+        with pytest.raises(DataTooLarge) as info:
+            AttachmentStore(store.root, 20 * 1024 * 1024).put(b"\x00" * (20 * 1024 * 1024 + 1))
+        assert str(info.value) == "文件过大：每个文件不能超过 20 MB"
         assert not store.root.exists()
         store.put(make_png())  # a file exactly within the limit is fine
         limit = AttachmentStore(store.root, max_bytes=len(make_png()))
@@ -259,6 +272,8 @@ class TestPut:
             store.put(REJECTED_FILES[name])
         assert status_of(info.value) == 415
         assert info.value.details == {"accepted": sorted(ACCEPTED)}
+        assert str(info.value).startswith("不支持的文件类型：照片须为 JPEG、PNG 或 WebP 格式")
+        assert "unsupported" not in str(info.value)
         assert files_under(store.root) == []
 
     @pytest.mark.parametrize(
@@ -358,3 +373,19 @@ class TestPaths:
         with pytest.raises(RecordNotFound) as info:
             store.open(sha)
         assert status_of(info.value) == 404
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (20 * 1024 * 1024, "20 MB"),
+        (20971520 + 1, "20 MB"),
+        (1536 * 1024, "1.5 MB"),
+        (256 * 1024, "256 KB"),
+        (1024, "1 KB"),
+        (300, "300 字节"),
+        (3 << 30, "3 GB"),
+    ],
+)
+def test_human_size(n: int, text: str) -> None:
+    assert human_size(n) == text
