@@ -154,9 +154,23 @@ function CategoryPicker({ categories, value, onChange, invalid }) {
 
 // ---- the map -----------------------------------------------------------------------------------
 
+const MAX_ZOOM = 8;
+
+/** The viewBox of the map at zoom `k` around (cx, cy), kept inside the city's box. */
+function zoomedBox(geo, { k, cx, cy }) {
+  const [x0, y0, w0, h0] = geo.viewBox.split(" ").map(Number);
+  if (k <= 1) return { box: geo.viewBox, cx: x0 + w0 / 2, cy: y0 + h0 / 2 };
+  const w = w0 / k;
+  const h = h0 / k;
+  const x = Math.min(Math.max(cx - w / 2, x0), x0 + w0 - w);
+  const y = Math.min(Math.max(cy - h / 2, y0), y0 + h0 - h);
+  return { box: `${x.toFixed(1)} ${y.toFixed(1)} ${w.toFixed(1)} ${h.toFixed(1)}`, cx: x + w / 2, cy: y + h / 2 };
+}
+
 function GridMap({ store, point, chosenId, scope, onPick }) {
   const ref = useRef(null);
   const geo = store.geo;
+  const [zoom, setZoom] = useState({ k: 1, cx: 0, cy: 0 });
   const cells = useMemo(
     () =>
       geo
@@ -186,9 +200,24 @@ function GridMap({ store, point, chosenId, scope, onPick }) {
     onPick(Number(lon.toFixed(6)), Number(lat.toFixed(6)));
   };
   const pin = point ? geo.project(point.lon, point.lat) : null;
+  const view = zoomedBox(geo, zoom);
+  const zoomBy = (factor) => {
+    const k = Math.min(MAX_ZOOM, Math.max(1, zoom.k * factor));
+    // Zooming in goes to the chosen point; out, it keeps the centre.
+    const [cx, cy] = factor > 1 && pin ? pin : [view.cx, view.cy];
+    setZoom({ k, cx, cy });
+  };
   return html`
-    <svg ref=${ref} class="report-map-svg" viewBox=${geo.viewBox} data-testid="report-map"
-         role="img" aria-label="网格地图，点击选择问题位置" onClick=${click}>
+    <div class="report-map-tools">
+      <button type="button" class="btn btn-small" data-testid="report-map-zoom-in" aria-label="放大地图"
+              disabled=${zoom.k >= MAX_ZOOM} onClick=${() => zoomBy(2)}>放大</button>
+      <button type="button" class="btn btn-small" data-testid="report-map-zoom-out" aria-label="缩小地图"
+              disabled=${zoom.k <= 1} onClick=${() => zoomBy(0.5)}>缩小</button>
+      <button type="button" class="btn btn-small" data-testid="report-map-zoom-reset" aria-label="显示全部网格"
+              disabled=${zoom.k <= 1} onClick=${() => setZoom({ k: 1, cx: 0, cy: 0 })}>全图</button>
+    </div>
+    <svg ref=${ref} class="report-map-svg" viewBox=${view.box} data-testid="report-map"
+         data-zoom=${zoom.k} role="img" aria-label="网格地图，点击选择问题位置" onClick=${click}>
       <g class="cells">${cells}</g>
       <g class="streets">
         ${geo.streets.map((s) => html`<polygon key=${s.grid.id} class="street" points=${s.points} />`)}
@@ -202,7 +231,7 @@ function GridMap({ store, point, chosenId, scope, onPick }) {
       ${chosen && html`<polygon class="cell-chosen" points=${chosen.points} data-testid="report-map-chosen" />`}
       ${pin &&
       html`<g class="report-pin" data-testid="report-pin"
-              transform=${`translate(${pin[0].toFixed(1)} ${pin[1].toFixed(1)})`}>
+              transform=${`translate(${pin[0].toFixed(1)} ${pin[1].toFixed(1)}) scale(${(1 / Math.sqrt(zoom.k)).toFixed(3)})`}>
         <circle class="report-pin-halo" r="16" /><circle class="report-pin-dot" r="7" />
       </g>`}
     </svg>`;
@@ -266,7 +295,7 @@ function ReportForm({ ctx, close, onCreated }) {
     contactName: "",
     contactPhone: "",
   }));
-  const [problems, setProblems] = useState({});
+  const [extra, setExtra] = useState({}); // problems only a submit finds (a pending grid lookup)
   const [tried, setTried] = useState(false);
   const [locating, setLocating] = useState("");
   const [sending, setSending] = useState(false);
@@ -301,33 +330,25 @@ function ReportForm({ ctx, close, onCreated }) {
     }
   }
 
+  // `patch`: fields, or a function of the current fields returning them.
   const set = (patch) => {
-    setF((old) => {
-      const next = { ...old, ...patch };
-      if (tried) setProblems(validate(next, ctxFor(next)));
-      return next;
-    });
+    setExtra({});
+    setF((old) => ({ ...old, ...(typeof patch === "function" ? patch(old) : patch) }));
   };
-  const ctxFor = (next) => {
-    const p = parseCoords(next.lon, next.lat);
-    let g = { state: "none", grid: null };
-    if (p && store.status === "ready") {
-      const hit = gridAt(store.level2, p.lon, p.lat);
-      g = hit ? { state: "inside", grid: hit } : { state: "outside", grid: null };
-    } else if (p) g = grid;
-    return { grid: g, scope, quickShown, photoCount: photos.value.length, busy: busy.value };
-  };
+  const checks = { grid, scope, quickShown, photoCount: photos.value.length, busy: busy.value };
+  // Once submitted, the form re-checks as the user types: a fixed field loses its mark at once.
+  const problems = tried ? { ...validate(f, checks), ...extra } : {};
 
   /** A point from the map or the phone's position: coordinates, and the address from its grid. */
   const pick = (lon, lat) => {
-    const patch = { lon: String(lon), lat: String(lat) };
-    if (store.status === "ready") {
-      const g = gridAt(store.level2, lon, lat);
-      if (g && (f.addressAuto || !f.address.trim())) {
+    set((old) => {
+      const patch = { lon: String(lon), lat: String(lat) };
+      const g = store.status === "ready" ? gridAt(store.level2, lon, lat) : null;
+      if (g && (old.addressAuto || !old.address.trim())) {
         Object.assign(patch, { address: gridAddress(g, store.byId.get(g.parent_id)), addressAuto: true });
       }
-    }
-    set(patch);
+      return patch;
+    });
   };
 
   const locate = () => {
@@ -356,10 +377,11 @@ function ReportForm({ ctx, close, onCreated }) {
     ev.preventDefault();
     setFailure("");
     setTried(true);
-    const found = validate(f, { grid, scope, quickShown, photoCount: photos.value.length, busy: busy.value });
-    if (point && grid.state === "checking") found.location = "正在查询所属网格，请稍候再提交";
-    if (point && grid.state === "error") found.location = "所属网格查询失败，请稍后重试";
-    setProblems(found);
+    const later = {};
+    if (point && grid.state === "checking") later.location = "正在查询所属网格，请稍候再提交";
+    if (point && grid.state === "error") later.location = "所属网格查询失败，请稍后重试";
+    setExtra(later);
+    const found = { ...validate(f, checks), ...later };
     if (Object.keys(found).length) {
       const first = FIELD_ORDER.find((k) => found[k]);
       const node = ev.currentTarget.querySelector(`[data-field-box="${first}"]`);

@@ -460,6 +460,31 @@ def test_supervisor_on_a_phone_uses_the_position(browser: Any, live_hub: Any) ->
         assert page.input_value('[data-testid="report-address"]') == address
         assert page.inner_text('[data-testid="report-grid"]') == f"所属网格：{address}"
 
+        # Zoomed in around the point, a neighbouring grid is a finger wide and still picks right.
+        full_box = page.get_attribute(MAP, "viewBox") or ""
+        full = [float(v) for v in full_box.split()]
+        page.click('[data-testid="report-map-zoom-in"]')
+        page.click('[data-testid="report-map-zoom-in"]')
+        assert page.get_attribute(MAP, "data-zoom") == "4"
+        zoomed = [float(v) for v in (page.get_attribute(MAP, "viewBox") or "").split()]
+        assert zoomed[2] == pytest.approx(full[2] / 4, abs=0.2)
+        near = min(
+            (g for g in mine if g["id"] != home["id"]),
+            key=lambda g: (centre(g)[0] - lon) ** 2 + (centre(g)[1] - lat) ** 2,
+        )
+        cell = page.locator(f'{MAP} polygon.cell[data-grid-id="{near["id"]}"]')
+        assert cell.bounding_box()["width"] > 40
+        cell.click()
+        assert inside(
+            near,
+            float(page.input_value('[data-testid="report-lon"]')),
+            float(page.input_value('[data-testid="report-lat"]')),
+        )
+        assert page.input_value('[data-testid="report-address"]') == expected_address(near, streets)
+        page.click('[data-testid="report-map-zoom-reset"]')
+        assert page.get_attribute(MAP, "data-zoom") == "1"
+        assert page.get_attribute(MAP, "viewBox") == full_box
+
         # Somewhere outside the supervisor's grids: said before sending anything.
         away = centre(foreign[0])
         b.ctx.set_geolocation({"longitude": away[0], "latitude": away[1]})
