@@ -421,6 +421,43 @@ def test_photos_checked_previewed_and_compressed(browser: Any, live_hub: Any) ->
         b.close()
 
 
+GIF_1X1 = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+@pytest.mark.browser
+def test_a_refused_upload_is_said_plainly(browser: Any, live_hub: Any) -> None:
+    """A GIF named .png passes the browser (Chromium draws it) but not the server's check of the
+    bytes: the form says why in plain Chinese, and reports nothing."""
+    base = live_hub.base_url
+    _streets, cells = grids(base, api_login(base, "seat1"))
+    b = Board(browser, base, "seat1")
+    try:
+        page = b.open_report()
+        pick_category(page, "乱建", "私搭乱建")
+        page.fill('[data-testid="report-description"]', "照片格式不对的上报")
+        page.click(f'{MAP} polygon.cell[data-grid-id="{cells[7]["id"]}"]')
+        page.set_input_files(
+            '[data-testid="report-photos"]',
+            files=[{"name": "其实是动图.png", "mimeType": "image/png", "buffer": GIF_1X1}],
+        )
+        page.wait_for_selector('[data-testid="report-photos-preview"]')
+        page.click('[data-testid="report-submit"]')
+        failure = page.locator('[data-testid="report-failure"]')
+        failure.wait_for()
+        assert failure.inner_text() == (
+            "照片上传失败：不支持的文件类型：照片须为 JPEG、PNG 或 WebP 格式，"
+            "录音须为 MP3、WAV、OGG、AMR 或 M4A 格式"
+        )
+        assert b.posts == ["/api/attachments"]  # the case was not reported
+        assert page.is_visible(f"{DIALOG}[open]")
+        assert page.inner_text('[data-testid="report-submit"]') == "提交上报"
+    finally:
+        b.close()
+
+
 # -- a field supervisor on a phone ---------------------------------------------------------------
 
 
@@ -499,6 +536,13 @@ def test_supervisor_on_a_phone_uses_the_position(browser: Any, live_hub: Any) ->
         page.click('[data-testid="report-submit"]')
         assert b.problems() == {"location": "该位置不在您负责的网格内"}
         assert b.posts == []
+
+        # Quick handling needs a before-photo: said with the rest, gone once unticked.
+        page.check('[data-testid="report-quick"]')
+        page.click('[data-testid="report-submit"]')
+        assert b.problems()["photos"] == "快速处置需要上传处置前照片"
+        page.uncheck('[data-testid="report-quick"]')
+        assert "photos" not in b.problems()
 
         # Back home: the report goes through, in the supervisor's grid.
         b.ctx.set_geolocation({"longitude": lon, "latitude": lat})
