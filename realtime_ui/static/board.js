@@ -10,14 +10,13 @@
 import { api, logout, me } from "./api.js";
 import { Countdown, limitSecondsFor, loadCalendar } from "./countdown.js";
 import { createDetail } from "./detail.js";
-import { debounce, el, fmtTime, fromCityInput, setCityTimeZone } from "./dom.js";
+import { debounce, fmtTime, fromCityInput, setCityTimeZone } from "./dom.js";
 import { REPORT_ROLES, SOURCES, STATES, STATE_LABELS, roleLabel, sourceLabel, stateLabel } from "./labels.js";
 import { connectStores, createLiveIndicator } from "./live.js";
 import { clearError, showError } from "./notify.js";
 import { createReport } from "./report.js";
 import { createCaseStore } from "./store.js";
 import { html, render, signal } from "./ui.js";
-import { fillCategorySelect } from "./widgets.js";
 
 const PAGE_SIZE = 50;
 
@@ -31,16 +30,14 @@ const ctx = {
   departmentById: new Map(),
 };
 
-const form = document.getElementById("filter-form");
-
 let listSeq = 0;
 let listAbort = null;
 let live = null;
 
 /** The selected case id (null: none). */
 const selected = signal(null);
-/** A list request is in flight. */
-const listLoading = signal(false);
+/** A list request is in flight (true until the first answer). */
+const listLoading = signal(true);
 /** The server's state groups (open, deadline, terminal) from GET /api/queues. */
 const groups = signal({ open: [], deadline: [], terminal: [] });
 /** This user's queues with counts ({name, label, states, count, fresh}). */
@@ -103,14 +100,12 @@ async function start() {
   renderUser();
   renderList();
   startLive();
-  buildStateBoxes();
-  buildSourceOptions();
   loadCalendar().catch((err) => showError(`工作日历加载失败：${err.message}`));
   await Promise.all([loadReferenceData(), refreshQueues()]);
   const wanted = new URLSearchParams(location.search).get("case");
   if (wanted && /^\d+$/.test(wanted)) selected.value = Number(wanted);
   const usedDefault = readUrlIntoForm();
-  wireFilters();
+  renderFilters();
   if (usedDefault) writeUrl(); // the address says what the list shows (the default queue)
   await loadList();
   if (selected.value !== null) selectCase(selected.value, { fromUrl: true });
@@ -131,8 +126,6 @@ function renderUser() {
     }
     location.replace("/login");
   });
-  // Department staff only ever see their own department's cases: the filter would be noise.
-  if (u.role === "department") document.getElementById("filter-department-field").hidden = true;
 }
 
 async function loadReferenceData() {
@@ -150,66 +143,52 @@ async function loadReferenceData() {
   ctx.categoryById = new Map(ctx.categories.map((c) => [c.id, c]));
   ctx.departmentById = new Map(ctx.departments.map((d) => [d.id, d]));
 
-  fillCategorySelect(document.getElementById("filter-category"), ctx.categories);
-  const deptSel = document.getElementById("filter-department");
-  for (const d of ctx.departments) deptSel.append(el("option", { value: d.id }, d.name));
-  const gridSel = document.getElementById("filter-grid");
-  for (const g of ctx.grids) gridSel.append(el("option", { value: g.id }, g.name || g.code));
-}
-
-function buildStateBoxes() {
-  const box = document.getElementById("filter-states");
-  for (const s of STATES) {
-    box.append(
-      el(
-        "label",
-        { class: "check-chip" },
-        el("input", {
-          type: "checkbox",
-          name: "state",
-          value: s,
-          "data-testid": `filter-state-${s}`,
-        }),
-        el("span", { class: `dot state-${s}` }),
-        el("span", {}, stateLabel(s)),
-      ),
-    );
-  }
-}
-
-function buildSourceOptions() {
-  const sel = document.getElementById("filter-source");
-  for (const s of SOURCES) sel.append(el("option", { value: s }, sourceLabel(s)));
+  refData.value = { categories: ctx.categories, departments: ctx.departments, grids: ctx.grids };
 }
 
 // ---- filters <-> URL <-> query -----------------------------------------------------------------
 
 const SIMPLE_FIELDS = ["q", "category_id", "source", "department_id", "grid_id", "since", "until"];
+const NO_FILTERS = Object.freeze({
+  state: [],
+  overdue: false,
+  q: "",
+  category_id: "",
+  source: "",
+  department_id: "",
+  grid_id: "",
+  since: "",
+  until: "",
+});
+
+/** What the filter panel shows (the form is a component over this signal). */
+const filters = signal(NO_FILTERS);
+/** 上报时间 boxes that hold no date: {since, until}. */
+const badTimes = signal({ since: false, until: false });
+/** The reference data the selects offer (loaded once). */
+const refData = signal({ categories: [], departments: [], grids: [] });
 
 /** Whether the URL names any filter (or 全部): otherwise the board opens on the user's first queue. */
 function urlHasFilters(p) {
   return p.has("all") || p.has("state") || p.has("overdue") || SIMPLE_FIELDS.some((n) => p.get(n));
 }
 
+/** Filters from the address; returns true when it named none and the default queue was taken. */
 function readUrlIntoForm() {
   const p = new URLSearchParams(location.search);
   const first = queues.value.find((q) => q.name === queuesDefault);
-  const states = new Set(urlHasFilters(p) || !first ? p.getAll("state") : first.states);
-  for (const box of form.querySelectorAll('input[name="state"]')) box.checked = states.has(box.value);
-  for (const name of SIMPLE_FIELDS) {
-    const v = p.get(name);
-    if (v !== null && form.elements[name]) form.elements[name].value = v;
-  }
-  form.elements.overdue.checked = p.get("overdue") === "1" || p.get("overdue") === "true";
-  return !urlHasFilters(p) && !!first;
+  const useDefault = !urlHasFilters(p) && !!first;
+  const v = { ...NO_FILTERS, state: useDefault ? [...first.states] : p.getAll("state").filter((s) => STATES.includes(s)) };
+  for (const name of SIMPLE_FIELDS) v[name] = p.get(name) || "";
+  v.overdue = p.get("overdue") === "1" || p.get("overdue") === "true";
+  filters.value = v;
+  return useDefault;
 }
 
 function formValues() {
-  const v = {
-    state: [...form.querySelectorAll('input[name="state"]:checked')].map((b) => b.value),
-    overdue: form.elements.overdue.checked,
-  };
-  for (const name of SIMPLE_FIELDS) v[name] = form.elements[name].value.trim();
+  const f = filters.value;
+  const v = { ...f, state: [...f.state] };
+  for (const name of SIMPLE_FIELDS) v[name] = String(f[name] || "").trim();
   if (ctx.user && ctx.user.role === "department") v.department_id = "";
   return v;
 }
@@ -243,63 +222,203 @@ function apiQuery() {
 
 /** Mark a 上报时间 box that holds no date (it is then left out of the query); true when both are fine. */
 function checkTimeFields() {
-  let ok = true;
-  for (const name of ["since", "until"]) {
-    const input = form.elements[name];
-    const bad = input.value.trim() !== "" && !fromCityInput(input.value);
-    input.classList.toggle("invalid", bad);
-    input.setAttribute("aria-invalid", bad ? "true" : "false");
-    if (bad) ok = false;
-  }
+  const v = formValues();
+  const bad = {
+    since: v.since !== "" && !fromCityInput(v.since),
+    until: v.until !== "" && !fromCityInput(v.until),
+  };
+  badTimes.value = bad;
+  const ok = !bad.since && !bad.until;
   if (ok) clearError();
   else showError("上报时间格式有误，请按“年-月-日 时:分”填写，如 2026-12-01 08:30");
   return ok;
 }
 
-function updateFilterCount() {
-  filterTick.value += 1;
-  const v = formValues();
+function filterCount(v) {
   let n = v.state.length ? 1 : 0;
   for (const name of SIMPLE_FIELDS) if (v[name]) n += 1;
   if (v.overdue) n += 1;
-  document.getElementById("filter-count").textContent = n ? `（${n} 项）` : "";
+  return n;
 }
 
-/** Re-read the form, write the URL and reload the list (set by wireFilters). */
-let applyFilters = () => {};
+/** Re-read the filters, write the URL and reload the list. */
+function applyFilters() {
+  if (!checkTimeFields()) return;
+  writeUrl();
+  loadList();
+}
 
-function wireFilters() {
-  const apply = () => applyFilters();
-  applyFilters = () => {
-    if (!checkTimeFields()) return;
-    writeUrl();
-    updateFilterCount();
-    loadList();
-  };
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    apply();
-  });
-  form.addEventListener("change", (ev) => {
-    if (ev.target.name === "q") return; // the text box has its own timer
-    apply();
-  });
-  form.elements.q.addEventListener("input", debounce(apply, 400));
-  form.addEventListener("reset", () => setTimeout(apply, 0));
-  document.getElementById("states-open").addEventListener("click", () => {
-    const open = new Set(groups.value.open);
-    for (const b of form.querySelectorAll('input[name="state"]')) b.checked = open.has(b.value);
-    apply();
-  });
-  document.getElementById("states-none").addEventListener("click", () => {
-    for (const b of form.querySelectorAll('input[name="state"]')) b.checked = false;
-    apply();
-  });
-  updateFilterCount();
-  // On a phone the filter box starts folded so the list is visible.
-  if (window.matchMedia("(max-width: 900px)").matches) {
-    document.getElementById("filter-box").open = false;
+const applySoon = debounce(applyFilters, 400);
+
+function setFilter(patch, { apply = true } = {}) {
+  filters.value = { ...filters.value, ...patch };
+  if (apply) applyFilters();
+}
+
+function categoryGroups(categories) {
+  const groups = new Map();
+  for (const c of categories) {
+    const key = `${c.kind || ""}|${c.major_name || "其他"}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(c);
   }
+  const kinds = new Set(categories.map((c) => c.kind));
+  return [...groups].map(([key, list]) => {
+    const [kind, major] = key.split("|");
+    return { label: kinds.size > 1 ? `${kind === "component" ? "部件" : "事件"} · ${major}` : major, list };
+  });
+}
+
+const TIME_HINT = "城市时间，如 2026-12-01 08:30；只填日期也可以";
+
+function TimeField({ name, label }) {
+  const bad = badTimes.value[name];
+  return html`<label class="sub-field"
+    ><span>${label}</span>
+    <input
+      type="text"
+      name=${name}
+      id=${`filter-${name}`}
+      data-testid=${`filter-${name}`}
+      inputmode="numeric"
+      placeholder="年-月-日 时:分"
+      title=${TIME_HINT}
+      maxlength="25"
+      class=${bad ? "invalid" : ""}
+      aria-invalid=${bad ? "true" : "false"}
+      value=${filters.value[name]}
+      onInput=${(ev) => setFilter({ [name]: ev.currentTarget.value }, { apply: false })}
+      onChange=${applyFilters}
+  /></label>`;
+}
+
+/** The filter panel: a form over `filters`; every change reloads the list (the text box after a pause). */
+function FilterPanel({ startOpen }) {
+  const f = filters.value;
+  const ref = refData.value;
+  const n = filterCount(formValues());
+  const isDept = ctx.user && ctx.user.role === "department";
+  const toggleState = (s, on) => setFilter({ state: on ? [...f.state, s] : f.state.filter((x) => x !== s) });
+  return html`<details id="filter-box" open=${startOpen}>
+    <summary>筛选条件 <span class="filter-count" id="filter-count" data-testid="filter-count">${n ? `（${n} 项）` : ""}</span></summary>
+    <form
+      id="filter-form"
+      data-testid="filter-form"
+      autocomplete="off"
+      onSubmit=${(ev) => {
+        ev.preventDefault();
+        applyFilters();
+      }}
+      onReset=${(ev) => {
+        ev.preventDefault();
+        filters.value = NO_FILTERS;
+        applyFilters();
+      }}
+    >
+      <label class="field">
+        <span>关键词</span>
+        <input
+          type="search"
+          name="q"
+          id="filter-q"
+          data-testid="filter-q"
+          placeholder="案件编号、描述、地址"
+          maxlength="100"
+          value=${f.q}
+          onInput=${(ev) => {
+            setFilter({ q: ev.currentTarget.value }, { apply: false });
+            applySoon();
+          }}
+        />
+      </label>
+
+      <fieldset class="field state-boxes" data-testid="filter-state">
+        <legend>案件状态</legend>
+        <div class="checks" id="filter-states">
+          ${STATES.map(
+            (s) => html`<label class="check-chip" key=${s}>
+              <input
+                type="checkbox"
+                name="state"
+                value=${s}
+                data-testid=${`filter-state-${s}`}
+                checked=${f.state.includes(s)}
+                onChange=${(ev) => toggleState(s, ev.currentTarget.checked)}
+              />
+              <span class=${`dot state-${s}`}></span>
+              <span>${stateLabel(s)}</span>
+            </label>`,
+          )}
+        </div>
+        <div class="quick-links">
+          <button type="button" class="link" id="states-open" data-testid="filter-state-open" onClick=${() => setFilter({ state: [...groups.value.open] })}>在办</button>
+          <button type="button" class="link" id="states-none" data-testid="filter-state-clear" onClick=${() => setFilter({ state: [] })}>全部</button>
+        </div>
+      </fieldset>
+
+      <label class="field">
+        <span>案件类别</span>
+        <select name="category_id" id="filter-category" data-testid="filter-category" value=${f.category_id} onChange=${(ev) => setFilter({ category_id: ev.currentTarget.value })}>
+          <option value="">全部类别</option>
+          ${categoryGroups(ref.categories).map(
+            (g) => html`<optgroup label=${g.label} key=${g.label}>
+              ${g.list.map((c) => html`<option value=${String(c.id)} key=${c.id}>${`${c.name}（${c.code}）`}</option>`)}
+            </optgroup>`,
+          )}
+        </select>
+      </label>
+
+      <label class="field">
+        <span>案件来源</span>
+        <select name="source" id="filter-source" data-testid="filter-source" value=${f.source} onChange=${(ev) => setFilter({ source: ev.currentTarget.value })}>
+          <option value="">全部来源</option>
+          ${SOURCES.map((s) => html`<option value=${s} key=${s}>${sourceLabel(s)}</option>`)}
+        </select>
+      </label>
+
+      ${isDept
+        ? null
+        : html`<label class="field" id="filter-department-field">
+            <span>处置部门</span>
+            <select name="department_id" id="filter-department" data-testid="filter-department" value=${f.department_id} onChange=${(ev) => setFilter({ department_id: ev.currentTarget.value })}>
+              <option value="">全部部门</option>
+              ${ref.departments.map((d) => html`<option value=${String(d.id)} key=${d.id}>${d.name}</option>`)}
+            </select>
+          </label>`}
+
+      <label class="field">
+        <span>所属网格</span>
+        <select name="grid_id" id="filter-grid" data-testid="filter-grid" value=${f.grid_id} onChange=${(ev) => setFilter({ grid_id: ev.currentTarget.value })}>
+          <option value="">全部网格</option>
+          ${ref.grids.map((g) => html`<option value=${String(g.id)} key=${g.id}>${g.name || g.code}</option>`)}
+        </select>
+      </label>
+
+      <label class="check-line">
+        <input type="checkbox" name="overdue" id="filter-overdue" data-testid="filter-overdue" value="true" checked=${f.overdue} onChange=${(ev) => setFilter({ overdue: ev.currentTarget.checked })} />
+        <span>只看超时案件</span>
+      </label>
+
+      <fieldset class="field">
+        <legend>上报时间</legend>
+        <${TimeField} name="since" label="从" />
+        <${TimeField} name="until" label="至" />
+      </fieldset>
+
+      <div class="filter-buttons">
+        <button type="submit" class="btn btn-primary" data-testid="filter-apply">查询</button>
+        <button type="reset" class="btn" data-testid="filter-reset">重置</button>
+      </div>
+    </form>
+  </details>`;
+}
+
+function renderFilters() {
+  const box = document.getElementById("filter-panel");
+  box.replaceChildren();
+  // On a phone the filter box starts folded so the list is visible.
+  const startOpen = !window.matchMedia("(max-width: 900px)").matches;
+  render(html`<${FilterPanel} startOpen=${startOpen} />`, box);
 }
 
 // ---- the work queues ---------------------------------------------------------------------------
@@ -342,12 +461,8 @@ function activeQueue() {
 }
 
 function showQueue(q) {
-  for (const b of form.querySelectorAll('input[name="state"]')) b.checked = q ? q.states.includes(b.value) : false;
-  if (q) {
-    for (const name of SIMPLE_FIELDS) form.elements[name].value = "";
-    form.elements.overdue.checked = false;
-    queues.value = queues.value.map((x) => (x.name === q.name ? { ...x, fresh: false } : x));
-  }
+  filters.value = q ? { ...NO_FILTERS, state: [...q.states] } : { ...filters.value, state: [] };
+  if (q) queues.value = queues.value.map((x) => (x.name === q.name ? { ...x, fresh: false } : x));
   queueNotice.value = "";
   applyFilters();
 }
@@ -355,8 +470,6 @@ function showQueue(q) {
 function QueueBar() {
   const list = queues.value;
   if (!list.length) return null;
-  // Read the filter form through the list's own re-renders (filterTick).
-  filterTick.value;
   const active = activeQueue();
   const all = !active && !formValues().state.length;
   return html`<nav class="queue-bar" aria-label="我的待办" data-testid="queue-bar">
@@ -392,14 +505,10 @@ function QueueBar() {
 
 // ---- the list ----------------------------------------------------------------------------------
 
-/** Moved when the filter form changes, so components that read it re-render. */
-const filterTick = signal(0);
-
 async function loadList({ more = false } = {}) {
   const seq = ++listSeq;
   if (listAbort) listAbort.abort();
   listAbort = new AbortController();
-  filterTick.value += 1;
   const query = { ...apiQuery(), limit: PAGE_SIZE };
   if (more) query.cursor = cases.nextCursor.peek();
   listLoading.value = true;
@@ -607,8 +716,7 @@ function parentGridOf(grid) {
  * Whether a case belongs in the list under the current filters: the rules of GET /api/cases
  * (storage/cases.py list_cases), checked against it in tests/ui/test_ui_board.py.
  */
-export function matchesFilters(c) {
-  const v = formValues();
+export function matchesFilters(c, v = formValues()) {
   if (v.state.length && !v.state.includes(c.state)) return false;
   if (v.category_id && String(c.category?.id) !== v.category_id) return false;
   if (v.source && c.source !== v.source) return false;
