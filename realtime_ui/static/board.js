@@ -732,13 +732,54 @@ export function matchesFilters(c, v = formValues()) {
   const until = fromCityInput(v.until, { endOfDay: true });
   if (since && !(reported >= new Date(since).getTime())) return false;
   if (until && !(reported < new Date(until).getTime())) return false; // the server: reported_at < until
-  if (v.q) {
-    // The server searches words (full text); a live case is kept when it holds the text as typed.
-    const needle = v.q.toLowerCase();
-    const hay = [c.case_no, c.description, c.address].map((x) => String(x || "").toLowerCase());
-    if (!hay.some((h) => h.includes(needle))) return false;
-  }
+  if (v.q && !textMatches(v.q, [c.case_no, c.description, c.address])) return false;
   return true;
+}
+
+// The server's text search (storage/search.py): the character bigrams of each run of letters or
+// digits (ASCII runs also whole); a query matches when the text holds all of its bigrams (a
+// one-character run: any term starting with it). Tested against GET /api/cases?q=.
+const SEARCH_RUN = /[0-9a-z]+|(?:(?![0-9a-z_])[\p{L}\p{N}])+|[\u3400-\u9fff\uf900-\ufaff]+/gu;
+const SEARCH_MAX_TEXT = 4000;
+const SEARCH_MAX_TERMS = 32;
+
+function searchRuns(text) {
+  return String(text || "").toLowerCase().slice(0, SEARCH_MAX_TEXT).match(SEARCH_RUN) || [];
+}
+
+function bigrams(run) {
+  const chars = [...run];
+  if (chars.length === 1) return chars;
+  const out = [];
+  for (let i = 0; i < chars.length - 1; i += 1) out.push(chars[i] + chars[i + 1]);
+  return out;
+}
+
+/** Whether texts (case number, description, address) match the search text q as the server does. */
+export function textMatches(q, texts) {
+  const terms = new Set();
+  for (const t of texts) {
+    for (const run of searchRuns(t)) {
+      for (const b of bigrams(run)) terms.add(b);
+      if (/^[\x00-\x7f]*$/.test(run)) terms.add(run);
+    }
+  }
+  const wanted = [];
+  for (const run of searchRuns(q)) {
+    if ([...run].length === 1) wanted.push({ prefix: run });
+    else for (const b of bigrams(run)) wanted.push({ term: b });
+  }
+  if (!wanted.length) return false; // nothing searchable: the server lists nothing
+  const seen = new Set();
+  const uniq = wanted.filter((w) => {
+    const k = w.prefix !== undefined ? `${w.prefix}:*` : w.term;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  return uniq.slice(0, SEARCH_MAX_TERMS).every((w) =>
+    w.prefix !== undefined ? [...terms].some((t) => t.startsWith(w.prefix)) : terms.has(w.term),
+  );
 }
 
 let resyncTimer = null;

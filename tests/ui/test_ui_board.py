@@ -315,8 +315,9 @@ def test_browser_match_agrees_with_the_list_query(
     browser: Any, live_hub: Any, api_users: Any
 ) -> None:
     """board.js matchesFilters (what a live update is judged by) against GET /api/cases on the demo
-    city's cases: for each filter, a case of the newest 200 matches in the browser exactly when the
-    server lists it."""
+    city's cases: for each filter (states, overdue, source, grid, category, department, report time,
+    and the text search with its bigram rules), a case of the newest 200 matches in the browser
+    exactly when the server lists it."""
     seat = api_users["seat2"]
     sample = seat.get("/api/cases", limit=200)["items"]
     grid = next(c["grid"]["id"] for c in sample if c["grid"])
@@ -324,11 +325,19 @@ def test_browser_match_agrees_with_the_list_query(
     first_level = next(iter(grids))
     category = sample[0]["category"]["id"]
     department = next(c["department"]["id"] for c in sample if c["department"])
+    number = next(m.group(0) for c in sample if (m := re.search(r"\d{2,}", c["address"] or "")))
+    texts = [
+        sample[3]["description"][2:5],  # a Chinese phrase (its bigrams)
+        sample[7]["description"][:1],  # one character (a prefix)
+        sample[5]["case_no"][2:9],  # part of a case number
+        f"街道 {number}",  # two runs
+        "路口",
+    ]
     p = _board(browser, live_hub.base_url, "seat1", "/board?all=1")
     try:
         page = p.page
         checked = 0
-        for f in FILTERS:
+        for f in [*FILTERS, *({"q": t} for t in texts), {"q": texts[0], "state": ["closed"]}]:
             form = {
                 "state": f.get("state", []),
                 "overdue": f.get("overdue", False),
@@ -338,11 +347,12 @@ def test_browser_match_agrees_with_the_list_query(
                 "grid_id": str(first_level if f.get("grid") else ""),
                 "category_id": str(category if f.get("category") else ""),
                 "department_id": str(department if f.get("department") else ""),
+                "q": f.get("q", ""),
             }
             got = page.evaluate(
                 """async ([form, sample]) => {
                     const { matchesFilters } = await import("/static/board.js");
-                    return sample.map((c) => matchesFilters(c, { ...form, q: "" }));
+                    return sample.map((c) => matchesFilters(c, form));
                 }""",
                 [form, sample],
             )
@@ -351,7 +361,7 @@ def test_browser_match_agrees_with_the_list_query(
                 params["state"] = form["state"]
             if form["overdue"]:
                 params["overdue"] = "true"
-            for k in ("source", "grid_id", "category_id", "department_id"):
+            for k in ("source", "grid_id", "category_id", "department_id", "q"):
                 if form[k]:
                     params[k] = form[k]
             if form["since"]:
