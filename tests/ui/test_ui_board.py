@@ -113,6 +113,33 @@ def test_countdown_agrees_with_workcalendar(browser: Any, live_hub: Any) -> None
         for k, now in cases.items():
             left = cal.working_seconds_between(now, due) or cal.working_seconds_between(due, now)
             assert abs(out[k]["seconds"] - left) < 1e-3, k
+        # The component: it follows the page's minute signal, in place (same node), and colours.
+        shown = p.page.evaluate(
+            """async ([cal]) => {
+                const m = await import("/static/countdown.js");
+                const { html, render } = await import("/static/ui.js");
+                m.calendarSignal.value = cal;
+                const box = document.createElement("div");
+                document.body.append(box);
+                m.minuteNow.value = Date.parse("2026-10-08T09:00:00+08:00");
+                render(html`<${m.Countdown} deadline="2026-10-08T15:30:00+08:00" limitSeconds=${4 * 3600} />`, box);
+                const node = box.firstElementChild;
+                const out = [[node.textContent, node.dataset.level]];
+                for (const at of ["2026-10-08T15:00:00+08:00", "2026-10-09T09:00:00+08:00"]) {
+                    m.minuteNow.value = Date.parse(at);
+                    await new Promise((r) => setTimeout(r, 50));
+                    out.push([box.firstElementChild.textContent, box.firstElementChild.dataset.level]);
+                }
+                return { out, same: box.firstElementChild === node, cls: node.className };
+            }""",
+            [calendar_json(cal, date(2026, 9, 1), date(2026, 11, 1))],
+        )
+        assert shown["out"] == [
+            ["剩余 4 小时", "ok"],  # 09:00-12:00 + 14:30-15:30
+            ["剩余 30 分", "warn"],
+            ["已超时 3 小时", "over"],  # 15:30-18:00 on the 8th, 08:30-09:00 on the 9th
+        ]
+        assert shown["same"] is True and shown["cls"] == "countdown countdown-over"
         assert p.unexpected_errors() == []
     finally:
         p.close()
