@@ -401,5 +401,5 @@ def test_time_limit_is_shown_in_chinese(page: Any, city_hub: LiveHub) -> None:
     page.wait_for_selector(TIMELINE_ITEM)
     assert page.inner_text('[data-field="time_limit"]') == label
     page.click('[data-testid="action-button"][data-action="dispatch"]')
-    hint = page.locator('[data-testid="action-form"] small')
+    hint = page.locator('[data-testid="action-form"] small.muted')
     assert hint.inner_text() == f"处置时限按“{label}”自动计算"
