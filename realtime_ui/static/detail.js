@@ -38,6 +38,8 @@ const DEADLINE_STATES = new Set(["dispatched", "handling"]);
 /** Photos filed with these actions show the site before handling, and after it. */
 const BEFORE_ACTIONS = new Set(["report", "quick_report"]);
 const AFTER_ACTIONS = new Set(["feedback", "quick_complete"]);
+/** Whoever may take these compares the photos first. */
+const VERIFY_ACTIONS = new Set(["verify_pass", "verify_fail"]);
 
 const NOTE_PLACEHOLDERS = {
   reject: "请说明不予立案的理由",
@@ -214,6 +216,8 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
   }
 
   function CaseView({ c, notice }) {
+    // The verifier compares the site before and after first: the photos come before the fields.
+    const verifier = (c.allowed_actions || []).some((a) => VERIFY_ACTIONS.has(a));
     useLayoutEffect(() => {
       body.scrollTop = 0;
       pane.scrollTop = 0;
@@ -247,11 +251,12 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
           <h3>办理操作</h3>
           <${Actions} c=${c} />
         </section>
+        ${verifier ? html`<${Photos} c=${c} />` : null}
         <section class="detail-section">
           <h3>案件信息</h3>
           <${Fields} c=${c} />
         </section>
-        <${Photos} c=${c} />
+        ${verifier ? null : html`<${Photos} c=${c} />`}
         <section class="detail-section">
           <h3>处理记录</h3>
           <${Timeline} c=${c} />

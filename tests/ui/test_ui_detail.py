@@ -121,6 +121,33 @@ class City:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
+    def supervisor_report(self, username: str = "sup01") -> dict[str, Any]:
+        """A field supervisor's report with a before photo, at the middle of one of their grids."""
+        self.seq += 1
+        sup = self.user(username)
+        mine = set(sup.user["grid_ids"])
+        grid = next(
+            g
+            for g in sup.get("/api/grids", level=2)["items"]
+            if g["id"] in mine or g["parent_id"] in mine
+        )
+        ring = sup.get(f"/api/grids/{grid['id']}")["boundary"]
+        xs, ys = [pt[0] for pt in ring], [pt[1] for pt in ring]
+        r = sup.http.post(
+            "/api/cases",
+            json={
+                "category_id": self.category()["id"],
+                "source": "supervisor",
+                "description": f"巡查发现暴露垃圾（详情测试 {self.seq}）",
+                "address": f"麒麟区建宁路 {self.seq} 号",
+                "lon": (min(xs) + max(xs)) / 2,
+                "lat": (min(ys) + max(ys)) / 2,
+                "attachment_ids": [sup.photo(self.seq)],
+            },
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
     def registered(self, **kw: Any) -> dict[str, Any]:
         case = self.report(**kw)
         return self.user("seat2").act(case["id"], "register")
@@ -343,6 +370,26 @@ def test_before_and_after_photos_side_by_side(session: Any, city: City) -> None:
         """() => [...document.querySelectorAll('[data-testid="photo-compare"] img')]
             .every(i => i.complete && i.naturalWidth > 0)"""
     )
+
+
+def test_verifier_sees_the_photos_first(session: Any, city: City) -> None:
+    case = city.supervisor_report("sup01")
+    city.user("seat2").act(case["id"], "register")
+    dep = city.category()["default_department_id"]
+    city.user("dispatch1").act(case["id"], "dispatch", department_id=dep)
+    dept = city.department_user(dep)
+    dept.act(case["id"], "accept")
+    dept.act(case["id"], "feedback", attachment_ids=[dept.photo(500 + city.seq)])
+    city.user("seat2").act(case["id"], "request_verify")
+    s = session("sup01")
+    s.open_case(case["id"])
+    page = s.page
+    page.wait_for_selector('[data-testid="action-button"][data-action="verify_pass"]')
+    compare = page.locator(f'{PANE} [data-testid="photo-compare"]').bounding_box()
+    fields = page.locator(f'{PANE} [data-testid="detail-fields"]').bounding_box()
+    assert compare["y"] < fields["y"]  # before and after come before the case's fields
+    assert page.locator(f'{PANE} [data-testid="photos-before"] img').count() == 1
+    assert page.locator(f'{PANE} [data-testid="photos-after"] img').count() == 1
 
 
 # -- 5. the printable case sheet ----------------------------------------------------------------------
