@@ -62,8 +62,8 @@ if str(ROOT) not in sys.path:
 
 import asyncpg  # noqa: E402
 
-from hub.core import workflow as wf  # noqa: E402
 from hub.cases.service import CaseService  # noqa: E402
+from hub.core import workflow as wf  # noqa: E402
 from hub.core.errors import CityhubError, Conflict  # noqa: E402
 from hub.settings import Secret, Settings  # noqa: E402
 from hub.state import HubState  # noqa: E402
