@@ -88,6 +88,12 @@ class Settings:
     cookie_secure: bool = False
     max_json_bytes: int = 256 * 1024
     max_upload_bytes: int = 20 * 1024 * 1024
+    #: The city's base map under the grids: a tile URL template in Web Mercator with ``{z}``, ``{x}``
+    #: and ``{y}`` (e.g. ``https://tiles.example.gov.cn/{z}/{x}/{y}.png``, or ``/tiles/{z}/{x}/{y}.png``
+    #: behind the same proxy); empty: the grids alone.
+    map_tiles: str = ""
+    #: The base map's attribution, shown under the map.
+    map_attribution: str = ""
     max_attachments_per_request: int = 9
     #: Failed logins of one account from one address before each next try waits 1 s, 2 s, 4 s …
     #: (at most 15 min; see ``hub/web/throttle.py``).
@@ -111,6 +117,14 @@ class Settings:
     @property
     def attachments_dir(self) -> Path:
         return self.data_dir / "attachments"
+
+    @property
+    def map_tiles_origin(self) -> str:
+        """The base map's origin for the pages' CSP (empty when the tiles are the hub's own)."""
+        if not self.map_tiles.startswith(("https://", "http://")):
+            return ""
+        scheme, _, rest = self.map_tiles.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
 
     @property
     def effective_ws_port(self) -> int:
@@ -160,6 +174,13 @@ class Settings:
                 raise SettingsError(
                     f"CITYHUB_TRUSTED_PROXIES: not an IP address or network: {entry!r}"
                 ) from None
+        if self.map_tiles:
+            if not all(p in self.map_tiles for p in ("{z}", "{x}", "{y}")):
+                raise SettingsError("CITYHUB_MAP_TILES: the template needs {z}, {x} and {y}")
+            if not self.map_tiles.startswith(("https://", "http://", "/")) or any(
+                c in self.map_tiles for c in " \"'<>;"
+            ):
+                raise SettingsError("CITYHUB_MAP_TILES: an http(s) URL or a path starting with /")
         if self.login_max_attempts < 1 or self.login_window_seconds < 1:
             raise SettingsError("CITYHUB_LOGIN_MAX_ATTEMPTS and _WINDOW_SECONDS must be positive")
 

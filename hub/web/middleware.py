@@ -34,16 +34,20 @@ class SecurityHeadersMiddleware:
         (b"referrer-policy", b"same-origin"),
     )
     CSP = (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
+        "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self'; script-src 'self';"
         " connect-src 'self'{ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
 
     @classmethod
     def csp(cls, scope: Scope) -> bytes:
-        """The policy, allowing the websocket listener (same host, its own port) for connections."""
+        """The policy, allowing the websocket listener (same host, its own port) for connections and
+        the base map's tile server (``CITYHUB_MAP_TILES``) for images."""
         ws = ""
         state = getattr(scope.get("app"), "state", None)
         hub = getattr(state, "hub", None) if state is not None else None
+        settings = getattr(hub, "settings", None)
+        origin = getattr(settings, "map_tiles_origin", "")
+        tiles = f" {origin}" if origin else ""
         live = getattr(hub, "live", None)
         if live is not None:
             host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
@@ -51,7 +55,7 @@ class SecurityHeadersMiddleware:
             if hostname and all(c.isalnum() or c in ".-[]:" for c in hostname):
                 port = live.bound_port
                 ws = f" ws://{hostname}:{port} wss://{hostname}:{port}"
-        return cls.CSP.format(ws=ws).encode()
+        return cls.CSP.format(ws=ws, tiles=tiles).encode()
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -191,3 +191,43 @@ export function drawGridMap(mapSvg, level1, level2) {
   mapSvg.replaceChildren(cellLayer, streetLayer, labelLayer);
   return geo;
 }
+
+// ---- the city's base map under the grids (CITYHUB_MAP_TILES) -----------------------------------
+
+/** At most this many tiles across the visible box: the zoom level follows from it. */
+export const MAX_TILES_ACROSS = 6;
+const MAX_TILE_ZOOM = 19;
+
+/**
+ * The base map's tiles (Web Mercator, a `{z}/{x}/{y}` URL template) covering the visible `box`
+ * ("x y width height" in map units; default the whole map), each placed in map units:
+ * [{key, href, x, y, width, height}]. The zoom is the deepest at which the box is still at most
+ * MAX_TILES_ACROSS tiles wide, so zooming the map in loads sharper tiles. A tile's true edges are
+ * projected; within one tile (about a kilometre at street zoom) the stretch is linear.
+ */
+export function baseTiles(geo, template, box = geo?.viewBox) {
+  if (!geo || !template || !box) return [];
+  const [bx, by, bw, bh] = box.split(" ").map(Number);
+  const [west, north] = geo.unproject(bx, by);
+  const [east, south] = geo.unproject(bx + bw, by + bh);
+  let z = 0;
+  while (z < MAX_TILE_ZOOM && ((east - west) / 360) * 2 ** (z + 1) <= MAX_TILES_ACROSS) z += 1;
+  const n = 2 ** z;
+  const tileX = (lon) => Math.floor(((lon + 180) / 360) * n);
+  const tileY = (lat) => {
+    const r = (lat * Math.PI) / 180;
+    return Math.floor(((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n);
+  };
+  const lonOf = (x) => (x / n) * 360 - 180;
+  const latOf = (y) => (180 / Math.PI) * Math.atan(Math.sinh(Math.PI - (2 * Math.PI * y) / n));
+  const tiles = [];
+  for (let x = tileX(west); x <= tileX(east); x++) {
+    for (let y = tileY(north); y <= tileY(south) && tiles.length < 4 * MAX_TILES_ACROSS ** 2; y++) {
+      const [x0, y0] = geo.project(lonOf(x), latOf(y));
+      const [x1, y1] = geo.project(lonOf(x + 1), latOf(y + 1));
+      const href = template.replaceAll("{z}", z).replaceAll("{x}", x).replaceAll("{y}", y);
+      tiles.push({ key: `${z}/${x}/${y}`, href, x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+    }
+  }
+  return tiles;
+}

@@ -4,7 +4,7 @@
 // and contact, photos previewed, checked and compressed before upload. Every missing or wrong
 // field is reported at once, highlighted, before anything is sent.
 import { api, uploadFiles } from "./api.js";
-import { fetchGrids, gridAt, gridGeometry } from "./gridmap.js";
+import { baseTiles, fetchGrids, gridAt, gridGeometry } from "./gridmap.js";
 import {
   DEFAULT_SOURCE_BY_ROLE,
   LOCATED_SOURCES,
@@ -26,6 +26,8 @@ const SEARCH_SHOWN = 60;
 const gridStore = signal({ status: "idle" });
 /** The hub's upload limits (GET /api/auth/me `uploads`). */
 const uploadLimits = signal(DEFAULT_LIMITS);
+/** The city's base map (GET /api/auth/me `map`: {tiles, attribution}; tiles null: grids only). */
+const baseMap = signal({ tiles: null, attribution: "" });
 
 function loadGrids() {
   if (gridStore.value.status !== "idle" && gridStore.value.status !== "failed") return;
@@ -44,6 +46,7 @@ function loadLimits() {
   api("/api/auth/me")
     .then((who) => {
       uploadLimits.value = limitsFrom(who);
+      if (who.map && typeof who.map.tiles === "string") baseMap.value = who.map;
     })
     .catch(() => {});
 }
@@ -201,6 +204,7 @@ function GridMap({ store, point, chosenId, scope, onPick }) {
   };
   const pin = point ? geo.project(point.lon, point.lat) : null;
   const view = zoomedBox(geo, zoom);
+  const tiles = baseTiles(geo, baseMap.value.tiles, view.box);
   const zoomBy = (factor) => {
     const k = Math.min(MAX_ZOOM, Math.max(1, zoom.k * factor));
     // Zooming in goes to the chosen point; out, it keeps the centre.
@@ -218,6 +222,14 @@ function GridMap({ store, point, chosenId, scope, onPick }) {
     </div>
     <svg ref=${ref} class="report-map-svg" viewBox=${view.box} data-testid="report-map"
          data-zoom=${zoom.k} role="img" aria-label="网格地图，点击选择问题位置" onClick=${click}>
+      ${tiles.length > 0 &&
+      html`<g class="basemap" data-testid="report-basemap">
+        ${tiles.map(
+          (t) => html`<image key=${t.key} href=${t.href} x=${t.x.toFixed(1)} y=${t.y.toFixed(1)}
+                             width=${t.width.toFixed(1)} height=${t.height.toFixed(1)}
+                             preserveAspectRatio="none" data-tile=${t.key} />`,
+        )}
+      </g>`}
       <g class="cells">${cells}</g>
       <g class="streets">
         ${geo.streets.map((s) => html`<polygon key=${s.grid.id} class="street" points=${s.points} />`)}
@@ -234,7 +246,10 @@ function GridMap({ store, point, chosenId, scope, onPick }) {
               transform=${`translate(${pin[0].toFixed(1)} ${pin[1].toFixed(1)}) scale(${(1 / Math.sqrt(zoom.k)).toFixed(3)})`}>
         <circle class="report-pin-halo" r="16" /><circle class="report-pin-dot" r="7" />
       </g>`}
-    </svg>`;
+    </svg>
+    ${tiles.length > 0 && baseMap.value.attribution &&
+    html`<small class="map-attribution muted" data-testid="report-map-attribution">
+      底图：${baseMap.value.attribution}</small>`}`;
 }
 
 // ---- the form ----------------------------------------------------------------------------------

@@ -208,6 +208,10 @@ async def me(request: Request, p: Principal) -> Response:
             "user": p.public(),
             "csrf_token": p.csrf_token,
             "timezone": hub(request).settings.timezone,
+            "map": {
+                "tiles": hub(request).settings.map_tiles or None,
+                "attribution": hub(request).settings.map_attribution,
+            },
             "uploads": {
                 "max_bytes": hub(request).settings.max_upload_bytes,
                 "max_files": hub(request).settings.max_attachments_per_request,
