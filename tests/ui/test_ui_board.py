@@ -17,7 +17,6 @@ import pytest
 from hub.core.workcal import WorkCalendar, parse_work_hours
 from hub.web.routes.queues import calendar_json
 from tests.ui.test_ui_live import LIVE_MS, PASSWORDS, ROW, ApiUser, Page, row
-from tests.ui.test_ui_live import browser as browser
 
 PASSWORDS.setdefault("sup01", "Super#2026")
 PASSWORDS.setdefault("admin", "Admin#2026")

@@ -19,15 +19,6 @@ import httpx
 import pytest
 
 STATIC = Path(__file__).resolve().parents[2] / "realtime_ui" / "static"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 20_000
 LIVE_MS = 3_000  # "within 3 s, without a reload"
 SHOTS = Path("/tmp/cityhub-ui-live")
@@ -110,19 +101,6 @@ def users(live_hub: Any) -> Iterator[dict[str, ApiUser]]:
 
 
 # -- browser side ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Page:
