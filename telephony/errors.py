@@ -4,9 +4,10 @@ Tree::
 
     CityhubError (hub.core.errors)
     └── TelephonyError                  anything the telephony core refuses
-        └── SipProtocolError            a peer broke the protocol; ``status`` is the SIP answer
-            └── SdpError                malformed or oversized SDP body (400)
-                └── SdpNegotiationError no common codec / unusable offer (488 Not Acceptable Here)
+        ├── SipProtocolError            a peer broke the protocol; ``status`` is the SIP answer
+        │   └── SdpError                malformed or oversized SDP body (400)
+        │       └── SdpNegotiationError no common codec / unusable offer (488 Not Acceptable Here)
+        └── RtpError                    a short or malformed RTP/RTCP/telephone-event packet: drop, count
 
 The sans-I/O cores raise these; the adapters translate them at the edge (a response with ``status``
 and ``reason`` for a request, a dropped datagram counted in the metrics otherwise).
@@ -50,3 +51,12 @@ class SdpNegotiationError(SdpError):
 
     def __init__(self, reason: str = "Not Acceptable Here", *, details: Any = None) -> None:
         super().__init__(reason, status=488, details=details)
+
+class RtpError(TelephonyError):
+    """An RTP, RTCP or RFC 4733 payload that does not parse or breaks a limit (the datagram is dropped)."""
+
+    code = "rtp_error"
+
+    def __init__(self, reason: str, *, details: Any = None) -> None:
+        super().__init__(reason, details=details)
+        self.reason = reason
