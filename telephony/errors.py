@@ -5,6 +5,8 @@ Tree::
     CityhubError (hub.core.errors)
     └── TelephonyError                  anything the telephony core refuses
         ├── SipProtocolError            a peer broke the protocol; ``status`` is the SIP answer
+        │   ├── MalformedRequest        a request readable enough to answer: ``request`` holds what parsed
+        │   ├── SipGarbage              not SIP at all, or unanswerable (a bad response): drop, count
         │   └── SdpError                malformed or oversized SDP body (400)
         │       └── SdpNegotiationError no common codec / unusable offer (488 Not Acceptable Here)
         └── RtpError                    a short or malformed RTP/RTCP/telephone-event packet: drop, count
@@ -15,9 +17,12 @@ and ``reason`` for a request, a dropped datagram counted in the metrics otherwis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.core.errors import CityhubError
+
+if TYPE_CHECKING:
+    from telephony.sip.message import Request
 
 
 class TelephonyError(CityhubError):
@@ -33,6 +38,28 @@ class SipProtocolError(TelephonyError):
         super().__init__(f"{status} {reason}", details=details)
         self.status = status
         self.reason = reason
+
+
+class MalformedRequest(SipProtocolError):
+    """A request whose start line (and the headers that parsed) are readable, so it can be answered:
+    ``make_response(error.request, error.status, error.reason)``; e.g. 400 "Bad Request (missing
+    Call-ID)", 505 for another SIP version, 513 for an oversized message."""
+
+    code = "sip_malformed_request"
+
+    def __init__(self, status: int, reason: str, *, request: Request, details: Any = None) -> None:
+        super().__init__(status, reason, details=details)
+        self.request = request
+
+
+class SipGarbage(SipProtocolError):
+    """Not a SIP message at all (or one nobody can answer, e.g. a malformed response): drop it and count
+    it. ``status`` is 0: there is nothing to send back."""
+
+    code = "sip_garbage"
+
+    def __init__(self, reason: str, *, details: Any = None) -> None:
+        super().__init__(0, reason, details=details)
 
 
 class SdpError(SipProtocolError):
@@ -51,6 +78,7 @@ class SdpNegotiationError(SdpError):
 
     def __init__(self, reason: str = "Not Acceptable Here", *, details: Any = None) -> None:
         super().__init__(reason, status=488, details=details)
+
 
 class RtpError(TelephonyError):
     """An RTP, RTCP or RFC 4733 payload that does not parse or breaks a limit (the datagram is dropped)."""
