@@ -17,6 +17,7 @@ from telephony.rtp.rtcp import (
     ReportBlock,
     RtcpPacket,
     SenderReport,
+    ntp_timestamp,
     parse_compound,
     serialize_compound,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "dtmf_schedule",
     "event_digit",
     "is_rtcp",
+    "ntp_timestamp",
     "parse_compound",
     "parse_events",
     "serialize_compound",

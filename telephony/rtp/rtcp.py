@@ -29,6 +29,7 @@ __all__ = [
     "RtcpPacket",
     "SenderReport",
     "ntp_middle32",
+    "ntp_timestamp",
     "parse_compound",
     "serialize_compound",
 ]
@@ -42,6 +43,17 @@ _COMMON: Final = struct.Struct("!BBH")
 _BLOCK: Final = struct.Struct("!IIIIII")
 _SENDER_INFO: Final = struct.Struct("!IQIII")
 _U32: Final = 0xFFFFFFFF
+
+
+NTP_UNIX_OFFSET: Final = 2_208_988_800
+"""Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01)."""
+
+
+def ntp_timestamp(unix_seconds: float) -> int:
+    """The 64-bit NTP timestamp (32.32 fixed point, §4) of a wall-clock time given by the caller."""
+    whole = int(unix_seconds // 1)
+    fraction = min(round((unix_seconds - whole) * (1 << 32)), _U32)
+    return (((whole + NTP_UNIX_OFFSET) & _U32) << 32) | fraction
 
 
 def ntp_middle32(ntp: int) -> int:

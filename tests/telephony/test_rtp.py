@@ -27,6 +27,7 @@ from telephony.rtp import (
     dtmf_schedule,
     event_digit,
     is_rtcp,
+    ntp_timestamp,
     parse_compound,
     parse_events,
     serialize_compound,
@@ -280,6 +281,15 @@ class TestSection6_4_1_SenderReport:
         raw = sr.serialize()
         assert raw[0] == 0x82 and raw[1] == 200 and struct.unpack("!H", raw[2:4])[0] == 6 + 12 + 1
         assert parse_compound(raw) == (sr,)
+
+
+class TestSection4_NtpTimestamps:
+    def test_unix_to_ntp(self) -> None:
+        assert ntp_timestamp(0.0) == 2_208_988_800 << 32
+        assert ntp_timestamp(1.5) == ((2_208_988_801 << 32) | 0x80000000)
+        # 2026-12-01T00:00:00Z, a quarter second past
+        assert ntp_timestamp(1_796_083_200.25) == ((1_796_083_200 + 2_208_988_800) << 32) | 1 << 30
+        assert ntp_timestamp(0.9999999999) >> 32 == 2_208_988_800  # the fraction never carries
 
 
 class TestSection6_4_2_ReceiverReport:
