@@ -9,6 +9,7 @@ Tree::
         │   ├── SipGarbage              not SIP at all, or unanswerable (a bad response): drop, count
         │   └── SdpError                malformed or oversized SDP body (400)
         │       └── SdpNegotiationError no common codec / unusable offer (488 Not Acceptable Here)
+        ├── DigestError                 a malformed or unusable digest challenge, or credentials rejected
         └── RtpError                    a short or malformed RTP/RTCP/telephone-event packet: drop, count
 
 The sans-I/O cores raise these; the adapters translate them at the edge (a response with ``status``
@@ -78,6 +79,19 @@ class SdpNegotiationError(SdpError):
 
     def __init__(self, reason: str = "Not Acceptable Here", *, details: Any = None) -> None:
         super().__init__(reason, status=488, details=details)
+
+
+class DigestError(TelephonyError):
+    """A digest challenge we cannot answer (malformed, over a limit, no algorithm or qop we support),
+    or, with ``rejected``, a realm that refused our credentials. Never carries the password."""
+
+    code = "digest_error"
+
+    def __init__(self, reason: str, *, realm: str | None = None, rejected: bool = False) -> None:
+        super().__init__(reason, details={"realm": realm, "rejected": rejected})
+        self.reason = reason
+        self.realm = realm
+        self.rejected = rejected
 
 
 class RtpError(TelephonyError):
