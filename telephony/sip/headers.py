@@ -356,6 +356,9 @@ class Via:
         return host.strip("[]"), self.rport or self.port or default
 
 
+_DISPLAY_TOKENS = re.compile(
+    r"[A-Za-z0-9\-.!%*_+`'~\x80-\U0010ffff]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~\x80-\U0010ffff]+)*"
+)
 _NAME_ADDR = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|([^"<]*?))\s*<([^<>]*)>(.*)$', re.S)
 
 
@@ -375,6 +378,10 @@ class NameAddr:
                 raise ValueError("malformed name-addr")
             quoted, bare, uri, rest = m.groups()
             display = quoted if quoted is not None else (bare.strip() or None)
+            if quoted is None and display is not None and not _DISPLAY_TOKENS.fullmatch(display):
+                raise ValueError("display name is neither tokens nor quoted")  # RFC 4475 baddn
+            if uri != uri.strip():
+                raise ValueError("whitespace inside <>")  # RFC 4475 §3.1.2.14 badaspec
         else:  # addr-spec: parameters after the URI belong to the header (RFC 3261 §20)
             uri, _, rest = value.strip().partition(";")
             rest = ";" + rest if rest else ""

@@ -43,6 +43,7 @@ from telephony.sip.headers import (
 VERSION = "SIP/2.0"
 MANDATORY_REQUEST = ("Via", "To", "From", "Call-ID", "CSeq", "Max-Forwards")  # §8.1.1
 MANDATORY_RESPONSE = ("Via", "To", "From", "Call-ID", "CSeq")  # §8.2.6
+SINGLE = ("To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Type")  # §7.3.1: no lists
 
 REASONS = {
     100: "Trying",
@@ -376,7 +377,10 @@ def _check_common(headers: Headers, mandatory: tuple[str, ...]) -> str | None:
             NameAddr.parse(headers.get(name) or "")
         except ValueError:
             return _bad(f"malformed {name}")
-    if len(headers.get_all("Call-ID")) > 1 or not (headers.get("Call-ID") or "").strip():
+    for name in SINGLE:
+        if len(headers.get_all(name)) > 1:
+            return _bad(f"more than one {name}")  # RFC 4475 §3.1.2.? multi01
+    if not (headers.get("Call-ID") or "").strip():
         return _bad("malformed Call-ID")
     try:
         CSeq.parse(headers.get("CSeq") or "")

@@ -299,6 +299,33 @@ class TestSection7_3_1_HeaderFieldFormat:
         e = malformed(MINIMAL.replace(b"To: <sip", b'To: "Speaker <sip'))
         assert e.reason == "Bad Request (malformed To)"
 
+    @pytest.mark.parametrize(
+        ("old", "new", "reason"),
+        [
+            # RFC 4475 §3.1.2.14 (badaspec): spaces inside <>
+            (b"To: <sip:speaker1@10.1.2.3>", b"To: < sip:speaker1@10.1.2.3 >", "malformed To"),
+            # RFC 4475 §3.1.2.15 (baddn): a comma in an unquoted display name
+            (b"From: <sip:hub", b"From: Hub, Center <sip:hub", "malformed From"),
+            # RFC 4475 §3.1.2.1 (badinv01): extraneous separators in Via
+            (b"branch=z9hG4bKopt1", b"branch=z9hG4bKopt1;;,;,,", "malformed Via"),
+            # RFC 4475 §3.1.2.4 (scalar02): overlarge scalar values
+            (b"CSeq: 1 OPTIONS", b"CSeq: 36893488147419103232 OPTIONS", "malformed CSeq"),
+            (b"Max-Forwards: 70", b"Max-Forwards: 300", "malformed Max-Forwards"),
+            # RFC 4475 (multi01): several values where one is allowed
+            (b"Call-ID: opt-1@10.0.0.1", b"Call-ID: a@b\r\ni: c@d", "more than one Call-ID"),
+            (b"To: <sip:speaker1@10.1.2.3>", b"To: <sip:a@b>\r\nt: <sip:c@d>", "more than one To"),
+        ],
+    )
+    def test_torture_invalid_values_are_400(self, old: bytes, new: bytes, reason: str) -> None:
+        e = malformed(MINIMAL.replace(old, new))
+        assert (e.status, e.reason) == (400, f"Bad Request ({reason})")
+
+    def test_torture_valid_display_names(self) -> None:  # RFC 4475 §3.1.1.6 (lwsdisp)
+        m = req(MINIMAL.replace(b"From: <sip:hub", b"From: caller<sip:hub"))
+        assert m.from_ is not None and m.from_.display == "caller"
+        m = req(MINIMAL.replace(b"From: <sip:hub", b"From: Command   Center <sip:hub"))
+        assert m.from_ is not None and m.from_.display == "Command   Center"
+
     def test_utf8_values(self) -> None:
         m = req(MINIMAL.replace(b"To: <", 'To: "东门广播" <'.encode()))
         assert m.to is not None and m.to.display == '"东门广播"'
