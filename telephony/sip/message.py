@@ -23,6 +23,7 @@ Limits (``Limits``): the whole message, the number of header lines, and each lin
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,22 @@ from telephony.sip.headers import (
 VERSION = "SIP/2.0"
 MANDATORY_REQUEST = ("Via", "To", "From", "Call-ID", "CSeq", "Max-Forwards")  # §8.1.1
 MANDATORY_RESPONSE = ("Via", "To", "From", "Call-ID", "CSeq")  # §8.2.6
+# list headers written as one comma-separated line (Via, Route, Contact stay one value a line)
+COMBINED = frozenset(
+    {
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Allow",
+        "Allow-Events",
+        "Content-Encoding",
+        "Content-Language",
+        "Proxy-Require",
+        "Require",
+        "Supported",
+        "Unsupported",
+    }
+)
 SINGLE = ("To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Type")  # §7.3.1: no lists
 
 REASONS = {
@@ -100,6 +117,7 @@ _METHOD = re.compile(rb"[A-Za-z0-9\-.!%*_+`'~]+")
 _URI = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*:[^\s]+")
 _CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 _LINES = re.compile(r"\r?\n")
+_LINES_B = re.compile(rb"\r?\n")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
@@ -172,7 +190,14 @@ class _Base:
 
     def _head(self, start: str) -> bytes:
         lines = [start]
-        lines.extend(f"{n}: {v}" for n, v in self.headers.items if n != "Content-Length")
+        for name, group in itertools.groupby(self.headers.items, key=lambda item: item[0]):
+            values = [v for _, v in group]
+            if name == "Content-Length":
+                continue
+            if name in COMBINED and len(values) > 1 and all(values):
+                lines.append(f"{name}: {', '.join(values)}")  # "Allow: INVITE, ACK, BYE"
+            else:
+                lines.extend(f"{name}: {v}" for v in values)  # one Via, Route, Contact a line
         lines.append(f"Content-Length: {len(self.body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + self.body
 
@@ -305,16 +330,18 @@ def _read_headers(head: bytes, limits: Limits, out: list[tuple[str, str]]) -> st
     """Append ``(name, value)`` pairs to ``out``; return the first problem (out keeps what parsed)."""
     if not head:
         return None
-    if _CTL.search(head):
-        return _bad("control character in a header")
+    error: str | None = None
+    if _CTL.search(head):  # keep reading (sanitised) so the 400 still carries Via, Call-ID, CSeq
+        error = _bad("control character in a header")
+        head = _CTL.sub(b"?", head)
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
-        return _bad("header not UTF-8")
+        error = error or _bad("header not UTF-8")
+        text = head.decode("utf-8", "replace")
+    if max(map(len, _LINES_B.split(head))) > limits.max_line:
+        error = error or _bad("header line too long")
     raw = _LINES.split(text)
-    if max(map(len, raw)) > limits.max_line:
-        return _bad("header line too long")
-    error: str | None = None
     logical: list[str] = []
     for line in raw:
         if line[:1] in (" ", "\t"):

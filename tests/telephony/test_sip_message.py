@@ -291,6 +291,13 @@ class TestSection7_3_1_HeaderFieldFormat:
         e = malformed(MINIMAL.replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n"))
         assert (e.status, e.reason) == (400, reason)
 
+    def test_bad_lines_still_leave_the_headers_to_answer_with(self) -> None:
+        e = malformed(MINIMAL.replace(b"\r\nCSeq", b"\r\nX-Bin: \x01\xff\r\nCSeq"))
+        assert e.reason == "Bad Request (control character in a header)"
+        r = make_response(e.request, e.status, e.reason)
+        assert r.branch == "z9hG4bKopt1" and r.header("CSeq") == "1 OPTIONS"
+        assert resp(r.serialize()) == r
+
     def test_first_header_starting_with_whitespace_is_400(self) -> None:
         e = malformed(MINIMAL.replace(b"SIP/2.0\r\nVia", b"SIP/2.0\r\n Via", 1))
         assert e.reason == "Bad Request (header begins with whitespace)"
@@ -569,6 +576,15 @@ class TestRoundTrip:
         out = first.serialize()
         assert parse(out) == first
         assert parse(out).serialize() == out
+
+    def test_lists_written_combined_except_via_route_contact(self) -> None:
+        out = resp(ASTERISK_200).serialize()
+        assert (
+            b"\r\nAllow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, " in out
+        )
+        assert b"\r\nSupported: replaces, timer\r\n" in out
+        vias = req(TORTUOUS).serialize().count(b"\r\nVia: ")
+        assert vias == 3
 
     def test_exact_bytes(self) -> None:
         m = Request(
