@@ -543,9 +543,8 @@ class TestSection17_RandomLayerEvents:
             elif name in ("invite", "options", "ack", "cancel"):
                 out = layer.receive(request(name.upper(), branch), PEER, now)
             else:
-                keys = [k for k in layer.transactions if k.branch == branch]
                 out = layer.tick(now)
-                for key in keys:
+                for key in [k for k in layer.transactions if k.branch == branch]:
                     req = layer.transactions[key].request
                     out += layer.respond(key, response(req, int(name[1:])), now)
             assert all(not isinstance(o, Send) or o.destination[1] == 5060 for o in out)
