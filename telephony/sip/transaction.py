@@ -597,7 +597,12 @@ class TransactionLayer:
     def send_request(
         self, request: Request, destination: Address, now: float
     ) -> tuple[TransactionKey, list[Output]]:
-        """Start a client transaction for ``request`` (not ACK: an ACK for a 2xx has none)."""
+        """Start a client transaction for ``request``. ValueError for an ACK (an ACK for a 2xx has no
+        transaction: the core sends it) or a branch already in use (the TU must make a new one)."""
+        if request.method == "ACK":
+            raise ValueError("an ACK is sent by the core, outside any transaction")
+        if transaction_key(request, server=False) in self.transactions:
+            raise ValueError("branch already used by a live client transaction")
         out = self.tick(now)
         client: InviteClientTransaction | NonInviteClientTransaction
         if request.method == "INVITE":

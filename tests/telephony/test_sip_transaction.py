@@ -320,6 +320,15 @@ class TestSection17_1_3_MatchingResponses:
         ringing = response(inv, 180)
         assert layer.receive(ringing, PEER, 0.1) == [ResponseReceived(key, ringing)]
 
+    def test_no_client_transaction_for_ack_or_a_reused_branch(self) -> None:
+        layer = TransactionLayer()
+        with pytest.raises(ValueError):
+            layer.send_request(request("ACK"), PEER, 0.0)
+        layer.send_request(request(), PEER, 0.0)
+        with pytest.raises(ValueError):
+            layer.send_request(request(), PEER, 0.1)
+        assert len(layer.transactions) == 1
+
     def test_other_branch_or_method_does_not_match(self) -> None:
         layer = TransactionLayer()
         layer.send_request(request(), PEER, 0.0)
