@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs: Chromium for the browser tests (driven by Playwright through
 # executable_path=/usr/bin/chromium; no browser is ever downloaded), CJK fonts so pages render, and
-# redis-server for the multi-process tests (started by the tests themselves).
+# redis-server for the multi-process tests (started by the tests themselves), and sipp (Debian package
+# sip-tester) as the SIP peer of the telephony tests.
 # Installs only what is missing; needs root (CI runs as root).
 set -euo pipefail
 need=()
