@@ -117,6 +117,11 @@ def test_countdown_agrees_with_workcalendar(browser: Any, live_hub: Any) -> None
             """async ([cal]) => {
                 const m = await import("/static/countdown.js");
                 const { html, render } = await import("/static/ui.js");
+                // The page's own timer moves minuteNow at each minute (+50 ms): start well inside a
+                // minute so that it cannot overwrite the instants this test sets.
+                while (Date.now() % 60000 < 1000 || Date.now() % 60000 > 50000) {
+                  await new Promise((r) => setTimeout(r, 200));
+                }
                 m.calendarSignal.value = cal;
                 const box = document.createElement("div");
                 document.body.append(box);
