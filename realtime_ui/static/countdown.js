@@ -10,6 +10,7 @@
 //   await loadCalendar();
 //   html`<${Countdown} deadline=${c.deadline} limitSeconds=${limitSecondsFor(category)} />`
 import { api } from "./api.js";
+import { zonedParts } from "./dom.js";
 import { html, signal } from "./ui.js";
 
 /** Yellow (将超时) when less than this share of the time limit is left. The one place it is set. */
@@ -53,32 +54,11 @@ function startTicking() {
 // ---- the arithmetic (pure) ---------------------------------------------------------------------
 
 const DAY_MS = 86_400_000;
-const formatters = new Map();
-
-function formatterFor(tz) {
-  let f = formatters.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-US", {
-      timeZone: tz,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-    });
-    formatters.set(tz, f);
-  }
-  return f;
-}
-
 /** The wall-clock time of an instant in `tz`, as milliseconds of a UTC-labelled "naive" time. */
 function wallMs(instant, tz) {
   const ms = instant instanceof Date ? instant.getTime() : typeof instant === "number" ? instant : Date.parse(instant);
-  const p = {};
-  for (const part of formatterFor(tz).formatToParts(new Date(ms))) p[part.type] = part.value;
-  const whole = Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute), Number(p.second));
+  const p = zonedParts(new Date(ms), tz);
+  const whole = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
   return whole + (((ms % 1000) + 1000) % 1000);
 }
 
