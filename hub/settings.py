@@ -113,6 +113,32 @@ class Settings:
     db_pool_max: int = 16
     #: The subsystems this process runs (``cityhub serve --roles web,telephony,video``); empty: all.
     roles: tuple[str, ...] = ()
+    #: The SIP UDP socket (telephony): host and port; port 0 = any free port (tests).
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    #: The address written into SDP and Contact headers when it differs from ``sip_host`` (NAT,
+    #: a 0.0.0.0 bind); empty: ``sip_host``.
+    sip_advertise: str = ""
+    #: The user part of the hub's own SIP URI (From/Contact of warnings).
+    sip_user: str = "cityhub"
+    #: RTP ports (an even start; RTCP on port + 1), as "FIRST-LAST".
+    rtp_ports: str = "20000-20999"
+    #: Seconds without RTP after which a call with no BYE is ended (the media timeout guard).
+    media_timeout: float = 30.0
+    #: Seconds a speaker may ring before a warning counts it unanswered.
+    warning_ring_timeout: float = 20.0
+    #: How many times a busy, rejecting or unreachable speaker is tried again (never forever).
+    warning_retries: int = 2
+    #: Seconds between those tries.
+    warning_retry_delay: float = 5.0
+    #: Seconds between SIP OPTIONS health checks of each speaker.
+    speaker_health_interval: float = 30.0
+    #: Largest uploaded clip, in seconds of audio.
+    clip_max_seconds: float = 300.0
+    #: HTTPS/WSS: a PEM certificate (chain) and its key; both empty: plain HTTP (browsers then allow
+    #: the microphone on localhost only).
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @property
     def attachments_dir(self) -> Path:
@@ -125,6 +151,23 @@ class Settings:
             return ""
         scheme, _, rest = self.map_tiles.partition("://")
         return f"{scheme}://{rest.split('/', 1)[0]}"
+
+    @property
+    def rtp_port_range(self) -> tuple[int, int]:
+        """``rtp_ports`` as (first, last); ValueError when it is not "FIRST-LAST"."""
+        first, sep, last = self.rtp_ports.partition("-")
+        if not sep:
+            raise ValueError(self.rtp_ports)
+        return int(first), int(last)
+
+    @property
+    def sip_address(self) -> str:
+        """The address peers reach this hub at (SDP ``c=``, Contact)."""
+        return self.sip_advertise or self.sip_host
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
 
     @property
     def effective_ws_port(self) -> int:
@@ -181,6 +224,26 @@ class Settings:
                 c in self.map_tiles for c in " \"'<>;"
             ):
                 raise SettingsError("CITYHUB_MAP_TILES: an http(s) URL or a path starting with /")
+        if not 0 <= self.sip_port <= 65535:
+            raise SettingsError(f"CITYHUB_SIP_PORT out of range: {self.sip_port}")
+        try:
+            first, last = self.rtp_port_range
+        except ValueError:
+            raise SettingsError(
+                f"CITYHUB_RTP_PORTS: expected FIRST-LAST, got {self.rtp_ports!r}"
+            ) from None
+        if not (1024 <= first < last <= 65535) or first % 2 or last - first < 1:
+            raise SettingsError(
+                "CITYHUB_RTP_PORTS: an even first port from 1024 and a last port above it, "
+                f"got {self.rtp_ports!r}"
+            )
+        if self.warning_retries < 0 or self.warning_retry_delay < 0:
+            raise SettingsError("CITYHUB_WARNING_RETRIES and _RETRY_DELAY must not be negative")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("CITYHUB_TLS_CERT and CITYHUB_TLS_KEY go together")
+        for name, path in (("CITYHUB_TLS_CERT", self.tls_cert), ("CITYHUB_TLS_KEY", self.tls_key)):
+            if path and not Path(path).is_file():
+                raise SettingsError(f"{name}: no such file: {path}")
         if self.login_max_attempts < 1 or self.login_window_seconds < 1:
             raise SettingsError("CITYHUB_LOGIN_MAX_ATTEMPTS and _WINDOW_SECONDS must be positive")
 
