@@ -1,0 +1,1 @@
+"""Voice warnings: speakers, clips, playing and talking to street loudspeakers, schedules."""
