@@ -117,6 +117,7 @@ function renderUser() {
   document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
   const newBtn = document.getElementById("new-case-button");
   newBtn.hidden = !REPORT_ROLES.has(u.role);
+  document.getElementById("speakers-link").hidden = !["admin", "seat", "dispatcher", "viewer"].includes(u.role);
   newBtn.addEventListener("click", () => report.open());
   document.getElementById("logout-button").addEventListener("click", async () => {
     try {
