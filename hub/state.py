@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -39,6 +39,8 @@ class HubState:
     attachments: AttachmentStore
     metrics: Metrics
     dsn: str = ""
+    #: Serving the demo city (``--demo``): subsystems start their simulated peers.
+    demo: bool = False
     embedded: EmbeddedPostgres | None = None
     bus: Bus | None = None
     fanout: Fanout | None = None
@@ -53,6 +55,9 @@ class HubState:
     running: list[str] = dataclasses.field(default_factory=list)
     #: Every installed subsystem's state channels, with their readers.
     state_channels: Mapping[str, frozenset[Role]] = dataclasses.field(default_factory=dict)
+    #: What the subsystems running here offer to request handlers, by name (e.g. "voice": the
+    #: telephony process's voice-warning service); set on entering ``run`` and removed on exit.
+    services: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def catalog(self) -> Catalog:

@@ -144,6 +144,7 @@ async def _open(
         attachments=attachments,
         metrics=metrics,
         dsn=dsn,
+        demo=demo,
         embedded=embedded,
         stack=stack,
         installed=installed,
