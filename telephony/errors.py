@@ -10,6 +10,7 @@ Tree::
         │   └── SdpError                malformed or oversized SDP body (400)
         │       └── SdpNegotiationError no common codec / unusable offer (488 Not Acceptable Here)
         ├── DigestError                 a malformed or unusable digest challenge, or credentials rejected
+        ├── CallFailed                  an outgoing call that did not get answered; ``outcome`` says why
         └── RtpError                    a short or malformed RTP/RTCP/telephone-event packet: drop, count
 
 The sans-I/O cores raise these; the adapters translate them at the edge (a response with ``status``
@@ -18,7 +19,7 @@ and ``reason`` for a request, a dropped datagram counted in the metrics otherwis
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hub.core.errors import CityhubError
 
@@ -101,4 +102,26 @@ class RtpError(TelephonyError):
 
     def __init__(self, reason: str, *, details: Any = None) -> None:
         super().__init__(reason, details=details)
+        self.reason = reason
+
+
+class CallFailed(TelephonyError):
+    """An INVITE that did not become a call. ``outcome`` is one of ``OUTCOMES``: "busy" (486, 600),
+    "rejected" (603 and any other 3xx-6xx), "no_answer" (our ring timeout CANCELled it),
+    "unreachable" (timer B, a transport error, 408), "auth_failed" (401/407 without usable
+    credentials, or refused after our one retry), "cancelled" (the caller's task was cancelled, or
+    the UAS side: the peer CANCELled before we answered). ``status`` is the final response's, if any."""
+
+    code = "call_failed"
+    OUTCOMES: ClassVar[frozenset[str]] = frozenset(
+        {"busy", "rejected", "no_answer", "unreachable", "auth_failed", "cancelled"}
+    )
+
+    def __init__(self, outcome: str, status: int | None = None, reason: str = "") -> None:
+        if outcome not in self.OUTCOMES:
+            raise ValueError(f"unknown call outcome {outcome!r}")
+        text = f"{outcome} ({status} {reason})" if status is not None else f"{outcome} {reason}"
+        super().__init__(text.strip(), details={"outcome": outcome, "status": status})
+        self.outcome = outcome
+        self.status = status
         self.reason = reason
