@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from telephony.errors import RtpError
+from telephony.g711 import G711Law
 from telephony.rtp.clock import (
     ClipSource,
     LiveSource,
@@ -62,7 +63,7 @@ from telephony.rtp.rtcp import (
 )
 from telephony.rtp.stats import ReceiverStats
 
-__all__ = ["PlayResult", "PortPool", "RtpStream", "RtpStreamStats"]
+__all__ = ["MediaClock", "PlayResult", "PortPool", "RtpStream", "RtpStreamStats"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,17 @@ class PortPool:
 
     def release(self, port: int) -> None:
         self.in_use.discard(port)
+
+
+def _transcoder(source: str, target: str | None) -> Callable[[bytes], bytes] | None:
+    laws = {"PCMA": G711Law.ALAW, "PCMU": G711Law.ULAW}
+    src = laws.get(source.upper())
+    dst = laws.get((target or source).upper())
+    if src is None or dst is None:
+        raise RtpError(f"live frames are PCMA or PCMU, not {source!r} -> {target!r}")
+    if src is dst:
+        return None
+    return lambda frame: dst.encode(src.decode(frame))
 
 
 def _is_ipv6(host: str) -> bool:
@@ -323,12 +335,17 @@ class RtpStream:
         frames: AsyncIterator[bytes] | asyncio.Queue[bytes],
         *,
         clock: MediaClock | None = None,
+        encoding: str | None = None,
+        source_encoding: str = "PCMA",
         max_queue: int = 10,
         prebuffer: int = 2,
     ) -> PlayResult:
         """Pace live G.711 frames out on the clock until the iterator ends, an empty frame comes
         from the queue, `stop` or cancellation. At most ``max_queue`` frames (200 ms) wait; a
-        talkspurt starts with ``prebuffer`` frames queued."""
+        talkspurt starts with ``prebuffer`` frames queued. Frames are ``source_encoding``
+        (``"PCMA"`` or ``"PCMU"``); with ``encoding`` (the negotiated codec) different from it,
+        each frame is transcoded (vectorised, per frame) before it is queued."""
+        convert = _transcoder(source_encoding, encoding)
         addr, done = self._begin()
         source = LiveSource(self._state, addr, done, max_queue=max_queue, prebuffer=prebuffer)
 
@@ -338,10 +355,10 @@ class RtpStream:
                     frame = await frames.get()
                     if not frame:
                         break
-                    source.feed(frame)
+                    source.feed(convert(frame) if convert else frame)
             else:
                 async for frame in frames:
-                    source.feed(frame)
+                    source.feed(convert(frame) if convert else frame)
             source.ended = True
 
         def pumped(task: asyncio.Task[None]) -> None:

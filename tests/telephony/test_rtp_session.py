@@ -9,8 +9,10 @@ import socket
 import statistics
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 
+from telephony import g711
 from telephony.errors import RtpError
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.packet import RtpPacket
@@ -222,6 +224,28 @@ async def test_live_play_from_a_queue_with_irregular_arrivals_and_an_underrun() 
     arrivals = [t for t, _ in got[:15]]
     gaps = [t2 - t1 for t1, t2 in itertools.pairwise(arrivals)]
     assert min(gaps) > 0.010  # paced on the clock, not in the bursts they came in
+
+
+async def test_live_play_transcodes_alaw_frames_for_a_pcmu_call() -> None:
+    a, b = await pair(pool())
+    a.set_remote((HOST, b.local_port), 0)
+    got = recorder(b)
+    pcm = (np.sin(np.arange(800) / 5.0) * 8000).astype(np.int16)
+    alaw = g711.alaw_encode(pcm)
+
+    async def frames() -> AsyncIterator[bytes]:
+        for i in range(0, 800, 160):
+            yield alaw[i : i + 160]
+
+    try:
+        result = await asyncio.wait_for(a.play_live(frames(), encoding="PCMU"), 3.0)
+        await asyncio.sleep(0.05)
+    finally:
+        a.close()
+        b.close()
+    assert result.packets == 5
+    assert all(p.payload_type == 0 for _, p in got)
+    assert b"".join(p.payload for _, p in got) == g711.ulaw_encode(g711.alaw_decode(alaw))
 
 
 async def test_live_play_drops_the_oldest_beyond_the_queue_limit() -> None:
