@@ -24,7 +24,8 @@ export async function reloadLog(opts) {
 function LogRow({ w }) {
   const targets = w.targets || [];
   const delivered = targets.filter((t) => t.outcome === "delivered").length;
-  return html`<li class=${`log-row log-${w.state}`} data-testid="log-row" data-id=${w.id} data-state=${w.state}>
+  return html`<li class=${`log-row log-${w.state}`} data-testid="log-row" data-id=${w.id} data-state=${w.state}
+                  data-kind=${w.kind}>
     <div class="log-head">
       <time class="log-time" datetime=${w.started_at || ""} data-testid="log-time">${fmtTime(w.started_at, { seconds: true })}</time>
       <strong>${w.clip ? w.clip.name : KIND_LABELS[w.kind] || w.kind}</strong>

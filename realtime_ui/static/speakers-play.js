@@ -111,7 +111,8 @@ function RunningCard({ item }) {
     }
   };
   const done = (w.targets || []).filter((t) => !["pending", "playing"].includes(t.outcome)).length;
-  return html`<li class="run-card" data-testid="running-warning" data-id=${w.id} data-state=${w.state}>
+  return html`<li class="run-card" data-testid="running-warning" data-id=${w.id} data-state=${w.state}
+                  data-kind=${w.kind}>
     <div class="run-head">
       <strong>${w.clip ? w.clip.name : KIND_LABELS[w.kind] || w.kind}</strong>
       <span class="tag">${WARNING_STATE_LABELS[w.state] || w.state}</span>

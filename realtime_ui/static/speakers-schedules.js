@@ -82,7 +82,8 @@ function ScheduleRow({ s }) {
     </div>
     <div class="sched-meta">
       <span>录音：${clipName}${s.repeat > 1 ? `，每次重复 ${s.repeat} 遍` : ""}</span>
-      <span>时间：${weekdaysText(s.weekdays)} ${hm(s.from_time)}–${hm(s.until_time)}，每 ${s.every_minutes} 分钟</span>
+      <span data-testid="schedule-when">时间：${s.description ||
+        `${weekdaysText(s.weekdays)} ${hm(s.from_time)}–${hm(s.until_time)}，每 ${s.every_minutes} 分钟`}</span>
       <span>喇叭：${targetsText(s)}</span>
       ${s.last_fire_at && html`<span class="muted">上次播放：${fmtTime(s.last_fire_at, { short: true })}</span>`}
     </div>
