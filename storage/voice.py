@@ -832,3 +832,32 @@ async def claim_schedule_fire(
 
 
 VoiceWarning = Warning
+
+
+# -- demo sites ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Site:
+    """A unit grid's centre: where a demo speaker stands."""
+
+    grid_id: int
+    grid_name: str
+    street_name: str
+    lon: float
+    lat: float
+
+
+async def demo_sites(conn: asyncpg.Connection, count: int) -> list[Site]:
+    """``count`` unit grids spread evenly over the city (every k-th by code), with their centres
+    and streets; fewer when the city has fewer grids."""
+    with map_pg_errors():
+        rows = await conn.fetch(
+            "WITH g AS (SELECT c.id, c.name, p.name AS street, (@@ c.boundary) AS centre,"
+            " row_number() OVER (ORDER BY c.code) AS n, count(*) OVER () AS total"
+            " FROM grids c JOIN grids p ON p.id = c.parent_id WHERE c.level = 2)"
+            " SELECT id, name, street, centre[0] AS lon, centre[1] AS lat FROM g"
+            " WHERE (n - 1) % greatest(1, total / $1) = 0 ORDER BY n LIMIT $1",
+            count,
+        )
+    return [Site(r["id"], r["name"], r["street"], float(r["lon"]), float(r["lat"])) for r in rows]

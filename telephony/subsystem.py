@@ -1,24 +1,29 @@
 """Telephony as a hub subsystem: what it plugs into the kernel (``hub.subsystem``).
 
-Today it declares the state channels the hotline and the voice warnings will produce, so that every
-process (and every browser) already knows them; the SIP core, the voice warnings and the hotline come
-with their issues and start from ``run``.
+It declares the state channels of the voice warnings (``speakers``, ``warnings``) and of the hotline
+(``queue``, ``agents``), the warning and registry API, and ``cityhub speakers import``. ``run`` starts
+the voice-warning service (``telephony.warnings.service``: the SIP user agent, RTP, speaker health,
+warnings, live talk, schedules) and, for the demo city, 22 simulated speakers; handlers reach the
+service through ``hub.services["voice"]`` (503 in a process without the telephony role).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from hub.core.errors import Unavailable
 from hub.core.workflow import Role
 from hub.subsystem import CliCommand, StateChannel
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
     from starlette.routing import BaseRoute
 
     from hub.state import HubState
     from hub.web.http import ApiRoute
+    from telephony.warnings.service import VoiceService
 
 CASE_READERS = frozenset({Role.ADMIN, Role.SEAT, Role.DISPATCHER, Role.AGENT, Role.VIEWER})
 WALL = frozenset({Role.ADMIN, Role.SEAT, Role.DISPATCHER, Role.VIEWER})
@@ -28,7 +33,10 @@ class TelephonySubsystem:
     name = "telephony"
 
     def routes(self) -> Sequence[ApiRoute]:
-        return []
+        from telephony.warnings.registry_routes import ROUTES as REGISTRY_ROUTES
+        from telephony.warnings.routes import make_routes
+
+        return [*REGISTRY_ROUTES, *make_routes(voice_service)]
 
     def web_routes(self) -> Sequence[BaseRoute]:
         return []
@@ -38,11 +46,36 @@ class TelephonySubsystem:
             StateChannel("queue", CASE_READERS, "12319 热线排队"),
             StateChannel("agents", CASE_READERS, "坐席状态"),
             StateChannel("speakers", WALL, "广播喇叭状态"),
+            StateChannel("warnings", WALL, "正在播放的喊话警示"),
         ]
 
     def cli_commands(self) -> Sequence[CliCommand]:
-        return []
+        from telephony.warnings.cli import SPEAKERS_CLI
+
+        return [SPEAKERS_CLI]
 
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
-        yield
+        from telephony.warnings.service import VoiceService
+
+        async with contextlib.AsyncExitStack() as stack:
+            voice = await stack.enter_async_context(VoiceService.running(hub))
+            if hub.demo:
+                from telephony.warnings.demo import start_demo_speakers
+
+                await stack.enter_async_context(start_demo_speakers(hub))
+            hub.services["voice"] = voice
+            try:
+                yield
+            finally:
+                hub.services.pop("voice", None)
+
+
+def voice_service(request: Request) -> VoiceService:
+    """The running voice-warning service, or 503 where this process does not run telephony."""
+    from hub.web.routes.common import hub
+
+    voice = hub(request).services.get("voice")
+    if voice is None:
+        raise Unavailable("本进程未运行电话子系统（--roles 中没有 telephony）", code="no_telephony")
+    return cast("VoiceService", voice)
