@@ -14,7 +14,8 @@ bare A-law payload the RTP player sends (8000 bytes a second, 160 per 20 ms pack
 
 ``synthesize`` runs Debian's ``espeak-ng`` with its Mandarin voice (``-v cmn``), text on standard
 input (so no text is ever read as an option), under a timeout, and decodes its WAV the same way.
-Every refusal is a 4xx with a zh-CN message; a missing ``espeak-ng`` is 503.
+Every refusal of content is a 422 with a zh-CN message (413 for too large a file); a missing
+``espeak-ng`` is 503.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from hub.core.errors import PayloadTooLarge, Unavailable, UnsupportedMediaType, ValidationFailed
+from hub.core.errors import PayloadTooLarge, Unavailable, ValidationFailed
 from storage.attachments import AttachmentStore, human_size
 from storage.voice import Clip
 from telephony import g711
@@ -56,8 +57,9 @@ class ClipRefused(ValidationFailed):
     code = "invalid_clip"
 
 
-class ClipUnreadable(UnsupportedMediaType):
-    """Not audio we can read: an unknown format, or a file that does not decode."""
+class ClipUnreadable(ValidationFailed):
+    """Not audio we can read: an unknown format, or a file that does not decode. A 422 like the
+    other refusals of content (the request itself is a well-formed upload)."""
 
     code = "unsupported_audio"
 

@@ -549,7 +549,10 @@ async def upload_clip(request: Request, p: Principal) -> Response:
     if declared and declared.isdigit() and int(declared) > limit + 65536:
         raise PayloadTooLarge("上传内容过大", details={"limit": limit})
     try:
-        form = await request.form(max_files=1, max_fields=5, max_part_size=64 * 1024)
+        # The route table documents the hub's per-request file limit for every upload; a clip is
+        # one file, so more than one is a 422 below rather than a parse failure here.
+        max_files = h.settings.max_attachments_per_request
+        form = await request.form(max_files=max_files, max_fields=5, max_part_size=64 * 1024)
     except Exception as exc:  # starlette's multipart errors (HTTPException, MultiPartException)
         raise BadRequest(
             "上传内容无法解析", code="bad_multipart", details={"reason": str(exc)[:200]}
@@ -559,6 +562,10 @@ async def upload_clip(request: Request, p: Principal) -> Response:
         files = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
         if not files:
             raise BadRequest("没有上传文件", code="no_file", details={"field": "file"})
+        if len(files) > 1:
+            raise ValidationFailed(
+                "一次只能上传一个录音文件", code="one_file_only", details={"field": "file"}
+            )
         data = await files[0].read(limit + 1)
     finally:
         await form.close()

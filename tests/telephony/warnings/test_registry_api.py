@@ -294,18 +294,35 @@ async def test_clip_upload_preview_and_delete(
     assert abs(peak_hz(pcm[4000:12000]) - 440.0) <= 2.0
     r = await viewer.get("/api/clips")
     assert [c["id"] for c in r.json()["items"]] == [clip["id"]]
-    # Refusals: garbage (415), no name (400), no file (400), not multipart (415), too long (422).
+    # Refusals: garbage (422), no name (400), no file (400), not multipart (415), too long (422).
     r = await _upload(seat, b"this is not audio", name="x")
-    assert r.status_code == 415 and "不支持" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "不支持" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "unsupported_audio"
     r = await _upload(seat, mp3)
     assert r.status_code == 400
     r = await seat.client.post("/api/clips", headers=seat.headers, data={"name": "x"})
     assert r.status_code in (400, 415)
     r = await seat.post("/api/clips", json={"name": "x"})
     assert r.status_code == 415
-    hub_state.settings = _with(hub_state, clip_max_seconds=1.0)
-    r = await _upload(seat, mp3, name="太长")
-    assert r.status_code == 422 and r.json()["error"]["code"] == "clip_too_long"
+    # A long WAV (5 MB, past Starlette's in-memory part size) is fine.
+    big = encode("wav", 30.0)
+    assert len(big) > 5_000_000
+    r = await _upload(seat, big, name="长录音")
+    assert r.status_code == 201 and 29_990 <= r.json()["duration_ms"] <= 30_010
+    original = hub_state.settings
+    try:
+        hub_state.settings = _with(hub_state, clip_max_seconds=1.0)
+        r = await _upload(seat, mp3, name="太长")
+        assert r.status_code == 422 and r.json()["error"]["code"] == "clip_too_long"
+        hub_state.settings = _with(hub_state, max_upload_bytes=1_000_000)
+        r = await _upload(seat, big, name="太大")
+        assert r.status_code == 413
+    finally:
+        hub_state.settings = original
+    r = await delete(
+        seat, f"/api/clips/{(await viewer.get('/api/clips')).json()['items'][0]['id']}"
+    )
+    assert r.status_code == 204
     # Delete: the library no longer lists it; the audio is gone from the API.
     r = await delete(viewer, f"/api/clips/{clip['id']}")
     assert r.status_code == 403
