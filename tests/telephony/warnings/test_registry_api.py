@@ -367,3 +367,20 @@ async def test_text_to_speech_clip(
     assert r.status_code == 400  # beyond the declared length
     r = await dispatcher.post("/api/clips/tts", json={**body, "text": "   "})
     assert r.status_code == 422 and r.json()["error"]["code"] == "empty_text"
+
+
+async def test_a_password_stored_inside_a_uri_still_never_reaches_a_browser(
+    client: httpx.AsyncClient, login: Any, hub_state: HubState
+) -> None:
+    """The API refuses such URIs; one written some other way (an older import, by hand) is shown
+    without its password all the same."""
+    from storage import voice
+
+    async with connect(hub_state.pool) as conn:
+        await voice.insert_speaker(
+            conn,
+            voice.SpeakerFields(name="旧", uri=f"sip:101:{SECRET}@127.0.0.1?X=1", active=False),
+        )
+    r = await (await login("bigscreen")).get("/api/speakers")
+    assert_no_secret(r)
+    assert [s["uri"] for s in r.json()["items"]] == ["sip:101@127.0.0.1"]
