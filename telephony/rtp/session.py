@@ -148,6 +148,8 @@ class RtpStreamStats:
     packets_lost: int
     jitter_ms: float
     bad_packets: int
+    other_payload: int
+    """RTP packets of a payload type that is neither the audio nor the event type."""
     send_errors: int
     late_packets: int
     rtcp_sent: int
@@ -220,6 +222,7 @@ class RtpStream:
         self._rx_packets = 0
         self._rx_octets = 0
         self._bad = 0
+        self._other = 0
         self._late = 0
         self._rtcp_sent = 0
         self._rtcp_received = 0
@@ -477,6 +480,9 @@ class RtpStream:
         if self.event_payload_type is not None and packet.payload_type == self.event_payload_type:
             self._on_event(packet)
             payload = bytes([silence_byte(self.payload_type)]) * 160
+        elif packet.payload_type != self.payload_type:
+            self._other += 1  # comfort noise or a codec we did not negotiate: not audio
+            return
         if self.on_audio is None and not self._queues:
             return
         jitter = self.jitter
@@ -602,7 +608,9 @@ class RtpStream:
         receiver = self.receiver
         source = self._source
         remote = self.remote_report
-        concealed = self._concealed_before + (self.jitter.stats.concealed if self.jitter else 0)
+        concealed = self._concealed_before + (
+            self.jitter.stats.concealed if self.jitter is not None else 0
+        )
         return RtpStreamStats(
             packets_sent=state.packets,
             octets_sent=state.octets,
@@ -611,6 +619,7 @@ class RtpStream:
             packets_lost=max(0, receiver.lost) if receiver is not None else 0,
             jitter_ms=receiver.jitter * 1000 / CLOCK_RATE if receiver is not None else 0.0,
             bad_packets=self._bad,
+            other_payload=self._other,
             send_errors=state.send_errors,
             late_packets=self._late + (source.late if source is not None else 0),
             rtcp_sent=self._rtcp_sent,

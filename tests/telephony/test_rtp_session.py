@@ -77,8 +77,9 @@ async def test_a_clip_arrives_complete_in_order_paced_with_correct_headers() -> 
         assert p.payload == data[160 * i : 160 * (i + 1)]
     assert b"".join(frames[:50]) == data
     gaps = [t2 - t1 for (t1, _), (t2, _) in itertools.pairwise(got)]
-    assert 0.018 < statistics.mean(gaps) < 0.022
-    assert got[-1][0] - got[0][0] == pytest.approx(49 * 0.020, abs=0.015)
+    assert 0.015 < statistics.mean(gaps) < 0.025  # loosely: a loaded machine wakes us late
+    assert got[-1][0] - got[0][0] == pytest.approx(49 * 0.020, abs=0.06)
+    assert sum(g < 0.005 for g in gaps) < 10  # paced, not sent in a burst
     assert b.stats.packets_received == 50 and b.stats.packets_lost == 0
     assert a.stats.packets_sent == 50 and a.stats.octets_sent == 50 * 160
 
@@ -118,14 +119,14 @@ async def test_cancelling_or_stopping_a_play_stops_promptly() -> None:
         assert not a.playing
         await asyncio.sleep(0.1)
         count = len(got)
-        assert 5 <= count <= 15
+        assert 3 <= count <= 16
         await asyncio.sleep(0.1)
         assert len(got) == count
         task2 = asyncio.create_task(a.play(clip(500)))
         await asyncio.sleep(0.1)
         a.stop()
         result = await asyncio.wait_for(task2, 1.0)
-        assert not result.completed and 2 <= result.packets <= 10
+        assert not result.completed and 1 <= result.packets <= 12
         await asyncio.sleep(0.1)
         packets = [p for _, p in got]
         assert packets[count].marker
@@ -147,7 +148,8 @@ async def test_back_to_back_plays_keep_the_20_ms_spacing() -> None:
         a.close()
         b.close()
     times = [t for t, _ in got]
-    assert all(t2 - t1 > 0.012 for t1, t2 in itertools.pairwise(times))
+    # each play starts a whole tick after the last packet of the one before: never early
+    assert all(t - times[0] >= k * 0.020 - 0.012 for k, t in enumerate(times))
     ts = [p.timestamp for _, p in got]
     assert all(((t2 - t1) & 0xFFFFFFFF) >= 160 for t1, t2 in itertools.pairwise(ts))
 
@@ -223,7 +225,7 @@ async def test_live_play_from_a_queue_with_irregular_arrivals_and_an_underrun() 
     assert (ts[15] - ts[14]) & 0xFFFFFFFF >= 8000 * 0.15  # silence advanced the timestamp
     arrivals = [t for t, _ in got[:15]]
     gaps = [t2 - t1 for t1, t2 in itertools.pairwise(arrivals)]
-    assert min(gaps) > 0.010  # paced on the clock, not in the bursts they came in
+    assert sum(g < 0.005 for g in gaps) <= 3  # paced on the clock, not in the bursts they came in
 
 
 async def test_live_play_transcodes_alaw_frames_for_a_pcmu_call() -> None:
@@ -324,3 +326,31 @@ async def test_streams_started_together_share_one_wakeup_per_tick() -> None:
     assert len(got) == 500
     assert clock.stats.wakeups <= 27  # 25 ticks (plus slack), not 20 × 25
     assert not clock.running
+
+
+async def test_received_audio_goes_through_the_jitter_buffer_in_order_with_loss_concealed() -> None:
+    p = pool()
+    b = await RtpStream.open(p, HOST)
+    b.set_remote((HOST, 9), 8)
+    queue = b.audio_queue()
+    seen: list[int] = []
+    b.on_packet = lambda pkt: seen.append(pkt.sequence)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    order = [0, 1, 3, 2, 4, 6, 7, 8, 9]  # 2 and 3 swapped, 5 lost
+    try:
+        for k, i in enumerate(order):
+            packet = RtpPacket(
+                8, 65530 + i & 0xFFFF, 1000 + 160 * i, 77, bytes([i + 1]) * 160, marker=i == 0
+            )
+            raw.sendto(packet.serialize(), (HOST, b.local_port))
+            if k % 2:
+                await asyncio.sleep(0.02)
+        frames = [await asyncio.wait_for(queue.get(), 1.0) for _ in range(10)]
+        assert b.last_received is not None
+        stats = b.stats
+    finally:
+        raw.close()
+        b.close()
+    assert [f[0] for f in frames] == [1, 2, 3, 4, 5, 0xD5, 7, 8, 9, 10]
+    assert stats.packets_received == 9 and stats.packets_lost == 1 and stats.concealed == 1
+    assert len(seen) == 9
