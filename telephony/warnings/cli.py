@@ -126,7 +126,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         description="columns: " + ", ".join(CSV_COLUMNS) + " (cameras and groups separated by |)",
     )
     imp.add_argument("file", help="a UTF-8 CSV file with a header row")
-    imp.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    imp.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, help="where data is kept (CITYHUB_DATA_DIR)"
+    )
 
 
 SPEAKERS_CLI = CliCommand(
