@@ -213,6 +213,10 @@ async def healthz(request: Request) -> Response:
             status = "degraded"
     if hub.relay is not None:
         checks["relay"] = "leader" if hub.relay.is_leader else "follower"
+    for name, service in sorted(hub.services.items()):
+        check = getattr(service, "health_check", None)
+        if check is not None:
+            checks[name] = check()
     return JSONResponse({"status": status, "version": __version__, "checks": checks})
 
 
@@ -224,7 +228,12 @@ async def metrics_endpoint(request: Request) -> Response:
         "cityhub_db_pool_idle": float(hub.pool.get_idle_size()),
         "cityhub_uptime_seconds": round(time.monotonic() - hub.started, 1),
     }
-    return PlainTextResponse(hub.metrics.render(gauges), media_type="text/plain; version=0.0.4")
+    text = hub.metrics.render(gauges)
+    for _, service in sorted(hub.services.items()):
+        lines = getattr(service, "metrics_lines", None)
+        if lines is not None:
+            text += "\n".join(lines()) + "\n"
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 def create_app(

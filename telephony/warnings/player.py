@@ -104,8 +104,11 @@ class MediaDeps:
     ring_timeout: float = 20.0
     retries: int = 2
     retry_delay: float = 5.0
-    #: Called with (speaker_id, True) when a call starts and (speaker_id, answered) when it ends.
+    #: Called with (speaker_id, None) when a call starts and (speaker_id, answered) when it ends.
     busy: Callable[[int, bool | None], None] | None = None
+    #: The streams up now, by (warning id, speaker id), for the metrics; and what closed ones sent.
+    streams: dict[tuple[int, int], RtpStream] = dataclasses.field(default_factory=dict)
+    closed_packets: list[int] = dataclasses.field(default_factory=lambda: [0])
 
 
 ChangeHandler = Callable[["WarningRun", list[Target]], Awaitable[None]]
@@ -206,6 +209,7 @@ class WarningRun:
         if deps.busy is not None:
             deps.busy(sid, None)
         stream = await RtpStream.open(deps.ports, deps.address)
+        deps.streams[(self.warning_id, sid)] = stream
         call: Call | None = None
         try:
             local = LocalMedia(
@@ -251,6 +255,8 @@ class WarningRun:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(call.hangup())
             stream.close()
+            deps.streams.pop((self.warning_id, sid), None)
+            deps.closed_packets[0] += stream.stats.packets_sent
             if deps.busy is not None:
                 deps.busy(sid, answered)
 

@@ -36,7 +36,7 @@ from hub.core.errors import BadRequest, Conflict, NotFound
 from storage import voice as store
 from storage.db import connect
 from telephony.rtp.clock import MediaClock
-from telephony.rtp.session import PortPool
+from telephony.rtp.session import PortPool, RtpStream
 from telephony.sip.agent import Credentials, UserAgent
 from telephony.warnings import clips
 from telephony.warnings.delivery import Outcome, Target
@@ -85,6 +85,8 @@ class VoiceService:
         self.clock = MediaClock()
         self.health = HealthTable()
         self.runs: dict[int, WarningRun] = {}
+        self.streams: dict[tuple[int, int], RtpStream] = {}
+        self.closed_packets = [0]
         self.talks: dict[str, tuple[TalkSession, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.tz = ZoneInfo(s.timezone)
@@ -138,6 +140,54 @@ class VoiceService:
         for st in statuses:
             self._publish("speakers", str(st.speaker_id), st.to_json())
 
+    # -- observability -----------------------------------------------------------------------
+
+    def health_check(self) -> str:
+        host, port = self.agent.local_address
+        return f"udp {host}:{port}, {len(self.runs)} warnings playing"
+
+    def metrics_lines(self) -> list[str]:
+        """Prometheus text: SIP counters, calls by state, RTP totals, and loss and jitter per
+        stream up now (labelled by warning and speaker), speakers by state."""
+        st = self.agent.stats
+        out = ["# TYPE cityhub_sip_total counter"]
+        for key in ("received", "sent", "requests", "responses", "parse_errors", "garbage"):
+            out.append(f'cityhub_sip_total{{what="{key}"}} {st.get(key, 0)}')
+        out.append(f'cityhub_sip_total{{what="retransmissions"}} {st.get("retransmissions", 0)}')
+        out.append("# TYPE cityhub_sip_calls gauge")
+        for key, value in sorted(st.items()):
+            if key.startswith("calls_"):
+                out.append(f'cityhub_sip_calls{{state="{key[6:]}"}} {value}')
+        live = list(self.streams.items())
+        sent = self.closed_packets[0] + sum(s.stats.packets_sent for _, s in live)
+        out += [
+            "# TYPE cityhub_rtp_packets_sent_total counter",
+            f"cityhub_rtp_packets_sent_total {sent}",
+        ]
+        out += ["# TYPE cityhub_rtp_stream gauge"]
+        for (wid, sid), s in live:
+            x = s.stats
+            label = f'warning="{wid}",speaker="{sid}"'
+            out.append(f'cityhub_rtp_stream{{{label},what="packets_sent"}} {x.packets_sent}')
+            out.append(
+                f'cityhub_rtp_stream{{{label},what="packets_received"}} {x.packets_received}'
+            )
+            out.append(f'cityhub_rtp_stream{{{label},what="lost"}} {x.packets_lost}')
+            out.append(f'cityhub_rtp_stream{{{label},what="jitter_ms"}} {x.jitter_ms:.2f}')
+            if x.remote_lost is not None:
+                out.append(f'cityhub_rtp_stream{{{label},what="remote_lost"}} {x.remote_lost}')
+        out.append("# TYPE cityhub_speakers gauge")
+        by_state: dict[str, int] = {}
+        for status in self.health.statuses():
+            by_state[status.state.value] = by_state.get(status.state.value, 0) + 1
+        for state, n in sorted(by_state.items()):
+            out.append(f'cityhub_speakers{{state="{state}"}} {n}')
+        out += [
+            "# TYPE cityhub_warnings_running gauge",
+            f"cityhub_warnings_running {len(self.runs)}",
+        ]
+        return out
+
     # -- health ------------------------------------------------------------------------------
 
     async def check_speakers(self) -> None:
@@ -190,6 +240,8 @@ class VoiceService:
             retries=s.warning_retries,
             retry_delay=s.warning_retry_delay,
             busy=self._busy,
+            streams=self.streams,
+            closed_packets=self.closed_packets,
         )
 
     async def _resolve(
