@@ -12,6 +12,12 @@ will fire next), which is how streams started in the same loop iteration share t
 wake-up later than a whole tick catches up: the sources send every packet already due (a short
 burst, none skipped), and the clock records the lateness.
 
+Precision: asyncio's epoll wait rounds its timeout up to a whole millisecond, so a ``call_at`` on
+the due time wakes up 0-1 ms late (a gap standard deviation of ~0.4 ms from that alone). The clock
+therefore asks to be woken ``lead`` (1 ms) early and sleeps the remainder with ``time.sleep``
+(nanosleep, tens of microseconds of slack): the loop is blocked for 0.5 ms per tick on average
+while media plays. ``lead=0`` turns this off.
+
 `SendState` is one stream's sender: socket, destination, SSRC, the next sequence number and the
 timestamp origin (RFC 3550 §5.1: random initial sequence and timestamp; the timestamp advances with
 the wall of media time, so a pause between two talkspurts advances it too). Sources:
@@ -33,6 +39,7 @@ import collections
 import math
 import socket
 import struct
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,10 +138,11 @@ class SendState:
 
 
 class MediaClock:
-    def __init__(self, *, ptime: float = PTIME) -> None:
-        if ptime <= 0:
-            raise ValueError("ptime must be positive")
+    def __init__(self, *, ptime: float = PTIME, lead: float = 0.001) -> None:
+        if ptime <= 0 or not 0 <= lead < ptime / 4:
+            raise ValueError("ptime must be positive, 0 <= lead < ptime / 4")
         self.ptime = ptime
+        self.lead = lead
         self.epoch = 0.0
         self.stats = ClockStats()
         self._sources: dict[TickSource, None] = {}
@@ -171,7 +179,7 @@ class MediaClock:
                 self._next_tick = 0
             else:  # restart on the same grid, never before the tick after the last one fired
                 self._next_tick = max(self._next_tick, math.ceil((now - self.epoch) / self.ptime))
-            self._handle = loop.call_at(self.tick_time(self._next_tick), self._tick)
+            self._schedule(loop)
         self._sources[source] = None
         self.stats.sources = len(self._sources)
         return self._next_tick
@@ -187,14 +195,21 @@ class MediaClock:
             self._handle.cancel()
             self._handle = None
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = loop.call_at(self.tick_time(self._next_tick) - self.lead, self._tick)
+
     def _tick(self) -> None:
         loop = self._loop
         assert loop is not None
+        due = self.epoch + self._next_tick * self.ptime
         now = loop.time()
+        early = due - now
+        if early > 0:  # woken ``lead`` early on purpose: sleep the rest (sub-millisecond, precise)
+            time.sleep(min(early, self.lead))
+            now = loop.time()
         stats = self.stats
         stats.wakeups += 1
         tick = max(self._next_tick, int((now - self.epoch) / self.ptime))
-        due = self.epoch + self._next_tick * self.ptime
         lateness = now - due
         if lateness > LATE_TOLERANCE:
             stats.late_wakeups += 1
@@ -207,7 +222,7 @@ class MediaClock:
         stats.sources = len(self._sources)
         self._next_tick = tick + 1
         if self._sources:
-            self._handle = loop.call_at(self.epoch + self._next_tick * self.ptime, self._tick)
+            self._schedule(loop)
         else:
             self._handle = None
 
