@@ -1,0 +1,236 @@
+"""Live talk, the WebRTC side: a browser's microphone in, 20 ms G.711 frames out.
+
+Theory of operation: a ``TalkSession`` is one browser's push-to-talk. ``answer(offer)`` gives the
+offer (audio only; the browser offers Opus and/or G.711) to an aiortc ``RTCPeerConnection`` configured
+with no STUN or TURN server (``RTCConfiguration(iceServers=[])``: host candidates only, nothing leaves
+the machine to find an address), makes every audio transceiver ``recvonly`` (anything else
+``inactive``) and returns the answer SDP. When the remote audio track arrives a reader task pulls
+decoded frames from it (aiortc decodes Opus/G.711 in its own decoder thread), resamples each to 8 kHz
+mono s16 with one ``av.AudioResampler``, appends the samples to a numpy buffer, cuts it into exact
+160-sample (20 ms) pieces, encodes those with ``telephony.g711`` in one vectorised call per frame and
+puts each 160-byte piece on every subscriber's queue.
+
+Consumers (the RTP streams towards the speakers) ``subscribe()`` a bounded queue; a full queue drops
+its oldest frame (a late speaker hears the newest voice, never an ever-growing delay) and counts it.
+
+The session ends (``closed`` is set, ``end_reason`` says why) on ``close()``, when the peer
+connection fails or closes, when the remote track ends, or when no audio frame arrives for
+``idle_timeout`` seconds (which also covers an offer whose ICE never connects).
+
+Where the CPU goes: resampling one 20 ms frame (960 samples at 48 kHz) costs about 20 µs on this
+machine (2.8 ms once, when the resampler builds its filter graph on the first frame); a thread hand-off
+per frame would cost more than the work itself, so the resample runs on the event loop in the reader
+task, right after aiortc's decoder thread has done the heavy part. ``stats.max_frame_seconds`` keeps
+the longest per-frame processing time seen, so a blocked loop shows up in the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import time
+from typing import Final
+
+import av
+import numpy as np
+import numpy.typing as npt
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from telephony.errors import TelephonyError
+from telephony.g711 import G711Law
+
+__all__ = ["FRAME_BYTES", "FRAME_SAMPLES", "EndReason", "TalkError", "TalkSession", "TalkStats"]
+
+log = logging.getLogger("cityhub.telephony.talk")
+
+FRAME_SAMPLES: Final = 160  # 20 ms at 8 kHz
+FRAME_BYTES: Final = FRAME_SAMPLES  # one G.711 byte per sample
+MAX_OFFER_BYTES: Final = 64 * 1024
+
+
+class TalkError(TelephonyError):
+    """A browser's offer that cannot be answered (not SDP, no audio, or a second offer)."""
+
+
+class EndReason(enum.Enum):
+    CLOSED = "closed"  # close() was called
+    PEER_CLOSED = "peer_closed"  # the peer connection closed from the other side
+    FAILED = "failed"  # ICE/DTLS failed
+    TRACK_ENDED = "track_ended"  # the remote audio track ended
+    IDLE = "idle"  # no audio for idle_timeout seconds
+
+
+@dataclasses.dataclass(slots=True)
+class TalkStats:
+    frames_in: int = 0  # decoded frames from the browser
+    frames_out: int = 0  # 160-byte G.711 frames produced
+    dropped: int = 0  # frames dropped from full subscriber queues
+    max_frame_seconds: float = 0.0  # the longest resample + encode + deliver of one input frame
+
+
+class TalkSession:
+    """One browser's live talk. Create it, ``await answer(offer_sdp)``, ``subscribe()``, and
+    ``await close()`` (idempotent) when done; ``closed`` is set however it ends."""
+
+    def __init__(self, law: G711Law = G711Law.ALAW, *, idle_timeout: float = 10.0) -> None:
+        self.law = law
+        self.idle_timeout = idle_timeout
+        self.closed = asyncio.Event()
+        self.end_reason: EndReason | None = None
+        self.stats = TalkStats()
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._queues: list[asyncio.Queue[bytes]] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._answered = False
+        self._pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=8000)
+        self._pc.on("track", self._on_track)
+        self._pc.on("connectionstatechange", self._on_state)
+
+    # -- signalling --------------------------------------------------------------------------
+
+    async def answer(self, offer_sdp: str) -> str:
+        """The answer SDP to a browser's offer; TalkError when it cannot be answered."""
+        if self._answered:
+            raise TalkError("这个通话已经应答")
+        if self.closed.is_set():
+            raise TalkError("通话已结束")
+        if not isinstance(offer_sdp, str) or len(offer_sdp) > MAX_OFFER_BYTES:
+            raise TalkError("无效的 SDP")
+        if "\nm=audio " not in "\n" + offer_sdp.replace("\r\n", "\n"):
+            raise TalkError("SDP 中没有音频")
+        self._answered = True
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            for transceiver in self._pc.getTransceivers():
+                transceiver.direction = "recvonly" if transceiver.kind == "audio" else "inactive"
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+            await self._ended(EndReason.FAILED)
+            raise TalkError(f"无法应答 SDP: {str(exc)[:200]}") from None
+        self._watchdog = asyncio.get_running_loop().create_task(self._first_audio_watchdog())
+        description = self._pc.localDescription
+        assert description is not None
+        return str(description.sdp)
+
+    # -- consumers ---------------------------------------------------------------------------
+
+    def subscribe(self, maxsize: int = 10) -> asyncio.Queue[bytes]:
+        """A bounded queue of 160-byte G.711 frames from now on; the oldest is dropped when full."""
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        q: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
+        self._queues.append(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[bytes]) -> None:
+        with contextlib.suppress(ValueError):
+            self._queues.remove(q)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._ended(EndReason.CLOSED)
+
+    async def _ended(self, reason: EndReason) -> None:
+        self._end(reason)
+        assert self._closing is not None
+        await asyncio.shield(self._closing)
+
+    def _end(self, reason: EndReason) -> None:
+        """Start ending (once: the first reason is kept) and return the shared teardown, which
+        the reader and the watchdog never await themselves (so nothing waits on itself)."""
+        if self._closing is None:
+            self.end_reason = reason
+            self.closed.set()
+            log.info(
+                "talk ended (%s): %d frames in, %d out, %d dropped",
+                reason.value,
+                self.stats.frames_in,
+                self.stats.frames_out,
+                self.stats.dropped,
+            )
+            self._closing = asyncio.get_running_loop().create_task(self._teardown())
+
+    async def _teardown(self) -> None:
+        for task in (self._reader, self._watchdog):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._pc.close()
+
+    def _on_state(self) -> None:
+        state = self._pc.connectionState
+        if state == "failed":
+            self._end(EndReason.FAILED)
+        elif state == "closed":
+            self._end(EndReason.PEER_CLOSED)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "audio" or self._reader is not None:
+            return
+        self._reader = asyncio.get_running_loop().create_task(self._read(track))
+
+    async def _first_audio_watchdog(self) -> None:
+        """End a session whose track never delivers (ICE that never connects, no track at all)."""
+        await asyncio.sleep(self.idle_timeout)
+        if self.stats.frames_in == 0:
+            self._end(EndReason.IDLE)
+
+    # -- media -------------------------------------------------------------------------------
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        reason = EndReason.TRACK_ENDED
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(track.recv(), self.idle_timeout)
+                except TimeoutError:
+                    reason = EndReason.IDLE
+                    break
+                except MediaStreamError:
+                    break
+                if isinstance(frame, av.AudioFrame):
+                    started = time.perf_counter()
+                    self.stats.frames_in += 1
+                    self.feed(frame)
+                    spent = time.perf_counter() - started
+                    if spent > self.stats.max_frame_seconds:
+                        self.stats.max_frame_seconds = spent
+        finally:
+            self._end(reason)
+
+    def feed(self, frame: av.AudioFrame) -> None:
+        """Resample one decoded frame, cut whole 20 ms pieces out and deliver them."""
+        frame.pts = None  # aiortc's timestamps may jump; the resampler needs none
+        parts = [self._pending]
+        for out in self._resampler.resample(frame):
+            parts.append(np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1))
+        samples = np.concatenate(parts) if len(parts) > 1 else self._pending
+        whole = len(samples) - len(samples) % FRAME_SAMPLES
+        self._pending = samples[whole:].copy()
+        if not whole:
+            return
+        encoded = self.law.encode(samples[:whole])
+        for start in range(0, whole, FRAME_BYTES):
+            self._deliver(encoded[start : start + FRAME_BYTES])
+
+    def _deliver(self, payload: bytes) -> None:
+        self.stats.frames_out += 1
+        for q in self._queues:
+            if q.full():
+                q.get_nowait()
+                self.stats.dropped += 1
+            q.put_nowait(payload)
