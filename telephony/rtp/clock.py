@@ -8,7 +8,10 @@ ticker stops when the last one leaves and restarts on the same grid (so a play t
 another at once still starts one whole tick after the previous packet). Each wake-up is one ``loop.call_at`` on the absolute due
 time of the next tick; it calls every attached source with the current tick number, so 100 streams
 started together are sent in one wake-up. A source joins at the pending tick (the one the clock
-will fire next), which is how streams started in the same loop iteration share their wake-ups. A
+will fire next) unless it is under a quarter tick away (then the one after), which is how streams
+started in the same loop iteration share their wake-ups; a clock that starts puts its pending tick
+half a tick ahead, so that preparing 100 streams (building their packets) does not make the
+first tick late. A
 wake-up later than a whole tick catches up: the sources send every packet already due (a short
 burst, none skipped), and the clock records the lateness.
 
@@ -167,21 +170,24 @@ class MediaClock:
         return self.epoch + tick * self.ptime
 
     def add(self, source: TickSource) -> int:
-        """Attach ``source``; it is first called at the returned tick (the pending one)."""
+        """Attach ``source``; it sends its first packet at the returned tick."""
         loop = asyncio.get_running_loop()
         if self._loop is not None and loop is not self._loop:
             raise RuntimeError("a MediaClock serves one event loop")
+        now = loop.time()
         if self._handle is None:
-            now = loop.time()
             if self._loop is None:
                 self._loop = loop
-                self.epoch = now
+                self.epoch = now + self.ptime / 2
                 self._next_tick = 0
             else:  # restart on the same grid, never before the tick after the last one fired
-                self._next_tick = max(self._next_tick, math.ceil((now - self.epoch) / self.ptime))
+                ahead = math.ceil((now + self.ptime / 2 - self.epoch) / self.ptime)
+                self._next_tick = max(self._next_tick, ahead)
             self._schedule(loop)
         self._sources[source] = None
         self.stats.sources = len(self._sources)
+        if self.tick_time(self._next_tick) - now < self.ptime / 4:
+            return self._next_tick + 1  # too close to prepare for without delaying it
         return self._next_tick
 
     def remove(self, source: TickSource) -> None:
