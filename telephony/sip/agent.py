@@ -455,6 +455,12 @@ class UserAgent:
         return make_response(request, 200, to_tag=tag, headers=headers)
 
     def _new_invite(self, key: TransactionKey, request: Request, tag: str) -> None:
+        answered = self._answered_by(request)
+        if answered is not None:
+            # the INVITE server transaction ended with our 2xx (§17.2.1), so a retransmission of
+            # the INVITE arrives as new: answer it with the same 2xx, not with a second call
+            self.respond(key, answered)
+            return
         self.respond(key, make_response(request, 100))
         offer: SessionDescription | None = None
         if request.body:
@@ -481,6 +487,17 @@ class UserAgent:
                     self._reject(incoming, 500)
 
         self.spawn(run())
+
+    def _answered_by(self, request: Request) -> Response | None:
+        for call in self.calls.values():
+            if (
+                not call.outgoing
+                and call.call_id == request.call_id
+                and call.dialog.id.remote_tag == request.from_tag
+                and call.invite_response is not None
+            ):
+                return call.invite_response
+        return None
 
     def _ring(self, incoming: IncomingCall) -> None:
         if self._pending.get(incoming.key) is not incoming:
@@ -532,6 +549,7 @@ class UserAgent:
             invite_cseq=cseq,
         )
         incoming.call = call
+        call.invite_response = response
         self.calls[dialog.id] = call
         call.invite_pending = True
         self._rtx[dialog.id] = TwoXXRetransmitter(response, self.now(), self.timers)
@@ -619,6 +637,9 @@ class UserAgent:
         self._rtx[call.dialog.id] = TwoXXRetransmitter(response, self.now(), self.timers)
         self.respond(key, response)
 
+    def stop_retransmitting(self, dialog_id: DialogId) -> None:
+        self._rtx.pop(dialog_id, None)
+
     def _no_ack(self, response: Response) -> None:
         did = DialogId(response.call_id or "", response.to_tag or "", response.from_tag or "")
         self._rtx.pop(did, None)
@@ -628,55 +649,10 @@ class UserAgent:
             call.invite_pending = False
             self.spawn(self._hangup(call, "error"))
 
-    # ---- both ----------------------------------------------------------------------------
+    # ---- both: BYE and re-INVITE are Call's procedures; the CallHost side delegates ----------
 
     async def _hangup(self, call: Call, reason: str) -> None:
-        if call.bye_task is None:
-            if call.state is not CallState.CONFIRMED:
-                return
-            call.bye_task = asyncio.get_running_loop().create_task(self._bye(call, reason))
-        await asyncio.shield(call.bye_task)
-
-    async def _bye(self, call: Call, reason: str) -> None:
-        call.cell.move(CallEvent.BYE_SENT)
-        self._rtx.pop(call.dialog.id, None)
-        call.finish(reason)
-        try:
-            call.dialog, bye = call.dialog.request("BYE", via=self.new_via())
-            _, queue = self.start_client(bye, await self.resolve(call.dialog.destination_uri()))
-            await self.final_response(queue)  # timer F bounds it
-        finally:
-            call.cell.move(CallEvent.BYE_DONE)
-            self.calls.pop(call.dialog.id, None)
+        await call.end(reason)
 
     async def _reinvite(self, call: Call, offer: SessionDescription) -> SessionDescription:
-        if call.state is not CallState.CONFIRMED:
-            raise CallFailed("rejected", None, f"call is {call.state.value}")
-        if call.invite_pending:
-            raise CallFailed("rejected", 491, "a re-INVITE is already in progress")
-        call.invite_pending = True
-        try:
-            call.dialog, request = call.dialog.request(
-                "INVITE", via=self.new_via(), body=offer.serialize()
-            )
-            destination = await self.resolve(call.dialog.destination_uri())
-            _, queue = self.start_client(request, destination)
-            response = await self.final_response(queue)
-        finally:
-            call.invite_pending = False
-        if response is None or response.status in (408, 481):
-            self.spawn(self._hangup(call, "error"))
-            raise CallFailed("unreachable", response.status if response else None, "re-INVITE")
-        if response.status >= 300:
-            raise CallFailed("rejected", response.status, response.reason)
-        assert request.cseq is not None
-        self.send_ack(call.dialog.ack(request.cseq.number, via=self.new_via()), destination)
-        call.dialog = call.dialog.refreshed(response)
-        try:
-            answer = SessionDescription.parse(response.body)
-        except SdpError as e:
-            raise CallFailed(
-                "rejected", response.status, f"bad SDP in the answer: {e.reason}"
-            ) from e
-        call.local_sdp, call.remote_sdp = offer, answer
-        return answer
+        return await call.send_reinvite(offer)

@@ -99,7 +99,7 @@ class Call:
 
     def __init__(
         self,
-        host: CallHost,
+        host: UacHost,
         dialog: Dialog,
         cell: StateCell,
         *,
@@ -122,6 +122,7 @@ class Call:
         self.last_media: float | None = None
         self.invite_pending = False  # a re-INVITE of ours or the peer's is in progress
         self.bye_task: asyncio.Task[None] | None = None
+        self.invite_response: Response | None = None  # our 2xx to the peer's INVITE (UAS)
 
     def __repr__(self) -> str:
         return f"Call(call_id={self.call_id!r}, state={self.state.value}, outgoing={self.outgoing})"
@@ -176,6 +177,63 @@ class Call:
         if not self.ended.done():
             self.ended.set_result(reason)
 
+    # -- the procedures (called through the agent) ------------------------------------------
+
+    async def end(self, reason: str) -> None:
+        """BYE once (§15.1.1); later calls wait for the same BYE; nothing once the call ended."""
+        if self.bye_task is None:
+            if self.state is not CallState.CONFIRMED:
+                return
+            self.bye_task = asyncio.get_running_loop().create_task(self._bye(reason))
+        await asyncio.shield(self.bye_task)
+
+    async def _bye(self, reason: str) -> None:
+        host = self._host
+        self._cell.move(CallEvent.BYE_SENT)
+        host.stop_retransmitting(self.dialog.id)
+        self.finish(reason)
+        try:
+            self.dialog, bye = self.dialog.request("BYE", via=host.new_via())
+            _, queue = host.start_client(bye, await host.resolve(self.dialog.destination_uri()))
+            await host.final_response(queue)  # timer F bounds it
+        finally:
+            self._cell.move(CallEvent.BYE_DONE)
+            host.calls.pop(self.dialog.id, None)
+
+    async def send_reinvite(self, offer: SessionDescription) -> SessionDescription:
+        """§14.1: a re-INVITE in the dialog; the 2xx is ACKed like the first one."""
+        host = self._host
+        if self.state is not CallState.CONFIRMED:
+            raise CallFailed("rejected", None, f"call is {self.state.value}")
+        if self.invite_pending:
+            raise CallFailed("rejected", 491, "a re-INVITE is already in progress")
+        self.invite_pending = True
+        try:
+            self.dialog, request = self.dialog.request(
+                "INVITE", via=host.new_via(), body=offer.serialize()
+            )
+            destination = await host.resolve(self.dialog.destination_uri())
+            _, queue = host.start_client(request, destination)
+            response = await host.final_response(queue)
+        finally:
+            self.invite_pending = False
+        if response is None or response.status in (408, 481):  # §14.1: the dialog is gone
+            host.spawn(self.end("error"))
+            raise CallFailed("unreachable", response.status if response else None, "re-INVITE")
+        if response.status >= 300:
+            raise CallFailed("rejected", response.status, response.reason)
+        assert request.cseq is not None
+        host.send_ack(self.dialog.ack(request.cseq.number, via=host.new_via()), destination)
+        self.dialog = self.dialog.refreshed(response)
+        try:
+            answer = SessionDescription.parse(response.body)
+        except SdpError as e:
+            raise CallFailed(
+                "rejected", response.status, f"bad SDP in the answer: {e.reason}"
+            ) from e
+        self.local_sdp, self.remote_sdp = offer, answer
+        return answer
+
 
 class IncomingCall:
     """An INVITE handed to ``UserAgent.on_invite``: ``ring()``, then ``answer(sdp)`` or
@@ -225,7 +283,7 @@ class IncomingCall:
 
 
 class UacHost(CallHost, Protocol):
-    """What the UAC INVITE procedure asks of its agent."""
+    """What the UAC INVITE procedure and a call's BYE and re-INVITE ask of their agent."""
 
     counts: Counter[CallState]
     calls: dict[DialogId, Call]
@@ -255,6 +313,12 @@ class UacHost(CallHost, Protocol):
     def start_client(
         self, request: Request, destination: Address
     ) -> tuple[TransactionKey, asyncio.Queue[ClientEvent]]: ...
+
+    async def final_response(
+        self, queue: asyncio.Queue[ClientEvent], until: float | None = None
+    ) -> Response | None: ...
+
+    def stop_retransmitting(self, dialog_id: DialogId) -> None: ...
 
     def send_ack(self, ack: Request, destination: Address) -> None: ...
 
@@ -403,7 +467,10 @@ class Outgoing:
             self.cell.move(CallEvent.CANCELLED)
             raise CallFailed("no_answer", 487, response.reason)
         self.cell.move(CallEvent.REJECTED)
-        raise CallFailed(_outcome(response.status), response.status, response.reason)
+        outcome = _outcome(response.status)
+        if self.auth and response.status == 403:
+            outcome = "auth_failed"  # refused after our authenticated retry
+        raise CallFailed(outcome, response.status, response.reason)
 
     async def _confirm(self, response: Response) -> Call:
         """§13.2.2.4: the dialog from the 2xx, and its ACK (sent by us, kept for retransmits)."""

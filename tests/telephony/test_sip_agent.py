@@ -348,3 +348,68 @@ class TestLossyTransport:
         assert lost_out and lost_in
         assert caller.stats["retransmissions"] > 0 and callee.stats["retransmissions"] > 0
         assert caller.stats["calls_terminated"] == 6 and caller.stats["calls_failed"] == 0
+
+
+class RawPeer:
+    """A plain UDP socket speaking SIP by hand, for what a well-behaved agent never does."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def invite(self, target: UserAgent) -> bytes:
+        body = offer(30040).serialize()
+        lines = [
+            f"INVITE {uri(target)} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-raw-1;rport",
+            f"From: <sip:raw@127.0.0.1:{self.port}>;tag=raw1",
+            f"To: <{uri(target)}>",
+            "Call-ID: raw-1@127.0.0.1",
+            "CSeq: 1 INVITE",
+            f"Contact: <sip:raw@127.0.0.1:{self.port}>",
+            "Max-Forwards: 70",
+            "Content-Type: application/sdp",
+            f"Content-Length: {len(body)}",
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def receive(self, timeout: float = TIMEOUT) -> Request | Response:
+        loop = asyncio.get_running_loop()
+        data, _ = await asyncio.wait_for(loop.sock_recvfrom(self.sock, 65535), timeout)
+        return parse(data)
+
+
+class TestSection13_3_1_4_TheUasRetransmitsIts2xx:
+    async def test_no_ack_means_bye_and_a_retransmitted_invite_is_not_a_second_call(
+        self, pair: tuple[UserAgent, UserAgent]
+    ) -> None:
+        _, callee = pair
+        answered: list[Call] = []
+        auto_answer(callee, answered, ring=False)
+        peer = RawPeer()
+        try:
+            datagram = peer.invite(callee)
+            peer.sock.sendto(datagram, callee.local_address)
+            oks = 0
+            bye: Request | None = None
+            for _ in range(40):  # 100, 200 and its retransmissions, then the BYE
+                message = await peer.receive()
+                if isinstance(message, Response) and message.status == 200:
+                    oks += 1
+                    if oks == 1:  # the INVITE again, as if our 200 were lost
+                        peer.sock.sendto(datagram, callee.local_address)
+                elif isinstance(message, Request) and message.method == "BYE":
+                    bye = message
+                    break
+            assert bye is not None
+            assert oks >= 5  # T1, 2·T1, 4·T1, ... until 64·T1
+            assert len(answered) == 1  # the retransmitted INVITE got the same 200
+            assert answered[0].ended.result() == "error"
+            assert bye.call_id == "raw-1@127.0.0.1" and bye.to_tag == "raw1"
+        finally:
+            peer.close()

@@ -17,7 +17,7 @@ import pytest
 
 from telephony.errors import CallFailed
 from telephony.sdp import Direction, LocalMedia, SdpSession, SessionDescription, build_offer
-from telephony.sip.agent import Call, IncomingCall, UserAgent
+from telephony.sip.agent import Call, Credentials, IncomingCall, UserAgent
 from telephony.sip.dialog import CallState
 from telephony.sip.message import Request, Response
 from telephony.sip.transaction import TimerConfig
@@ -155,6 +155,27 @@ class TestSippAsTheSpeaker:
             assert (failed.value.outcome, failed.value.status) == ("no_answer", 487)
             rc = await sipp.finish()
         assert rc == 0, errors(tmp_path)  # sipp saw our CANCEL and the ACK for its 487
+
+    async def test_digest_challenge_answered_once(self, ua: UserAgent, tmp_path: Path) -> None:
+        async with SippUas("uas_auth.xml", tmp_path) as sipp:
+            credentials = Credentials("speaker", "s3cret")
+            call = await asyncio.wait_for(ua.invite(sipp.uri, offer(), credentials=credentials), 10)
+            await call.hangup()
+            rc = await sipp.finish()
+        assert rc == 0, errors(tmp_path)  # sipp's verifyauth accepted our Authorization
+        log = (tmp_path / "msg.log").read_text(errors="replace")
+        assert "s3cret" not in log  # the password never goes on the wire
+
+    @pytest.mark.parametrize(
+        ("credentials", "status"), [(None, 401), (Credentials("speaker", "wrong"), 403)]
+    )
+    async def test_without_or_with_wrong_credentials_auth_fails(
+        self, ua: UserAgent, tmp_path: Path, credentials: Credentials | None, status: int
+    ) -> None:
+        async with SippUas("uas_auth.xml", tmp_path) as sipp:
+            with pytest.raises(CallFailed) as failed:
+                await asyncio.wait_for(ua.invite(sipp.uri, offer(), credentials=credentials), 10)
+            assert (failed.value.outcome, failed.value.status) == ("auth_failed", status)
 
     async def test_twenty_calls_with_ten_percent_loss(self, tmp_path: Path) -> None:
         """sipp drops 10% of what it sends and receives. Our T1 is 1 s here: sipp's UAS aborts a
