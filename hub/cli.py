@@ -1,13 +1,22 @@
-"""The ``cityhub`` command: serve, demo, migrate, users add."""
+"""The ``cityhub`` command: serve, demo, migrate, users add, watch, tls selfsigned.
+
+``serve`` speaks HTTPS (and the websocket listener WSS) when ``CITYHUB_TLS_CERT`` and
+``CITYHUB_TLS_KEY`` name a PEM certificate chain and its key. ``tls selfsigned`` makes such a pair for
+a city without its own CA: a small CA (kept in the output directory, reused by the next run, so
+seat PCs trust it once) and a server certificate for the given names and addresses, signed by it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hub import __version__
@@ -61,11 +70,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         lifespan="on",
         ws="none",
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     server = uvicorn.Server(config)
     log.info(
-        "cityhub %s on http://%s:%s (data in %s; roles: %s)",
+        "cityhub %s on %s://%s:%s (data in %s; roles: %s)",
         __version__,
+        "https" if settings.tls else "http",
         settings.host,
         settings.port,
         settings.data_dir,
@@ -171,6 +183,143 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return 1
 
 
+# -- tls selfsigned --------------------------------------------------------------------------
+
+CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.crt", "ca.key", "server.crt", "server.key"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a key readable by its owner only (created 0600, never world-readable for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def make_selfsigned(
+    out: Path, hosts: Sequence[str], *, days: int = 825, now: datetime | None = None
+) -> tuple[Path, Path, Path]:
+    """Write (or reuse) ``out/ca.crt`` + ``ca.key`` and write ``out/server.crt`` + ``server.key``
+    for ``hosts`` (DNS names or IP addresses; the first is the subject's CN); returns (CA cert,
+    server cert, server key). An existing CA in ``out`` signs the new server certificate, so seat
+    PCs that trust it need nothing new when the server certificate is renewed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not hosts:
+        raise CityhubError("--host: at least one name or address")
+    now = now or datetime.now(UTC)
+    out.mkdir(parents=True, exist_ok=True)
+    ca_cert_path, ca_key_path = out / CA_CERT, out / CA_KEY
+    pem = serialization.Encoding.PEM
+    if ca_cert_path.is_file() and ca_key_path.is_file():
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise CityhubError(f"{ca_key_path}: not an EC key made by this command")
+        ca_key = loaded
+    else:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cityhub"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"cityhub local CA {now:%Y-%m-%d}"),
+            ]
+        )
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private(
+            ca_key_path,
+            ca_key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+        ca_cert_path.write_bytes(ca_cert.public_bytes(pem))
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host.strip("[]"))))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key_path, server_cert_path = out / SERVER_KEY, out / SERVER_CERT
+    _write_private(
+        server_key_path,
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    server_cert_path.write_bytes(cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+    return ca_cert_path, server_cert_path, server_key_path
+
+
+def cmd_tls_selfsigned(args: argparse.Namespace) -> int:
+    hosts = [h.strip() for h in args.host.split(",") if h.strip()]
+    ca, cert, key = make_selfsigned(Path(args.out), hosts, days=args.days)
+    print(f"CA certificate (import it on the seat PCs): {ca}")
+    print(f"server certificate for {', '.join(hosts)}: {cert}")
+    print(f"CITYHUB_TLS_CERT={cert.resolve()}")
+    print(f"CITYHUB_TLS_KEY={key.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cityhub", description="数字城管 supervision and command hub")
     p.add_argument("--version", action="version", version=f"cityhub {__version__}")
@@ -232,6 +381,22 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--grid", action="append", help="grid id or code (role supervisor; repeatable)")
     ua.add_argument("--display-name")
     ua.set_defaults(func=cmd_users_add)
+
+    t = sub.add_parser("tls", help="certificates for HTTPS/WSS")
+    tsub = t.add_subparsers(dest="tls_command", required=True)
+    ts = tsub.add_parser(
+        "selfsigned",
+        help="write a local CA and a server certificate signed by it (the CA is reused if present)",
+    )
+    ts.add_argument("--out", required=True, help="directory for ca.crt, ca.key, server.crt/.key")
+    ts.add_argument(
+        "--host",
+        required=True,
+        help="the names and addresses seat PCs use for the hub, comma separated"
+        " (e.g. hub.city.local,10.1.2.3)",
+    )
+    ts.add_argument("--days", type=int, default=825, help="server certificate validity (825)")
+    ts.set_defaults(func=cmd_tls_selfsigned)
 
     from hub import subsystem
 

@@ -5,6 +5,10 @@ envelope is encoded once by the relay and sent as the same bytes to every subscr
 policy (``hub.core.live.SendPolicy``) reads the transport's write buffer before each write. A connection
 over its limit gets nothing more until its buffer drains, then a ``resync`` per channel; one that does
 not drain within the timeout is closed with 4008. See docs/live.md for the protocol.
+
+With ``CITYHUB_TLS_CERT``/``CITYHUB_TLS_KEY`` the listener speaks TLS (``wss://``) with the same
+certificate as the HTTPS pages (``server_tls_context``): a page served over HTTPS may only open
+``wss://`` websockets, and ``/api/live`` hands out the URL with the page's own scheme.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import ssl
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
@@ -45,6 +50,15 @@ MAX_CHANNELS = 64
 CLOSE_SESSION_ENDED = 4001
 CLOSE_TOO_SLOW = 4008
 CLOSE_BAD_CLIENT = 4400
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server-side TLS context for the PEM certificate chain ``cert`` and its ``key`` (TLS 1.2
+    and up, the ssl module's default ciphers)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 @dataclasses.dataclass
@@ -315,6 +329,8 @@ class LiveServer:
     heartbeat: float = 20.0
     allowed_origins: tuple[str, ...] = ()
     http_port: int = 8000
+    #: TLS for ``wss://`` (None: plain ``ws://``).
+    ssl_context: ssl.SSLContext | None = None
     policy: live.SendPolicy = dataclasses.field(default_factory=live.SendPolicy)
     sessions: set[Session] = dataclasses.field(default_factory=set)
     _server: Server | None = None
@@ -346,6 +362,10 @@ class LiveServer:
             session.flush()
 
     @property
+    def scheme(self) -> str:
+        return "ws" if self.ssl_context is None else "wss"
+
+    @property
     def bound_port(self) -> int:
         assert self._server is not None
         sock = next(iter(self._server.sockets))
@@ -367,6 +387,7 @@ class LiveServer:
             self.host,
             self.port,
             process_request=self._process_request,
+            ssl=self.ssl_context,
             max_size=MAX_MESSAGE,
             max_queue=16,
             ping_interval=self.heartbeat,

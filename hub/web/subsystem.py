@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hub.core.workflow import Role
-from hub.live.server import LiveServer
+from hub.live.server import LiveServer, server_tls_context
 from hub.state import HubState
 from hub.subsystem import CliCommand, StateChannel
 from hub.web.http import ApiRoute
@@ -71,10 +71,13 @@ class WebSubsystem:
             heartbeat=settings.ws_heartbeat,
             allowed_origins=settings.allowed_origins,
             http_port=settings.port,
+            ssl_context=server_tls_context(settings.tls_cert, settings.tls_key)
+            if settings.tls
+            else None,
         )
         await live.start()
         hub.live = live
-        log.info("live updates on ws://%s:%d/ws", settings.host, live.bound_port)
+        log.info("live updates on %s://%s:%d/ws", live.scheme, settings.host, live.bound_port)
         try:
             yield
         finally:

@@ -189,7 +189,7 @@ async def login(request: Request) -> Response:
         max_age=h.settings.session_ttl_hours * 3600,
         httponly=True,
         samesite="lax",
-        secure=h.settings.cookie_secure,
+        secure=h.settings.cookie_secure or h.settings.tls,
         path="/",
     )
     return resp
@@ -441,7 +441,7 @@ async def live_info(request: Request, p: Principal) -> Response:
     host = (request.url.hostname or h.settings.host).strip("[]")
     if ":" in host:
         host = f"[{host}]"
-    scheme = "wss" if request.url.scheme == "https" else "ws"
+    scheme = h.live.scheme
     return JSONResponse(
         {
             "url": f"{scheme}://{host}:{h.live.bound_port}/ws",
