@@ -31,7 +31,10 @@ arrivals, the lateness of each packet against the ideal schedule (packet i due a
 and drift shows up as growing lateness) and the RFC 3550 §6.4.1 interarrival jitter (the
 timestamps against the arrivals). The table pools the gaps of all streams of a run (mean,
 standard deviation, p99, max), the worst stream's standard deviation, the maximum lateness over
-all packets and the mean jitter. The load average (``/proc/loadavg``) is printed before and after.
+all packets and the mean jitter. The load average (``/proc/loadavg``) is printed before and after,
+and "machine busy" is the share of all cores busy (any process, ours included) during each run
+(``/proc/stat``): on a shared machine the figures at normal priority follow it. ``--realtime``
+runs both senders at SCHED_FIFO 10, which shows the pacing itself without the neighbours.
 
 Goals (issue 8): 50 streams with gap std <= 1 ms and p99 <= 22 ms; 100 streams with no packet later
 than 40 ms. Everything runs on loopback; temporary files are removed and every process started
@@ -259,6 +262,8 @@ class Run:
     figures: dict[str, Any]
     cpu_per_stream: float | None  # CPU seconds per stream per second of audio
     note: str = ""
+    machine_busy: float | None = None
+    """The share of all cores busy (any process) during the run, from /proc/stat."""
 
 
 async def run_cityhub(streams: int, clip: bytes, seconds: float) -> Run:
@@ -412,6 +417,16 @@ async def run_baresip(
 # Report
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def loadavg() -> str:
     try:
         return Path("/proc/loadavg").read_text().strip()
@@ -424,10 +439,11 @@ def row(run: Run) -> str:
     if "mean" not in f:
         return f"| {run.who} | {run.streams} | {f['received']}/{f['expected']} | no data |"
     cpu = "n/a" if run.cpu_per_stream is None else f"{run.cpu_per_stream * 100:.2f} %"
+    busy = "n/a" if run.machine_busy is None else f"{run.machine_busy * 100:.0f} %"
     return (
         f"| {run.who} | {run.streams} | {f['received']}/{f['expected']} | {f['mean']:.2f} | "
         f"{f['std']:.2f} | {f['worst_std']:.2f} | {f['p99']:.2f} | {f['max']:.2f} | "
-        f"{f['late_max']:.2f} | {f['jitter']:.2f} | {cpu} |"
+        f"{f['late_max']:.2f} | {f['jitter']:.2f} | {cpu} | {busy} |"
     )
 
 
@@ -465,16 +481,21 @@ def report(
         f"receivers at {rx}",
         "",
         "| sender | streams | packets | gap mean ms | gap std ms | worst stream std | p99 ms "
-        "| max gap ms | max lateness ms | jitter ms (RFC 3550) | CPU per stream |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| max gap ms | max lateness ms | jitter ms (RFC 3550) | CPU per stream | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| ideal | any | all | {PTIME_MS:.2f} | 0.00 | 0.00 | {PTIME_MS:.2f} | {PTIME_MS:.2f} | "
-        "0.00 | 0.00 | - |",
+        "0.00 | 0.00 | - | - |",
     ]
     lines += [row(r) for r in runs]
     lines.append("")
     lines += [f"- {r.who} x{r.streams}: {r.note}" for r in runs if r.note]
     lines += ["", *goals(runs), f"load average after: {loads[-1]}"]
     return "\n".join(lines)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else None
 
 
 async def run(args: argparse.Namespace, scratch: Path) -> int:
@@ -485,10 +506,14 @@ async def run(args: argparse.Namespace, scratch: Path) -> int:
     has_baresip = shutil.which("baresip") is not None
     for streams in args.counts:
         print(f"cityhub, {streams} streams ...", file=sys.stderr, flush=True)
+        busy0 = cpu_jiffies()
         runs.append(await run_cityhub(streams, clip, args.seconds))
+        runs[-1].machine_busy = busy_share(busy0, cpu_jiffies())
         if has_baresip and not args.skip_baresip and streams in args.baresip_counts:
             print(f"baresip, {streams} streams ...", file=sys.stderr, flush=True)
+            busy0 = cpu_jiffies()
             runs.append(await run_baresip(streams, wav, args.seconds, scratch, args.realtime))
+            runs[-1].machine_busy = busy_share(busy0, cpu_jiffies())
         await asyncio.sleep(1.0)
     loads.append(loadavg())
     print(report(runs, args, source, loads, sender), flush=True)
