@@ -451,7 +451,7 @@ class Outgoing:
         cancelled = self.cancel_wanted
         if response is None:
             self.cell.move(CallEvent.TIMED_OUT)
-            if cancelled:
+            if cancelled and self.provisional:
                 raise CallFailed("no_answer", None, "no final response to CANCEL")
             raise CallFailed("unreachable", None, "no response (timer B)")
         if response.status < 300:

@@ -203,8 +203,9 @@ class TestSection8_2_Rejections:
             port = silent.getsockname()[1]
             async with UserAgent("127.0.0.1", 0, timers=FAST) as caller:
                 with pytest.raises(CallFailed) as failed:
-                    await asyncio.wait_for(
-                        caller.invite(f"sip:x@127.0.0.1:{port}", offer()), TIMEOUT
+                    await asyncio.wait_for(  # ring timeout first: nothing to CANCEL yet
+                        caller.invite(f"sip:x@127.0.0.1:{port}", offer(), ring_timeout=0.5),
+                        TIMEOUT,
                     )
                 assert failed.value.outcome == "unreachable"
                 assert caller.stats["retransmissions"] >= 5  # timer A: T1, 2·T1, ...
@@ -411,5 +412,61 @@ class TestSection13_3_1_4_TheUasRetransmitsIts2xx:
             assert len(answered) == 1  # the retransmitted INVITE got the same 200
             assert answered[0].ended.result() == "error"
             assert bye.call_id == "raw-1@127.0.0.1" and bye.to_tag == "raw1"
+        finally:
+            peer.close()
+
+    async def test_in_dialog_options_cseq_order_and_bye_retransmission(
+        self, pair: tuple[UserAgent, UserAgent]
+    ) -> None:
+        _, callee = pair
+        answered: list[Call] = []
+        auto_answer(callee, answered, ring=False)
+        peer = RawPeer()
+        try:
+            peer.sock.sendto(peer.invite(callee), callee.local_address)
+            ok: Response | None = None
+            for _ in range(5):
+                message = await peer.receive()
+                if isinstance(message, Response) and message.status == 200:
+                    ok = message
+                    break
+            assert ok is not None and ok.to_tag is not None
+            to = ok.header("To")
+            assert to is not None
+
+            def request(method: str, cseq: int, branch: str) -> bytes:
+                lines = [
+                    f"{method} {uri(callee)} SIP/2.0",
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bK-{branch};rport",
+                    f"From: <sip:raw@127.0.0.1:{peer.port}>;tag=raw1",
+                    f"To: {to}",
+                    "Call-ID: raw-1@127.0.0.1",
+                    f"CSeq: {cseq} {method}",
+                    "Max-Forwards: 70",
+                    "Content-Length: 0",
+                ]
+                return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+            async def answer_to(data: bytes) -> Response:
+                peer.sock.sendto(data, callee.local_address)
+                for _ in range(10):  # skip our 2xx retransmissions
+                    message = await peer.receive()
+                    cseq = message.cseq
+                    if isinstance(message, Response) and cseq and cseq.method != "INVITE":
+                        return message
+                raise AssertionError("no answer")
+
+            peer.sock.sendto(request("ACK", 1, "ack1"), callee.local_address)
+            options = await answer_to(request("OPTIONS", 2, "opt2"))
+            assert options.status == 200
+            assert options.header_all("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+            assert options.header("Accept") == "application/sdp"
+            stale = await answer_to(request("OPTIONS", 1, "opt1"))
+            assert stale.status == 500  # §12.2.2: lower than the remote sequence number
+            bye = request("BYE", 3, "bye3")
+            assert (await answer_to(bye)).status == 200
+            assert (await answer_to(bye)).status == 200  # retransmission: not 481
+            assert answered[0].ended.result() == "remote_bye"
+            assert (await answer_to(request("BYE", 4, "bye4"))).status == 481  # the dialog is gone
         finally:
             peer.close()
