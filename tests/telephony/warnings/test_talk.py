@@ -1,6 +1,7 @@
 """TalkSession against a real aiortc peer in the same process (a browser stand-in): a sine from the
 client's microphone track arrives as 160-byte G.711 frames with the same dominant frequency; the
-session ends on close(), when the peer closes, and when the audio stops.
+session ends on close(), when the peer closes, and when the audio stops. And once against Debian's
+Chromium itself (Playwright), its fake microphone playing a sine from a WAV file, Opus and PCMU.
 
 Both peers gather host candidates on the loopback interface only: aioice leaves 127.0.0.1 out of its
 host addresses, so the tests narrow its interface list to 127.0.0.1 (nothing else is touched)."""
@@ -9,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import shutil
 import time
+import wave
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import aioice.ice
 import av
@@ -251,3 +256,94 @@ async def test_offers_without_audio_are_refused(cleanup: list[object]) -> None:
     await s2.answer(offer)
     with pytest.raises(TalkError):
         await s2.answer(offer)  # one offer per session
+
+
+# -- a real browser ------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+OFFER_JS = """async (codec) => {
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true});
+  const pc = new RTCPeerConnection({iceServers: []});
+  window.pc = pc;
+  const tr = pc.addTransceiver(stream.getAudioTracks()[0], {direction: "sendonly"});
+  if (codec) {
+    const caps = RTCRtpSender.getCapabilities("audio").codecs;
+    tr.setCodecPreferences(caps.filter((c) => c.mimeType === "audio/" + codec));
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") return done();
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") done();
+    });
+  });
+  return pc.localDescription.sdp;
+}"""
+
+
+def sine_wav(path: Path, freq: float, seconds: float = 30.0) -> Path:
+    t = np.arange(int(RATE * seconds)) / RATE
+    pcm = (np.sin(2 * np.pi * freq * t) * 12000).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def loopback_candidates(sdp: str) -> str:
+    """The offer with its loopback candidates only (Chromium also offers the machine's others)."""
+    lines = sdp.split("\r\n")
+    keep = [ln for ln in lines if not ln.startswith("a=candidate:") or " 127.0.0.1 " in ln]
+    return "\r\n".join(keep)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's Chromium is not installed")
+@pytest.mark.parametrize(
+    ("codec", "freq", "sdp_name"), [(None, 440.0, "opus"), ("PCMU", 1000.0, "PCMU")]
+)
+async def test_chromium_microphone_arrives_as_g711(
+    codec: str | None, freq: float, sdp_name: str, tmp_path: Path
+) -> None:
+    async_api: Any = pytest.importorskip("playwright.async_api")
+    wav = sine_wav(tmp_path / "mic.wav", freq)
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ]
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        session = TalkSession(G711Law.ALAW)
+        try:
+            page = await browser.new_page()
+
+            async def page_route(route: Any) -> None:
+                await route.fulfill(status=200, content_type="text/html", body="<!doctype html>")
+
+            await page.route("http://localhost/talk", page_route)  # a secure context, no server
+            await page.goto("http://localhost/talk")
+            offer = await page.evaluate(OFFER_JS, codec)
+            assert f" {sdp_name}/" in offer.split("a=rtpmap:", 1)[1].splitlines()[0]
+            answer = await session.answer(loopback_candidates(offer))
+            assert f" {sdp_name}/" in answer and "a=recvonly" in answer
+            await page.evaluate(
+                "(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer
+            )
+            frames = await take(session.subscribe(maxsize=200), 100, timeout=20)
+            assert {len(f) for f in frames} == {FRAME_BYTES}
+            pcm = G711Law.ALAW.decode(b"".join(frames[50:]))
+            assert abs(dominant(pcm) - freq) <= 3.0
+            await page.evaluate("() => window.pc.close()")
+            async with asyncio.timeout(15):
+                await session.closed.wait()
+            assert session.end_reason in (EndReason.PEER_CLOSED, EndReason.TRACK_ENDED)
+        finally:
+            await session.close()
+            await browser.close()
