@@ -221,7 +221,8 @@ class UserAgent:
     def _reschedule(self) -> None:
         if self._loop is None:
             return
-        deadline = self.layer.next_deadline() or math.inf
+        layer = self.layer.next_deadline()
+        deadline = math.inf if layer is None else layer
         for rtx in self._rtx.values():
             d = rtx.next_deadline()
             if d is not None:

@@ -184,14 +184,14 @@ class Call:
         if self.bye_task is None:
             if self.state is not CallState.CONFIRMED:
                 return
-            self.bye_task = asyncio.get_running_loop().create_task(self._bye(reason))
+            self._cell.move(CallEvent.BYE_SENT)  # at once: the media guard must not fire again
+            self.finish(reason)
+            self.bye_task = asyncio.get_running_loop().create_task(self._bye())
         await asyncio.shield(self.bye_task)
 
-    async def _bye(self, reason: str) -> None:
+    async def _bye(self) -> None:
         host = self._host
-        self._cell.move(CallEvent.BYE_SENT)
         host.stop_retransmitting(self.dialog.id)
-        self.finish(reason)
         try:
             self.dialog, bye = self.dialog.request("BYE", via=host.new_via())
             _, queue = host.start_client(bye, await host.resolve(self.dialog.destination_uri()))
