@@ -116,9 +116,9 @@ class TalkSession:
             for transceiver in self._pc.getTransceivers():
                 transceiver.direction = "recvonly" if transceiver.kind == "audio" else "inactive"
             await self._pc.setLocalDescription(await self._pc.createAnswer())
-        except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        except Exception as exc:  # aiortc's parser and checks raise all sorts (AssertionError…)
             await self._ended(EndReason.FAILED)
-            raise TalkError(f"无法应答 SDP: {str(exc)[:200]}") from None
+            raise TalkError(f"无法应答 SDP: {(str(exc) or type(exc).__name__)[:200]}") from None
         self._watchdog = asyncio.get_running_loop().create_task(self._first_audio_watchdog())
         description = self._pc.localDescription
         assert description is not None

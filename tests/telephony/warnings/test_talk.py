@@ -232,6 +232,34 @@ async def test_an_offer_that_never_connects_times_out(cleanup: list[object]) -> 
     assert session.end_reason is EndReason.IDLE
 
 
+HEAD = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+ICE = "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00\r\n"
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "v=0\r\nm=audio x\r\n",  # aiortc's parser asserts
+        HEAD + "m=audio 9 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:0 PCMU/8000\r\n",  # no ICE
+        HEAD + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n" + ICE + "a=mid:0\r\n",
+        HEAD
+        + "m=audio 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 speex/8000\r\n"
+        + ICE
+        + "a=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\n",  # no common codec
+        "m=audio " + "9" * 70_000,  # too big
+    ],
+)
+async def test_bad_offers_are_refused_and_end_the_session(offer: str) -> None:
+    session = TalkSession()
+    try:
+        with pytest.raises(TalkError):
+            await session.answer(offer)
+        if len(offer) < 1000:
+            assert session.closed.is_set() and session.end_reason is EndReason.FAILED
+    finally:
+        await session.close()
+
+
 async def test_offers_without_audio_are_refused(cleanup: list[object]) -> None:
     session = TalkSession()
     cleanup.append(session)
