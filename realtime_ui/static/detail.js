@@ -1,12 +1,14 @@
 // The detail pane: every field of one case, its before/after photos, its timeline, a button for each
 // allowed action (an action opens a small form and posts {action, version, ...}), and the printable
-// case sheet (案件单). Preact components over one small store (`view`); board.js drives it through
+// case sheet (案件单); the case's voice warnings under the timeline are detail-warning.js's.
+// Preact components over one small store (`view`); board.js drives it through
 // the object createDetail() returns:
 //   open(id), reload(), close(), externalUpdate(case | null, {resync}), current
 // and it calls back onChanged(case), onClose() and, when an action takes the case out of this
 // user's sight (a department returning it), ctx.onCaseGone(caseId, message) if the board has it.
 import { api, uploadFiles } from "./api.js";
 import { Countdown, calendarSignal, limitSecondsFor, loadCalendar } from "./countdown.js";
+import { CaseWarnings } from "./detail-warning.js";
 import { CITY_INPUT_HINT, fmtTime, fromCityInput, toCityInput } from "./dom.js";
 import {
   ACTION_LABELS,
@@ -261,6 +263,7 @@ export function createDetail({ ctx, pane, onChanged, onClose }) {
           <h3>处理记录</h3>
           <${Timeline} c=${c} />
         </section>
+        <${CaseWarnings} key=${c.id} c=${c} user=${ctx.user} />
       </div>
       <${CaseSheet} c=${c} />`;
   }
