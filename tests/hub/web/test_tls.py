@@ -133,6 +133,9 @@ async def test_https_and_wss_with_the_generated_certificate(scratch_root: Path) 
             assert r.status_code == 200, r.text
             url = r.json()["url"]
             assert url.startswith("wss://127.0.0.1:") and url.endswith("/ws")
+            # … and the pages' policy lets them connect there.
+            csp = (await http.get("/login")).headers["content-security-policy"]
+            assert url.removesuffix("/ws") in csp
 
             r = await http.post(
                 "/api/auth/login",
