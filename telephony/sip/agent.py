@@ -107,7 +107,7 @@ class UserAgent:
         self._pending: dict[TransactionKey, IncomingCall] = {}
         self._waiters: dict[TransactionKey, asyncio.Queue[ClientEvent]] = {}
         self._rtx: dict[DialogId, TwoXXRetransmitter] = {}
-        self._acks: dict[DialogId, tuple[Request, Address, float]] = {}
+        self._acks: dict[tuple[DialogId, int], tuple[Request, Address, float]] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -253,9 +253,9 @@ class UserAgent:
             if active and seen is not None and now - seen >= self.media_timeout:
                 log.info("call %s: no RTP for %.0f s, hanging up", call.call_id, now - seen)
                 self.spawn(self._hangup(call, "media_timeout"))
-        for did, (_, _, expires) in list(self._acks.items()):
+        for held, (_, _, expires) in list(self._acks.items()):
             if expires <= now:
-                del self._acks[did]
+                del self._acks[held]
         self._feed(out, timer=True)
 
     def spawn(self, coro: Awaitable[object]) -> asyncio.Task[object]:
@@ -316,10 +316,9 @@ class UserAgent:
 
     def send_ack(self, ack: Request, destination: Address) -> None:
         """Send the ACK for a 2xx and keep it for 64·T1 to answer the 2xx's retransmissions."""
-        did = DialogId(
-            ack.call_id or "", ack.from_tag or "", ack.to_tag or ""
-        )  # our tags: From is ours
-        self._acks[did] = (ack, destination, self.now() + 64 * self.timers.t1)
+        did = DialogId(ack.call_id or "", ack.from_tag or "", ack.to_tag or "")  # From is ours
+        number = ack.cseq.number if ack.cseq else 0
+        self._acks[(did, number)] = (ack, destination, self.now() + 64 * self.timers.t1)
         self.endpoint.send(ack, destination)
 
     def _unmatched(self, response: Response) -> None:
@@ -327,7 +326,7 @@ class UserAgent:
         if cseq is None or cseq.method != "INVITE" or not 200 <= response.status < 300:
             return
         did = DialogId.of_response(response)
-        held = self._acks.get(did) if did is not None else None
+        held = self._acks.get((did, cseq.number)) if did is not None else None
         if held is not None:
             self.retransmissions += 1
             self.endpoint.send(held[0], held[1])  # §13.2.2.4: ACK each retransmitted 2xx
