@@ -127,7 +127,8 @@ class TalkSession:
     # -- consumers ---------------------------------------------------------------------------
 
     def subscribe(self, maxsize: int = 10) -> asyncio.Queue[bytes]:
-        """A bounded queue of 160-byte G.711 frames from now on; the oldest is dropped when full."""
+        """A bounded queue of 160-byte G.711 frames from now on; the oldest is dropped when full.
+        Nothing marks the end in the queue: a consumer waits on ``closed`` as well."""
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         q: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
