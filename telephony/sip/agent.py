@@ -45,7 +45,6 @@ from telephony.sip.dialog import (
     Dialog,
     DialogId,
     SipUri,
-    mirrored_answer,
 )
 from telephony.sip.digest import Credentials, DigestClient
 from telephony.sip.endpoint import ACCEPT, ALLOW, SipEndpoint, new_tag
@@ -252,7 +251,7 @@ class UserAgent:
             active = seen is not None and call.state is CallState.CONFIRMED
             if active and seen is not None and now - seen >= self.media_timeout:
                 log.info("call %s: no RTP for %.0f s, hanging up", call.call_id, now - seen)
-                self.spawn(self._hangup(call, "media_timeout"))
+                self.spawn(call.end("media_timeout"))
         for held, (_, _, expires) in list(self._acks.items()):
             if expires <= now:
                 del self._acks[held]
@@ -612,29 +611,9 @@ class UserAgent:
             self.respond(key, make_response(request, 501, headers=[("Allow", ", ".join(ALLOW))]))
 
     def _reinvite_received(self, call: Call, key: TransactionKey, request: Request) -> None:
-        if call.invite_pending:
-            self.respond(key, make_response(request, 491))  # §14.2
-            return
-        try:
-            if request.body:
-                offer = SessionDescription.parse(request.body)
-                handler = call.on_reinvite
-                answer = handler(offer) if handler else mirrored_answer(call.local_sdp, offer)
-                call.remote_sdp = offer
-            else:
-                answer = call.local_sdp  # an offerless re-INVITE: our 200 is the offer
-        except SdpError as e:
-            self.respond(key, make_response(request, e.status, e.reason))
-            return
-        call.local_sdp = answer
-        response = make_response(
-            request,
-            200,
-            headers=[("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")],
-            body=answer.serialize(),
-        )
-        call.invite_pending = True
-        self._rtx[call.dialog.id] = TwoXXRetransmitter(response, self.now(), self.timers)
+        response = call.answer_reinvite(request, self.contact)
+        if response.status == 200:
+            self._rtx[call.dialog.id] = TwoXXRetransmitter(response, self.now(), self.timers)
         self.respond(key, response)
 
     def stop_retransmitting(self, dialog_id: DialogId) -> None:
@@ -647,12 +626,4 @@ class UserAgent:
         if call is not None:
             log.warning("call %s: no ACK for our 2xx, hanging up", call.call_id)
             call.invite_pending = False
-            self.spawn(self._hangup(call, "error"))
-
-    # ---- both: BYE and re-INVITE are Call's procedures; the CallHost side delegates ----------
-
-    async def _hangup(self, call: Call, reason: str) -> None:
-        await call.end(reason)
-
-    async def _reinvite(self, call: Call, offer: SessionDescription) -> SessionDescription:
-        return await call.send_reinvite(offer)
+            self.spawn(call.end("error"))

@@ -30,10 +30,11 @@ from telephony.sip.dialog import (
     SipUri,
     apply,
     make_cancel,
+    mirrored_answer,
 )
 from telephony.sip.digest import Credentials, DigestClient
 from telephony.sip.endpoint import new_tag
-from telephony.sip.message import Request, Response
+from telephony.sip.message import Request, Response, make_response
 from telephony.sip.transaction import (
     ResponseReceived,
     TimedOut,
@@ -80,10 +81,6 @@ class StateCell:
 
 class CallHost(Protocol):
     """What a ``Call`` or ``IncomingCall`` asks of its agent."""
-
-    async def _hangup(self, call: Call, reason: str) -> None: ...
-
-    async def _reinvite(self, call: Call, offer: SessionDescription) -> SessionDescription: ...
 
     def _answer(self, incoming: IncomingCall, sdp: SessionDescription) -> Call: ...
 
@@ -165,13 +162,13 @@ class Call:
     async def hangup(self) -> None:
         """Send BYE (retransmitted by its transaction) and wait for its answer or timeout;
         idempotent, and a no-op once the call has ended."""
-        await self._host._hangup(self, "local_bye")
+        await self.end("local_bye")
 
     async def reinvite(self, offer: SessionDescription) -> SessionDescription:
         """Send a re-INVITE with ``offer`` (hold: sendonly or inactive; unhold: sendrecv) and return
         the peer's answer. A 4xx-6xx raises ``CallFailed("rejected")`` and the call stays as it
         was (RFC 3261 §14.1); 481 or 408 end the call."""
-        return await self._host._reinvite(self, offer)
+        return await self.send_reinvite(offer)
 
     def finish(self, reason: str) -> None:
         if not self.ended.done():
@@ -199,6 +196,31 @@ class Call:
         finally:
             self._cell.move(CallEvent.BYE_DONE)
             host.calls.pop(self.dialog.id, None)
+
+    def answer_reinvite(self, request: Request, contact: str) -> Response:
+        """§14.2: our response to the peer's re-INVITE: 491 while another INVITE is pending, the
+        SDP error's status for a bad offer, else 200 with ``on_reinvite``'s answer (default: the
+        mirrored direction). After a 200 the INVITE is pending until its ACK."""
+        if self.invite_pending:
+            return make_response(request, 491)
+        try:
+            if request.body:
+                offer = SessionDescription.parse(request.body)
+                handler = self.on_reinvite
+                answer = handler(offer) if handler else mirrored_answer(self.local_sdp, offer)
+                self.remote_sdp = offer
+            else:
+                answer = self.local_sdp  # an offerless re-INVITE: our 200 is the offer
+        except SdpError as e:
+            return make_response(request, e.status, e.reason)
+        self.local_sdp = answer
+        self.invite_pending = True
+        return make_response(
+            request,
+            200,
+            headers=[("Contact", f"<{contact}>"), ("Content-Type", "application/sdp")],
+            body=answer.serialize(),
+        )
 
     async def send_reinvite(self, offer: SessionDescription) -> SessionDescription:
         """§14.1: a re-INVITE in the dialog; the 2xx is ACKed like the first one."""
