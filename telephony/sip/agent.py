@@ -13,8 +13,10 @@ creates the dialog and is ACKed by the core (a new branch, never through a trans
 are answered once with ``DigestClient``; the ring timeout (or the task being cancelled) sends CANCEL
 (§9.1, only after a provisional response: before one it waits for it or for timer B) and waits for the
 487. Finals map to ``CallFailed`` outcomes (486/600 busy, 408 and timer B unreachable, 603 and the
-rest rejected). UAS (``on_invite``): 100 Trying at once, the handler answers or rejects
-(``IncomingCall``), CANCEL gets 200 and the INVITE 487 (§9.2). Both: BYE, re-INVITE (hold/unhold;
+rest rejected); the procedure is ``call.Outgoing``. UAS (``on_invite``): 100 Trying at once, the
+handler answers or rejects (``IncomingCall``), CANCEL gets 200 and the INVITE 487 (§9.2); our 2xx
+ends the INVITE server transaction, so a retransmitted INVITE arriving after it is answered with
+the same 2xx (never a second call). Both: BYE, re-INVITE (hold/unhold;
 ``Call.on_reinvite`` or the mirrored direction answers), OPTIONS, 481 for unknown dialogs, 491 for
 a re-INVITE crossing ours, 500 for an out-of-order CSeq (§12.2.2), and a media guard: a call that has
 seen RTP and then none for ``media_timeout`` seconds is ended with BYE ("media_timeout").
