@@ -213,6 +213,7 @@ class RtpStream:
         self.on_digit: Callable[[str], None] | None = None
         self._queues: list[asyncio.Queue[bytes]] = []
         self.last_received: float | None = None
+        self.last_rtcp: float | None = None  # loop time of the last RTCP datagram (either port)
         self.receiver: ReceiverStats | None = None
         self.jitter: JitterBuffer | None = None
         self.remote_report: ReportBlock | None = None
@@ -549,6 +550,7 @@ class RtpStream:
             return
         self._rtcp_received += 1
         now = self._loop.time()
+        self.last_rtcp = now
         for packet in packets:
             if isinstance(packet, SenderReport | ReceiverReport):
                 if isinstance(packet, SenderReport):

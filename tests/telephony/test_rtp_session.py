@@ -285,6 +285,7 @@ async def test_rtcp_sender_and_receiver_reports_and_bye() -> None:
         assert report is not None and report.cumulative_lost == 0
         assert a.stats.remote_lost == 0 and a.stats.rtcp_sent >= 1
         assert b.stats.rtcp_received >= 1 and a.stats.rtcp_received >= 1
+        assert a.last_rtcp is not None and b.last_rtcp is not None
         a.close()
         await wait_for(lambda: b.bye_received)
     finally:
