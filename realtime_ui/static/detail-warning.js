@@ -13,7 +13,7 @@
 //   after the last pane goes. A running entry shows the channel's copy, so each speaker's outcome
 //   changes in place; a warning of this case that appears there (started elsewhere) joins the
 //   list; when one leaves the channel the list is read again for its final outcomes. A resync, or
-//   a running entry the channel does not show, also rereads the list (every POLL_MS at most).
+//   a running entry the channel does not show (no connection), also rereads it (POLL_MS apart).
 // - 在最近的喇叭播放 posts {clip_id, repeat} to /api/cases/{id}/warning: 202 is the warning (its
 //   one target is the chosen speaker) plus distance_m, shown above the live outcome with 停止
 //   (POST /api/warnings/{id}/stop) while it runs; a 409 (no speaker within 2 km, no location) is
@@ -37,6 +37,7 @@ import { html, signal, useEffect, useRef, useState } from "./ui.js";
 const REPEATS = [1, 2, 3];
 /** How often the list is reread while a running entry is not on the channel. */
 const POLL_MS = 10_000;
+const STALE_MS = 5_000;
 /** How long the channel's connection outlives the last open case pane (switching cases). */
 const LINGER_MS = 60_000;
 const TERMINAL = new Set(["done", "stopped", "failed"]);
@@ -167,7 +168,8 @@ function Section({ c, control }) {
   useEffect(() => {
     const stale = (items || []).some((w) => w.state === "running" && !(ready && keys.includes(String(w.id))));
     if (!stale) return undefined;
-    const wait = Math.max(1000, POLL_MS - (Date.now() - lastLoad.current));
+    // Not sooner than STALE_MS: a warning that has just left the channel is reread at once above.
+    const wait = Math.max(STALE_MS, POLL_MS - (Date.now() - lastLoad.current));
     const t = setTimeout(reload, wait);
     return () => clearTimeout(t);
   }, [items, keys, ready]);

@@ -277,3 +277,46 @@ def test_no_speaker_within_2_km_is_said(session: Any, city: City) -> None:
     s.open_case(unplaced["id"])
     page.wait_for_selector(f'{SECTION} [data-testid="cw-no-location"]')
     assert page.locator(f'{PANE} [data-testid="cw-control"]').count() == 0
+
+
+def test_warning_played_elsewhere_shows_live_and_its_end(session: Any, city: City) -> None:
+    """A warning another seat plays for this case (from the speaker console, POST /api/warnings
+    with case_id) joins the open pane's list live, its outcome changes in place, and the final
+    state is there as soon as the hub has it (read when it leaves the channel, not by a reload
+    of the page or the list's slow poll)."""
+    clips = wait_items(city, "/api/clips")
+    case, speaker, _distance = case_near_speaker(city, 15)
+    s = session("seat1")
+    page = s.page
+    s.open_case(case["id"])
+    page.locator(f'{SECTION} [data-testid="cw-empty"]').wait_for()
+    page.evaluate("window.__sameDocument = true")
+    seat2 = city.user("seat2")
+    r = seat2.http.post(
+        "/api/warnings",
+        json={"clip_id": clips[0]["id"], "speaker_ids": [speaker["id"]], "case_id": case["id"]},
+    )
+    assert r.status_code == 202, r.text
+    wid = r.json()["id"]
+    item = page.locator(f'{SECTION} [data-testid="cw-item"][data-id="{wid}"]')
+    item.wait_for(timeout=PLAY_MS)
+    assert (
+        item.locator('[data-testid="cw-item-who"]').inner_text() == r.json()["started_by"]["name"]
+    )
+    item.locator('[data-testid="cw-item-target"][data-outcome="playing"]').wait_for(timeout=PLAY_MS)
+    assert item.get_attribute("data-state") == "running"
+    # No control of this page plays it: nothing to stop here, the list shows it.
+    assert page.locator(f'{SECTION} [data-testid="cw-result"]').count() == 0
+
+    deadline = time.monotonic() + PLAY_MS / 1000
+    while seat2.get(f"/api/warnings/{wid}")["state"] == "running":
+        assert time.monotonic() < deadline, "the warning did not end"
+        time.sleep(0.2)
+    page.wait_for_selector(
+        f'{SECTION} [data-testid="cw-item"][data-id="{wid}"][data-state="done"]', timeout=3000
+    )
+    assert item.locator('[data-testid="cw-item-target"]').get_attribute("data-outcome") == (
+        "delivered"
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    assert s.errors == []
