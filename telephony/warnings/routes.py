@@ -15,7 +15,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.core.errors import BadRequest, Conflict, NotFound
+from hub.core.errors import Conflict, NotFound, ValidationFailed
 from hub.core.workflow import Role
 from hub.web.auth import Principal
 from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
@@ -312,7 +312,7 @@ def make_routes(get_service: Callable[[Request], VoiceService]) -> list[ApiRoute
     return [
         ApiRoute(
             "POST", "/api/warnings", play, "播放警示录音", ISSUERS, PlayBody,
-            status=202, errors=(404, 409), tag=tag,
+            status=202, errors=(404, 409, 422), tag=tag,
         ),
         ApiRoute(
             "GET", "/api/warnings", list_log, "警示记录（新到旧）", READERS,
@@ -329,7 +329,7 @@ def make_routes(get_service: Callable[[Request], VoiceService]) -> list[ApiRoute
         ApiRoute(
             "POST", "/api/cases/{case_id:int}/warning", play_for_case,
             "在案件最近的喇叭播放警示", ISSUERS, CaseWarningBody, params=CaseRef,
-            status=202, errors=(409,), tag=tag,
+            status=202, errors=(409, 422), tag=tag,
         ),
         ApiRoute(
             "GET", "/api/cases/{case_id:int}/warnings", case_warnings, "案件的警示记录",
@@ -337,7 +337,7 @@ def make_routes(get_service: Callable[[Request], VoiceService]) -> list[ApiRoute
         ),
         ApiRoute(
             "POST", "/api/talk", talk, "实时喊话（WebRTC）", ISSUERS, TalkBody,
-            errors=(404, 409), tag=tag,
+            errors=(404, 409, 422), tag=tag,
         ),
         ApiRoute(
             "POST", "/api/talk/{talk_id}/stop", talk_stop, "结束实时喊话", ISSUERS,
@@ -348,11 +348,11 @@ def make_routes(get_service: Callable[[Request], VoiceService]) -> list[ApiRoute
         ),
         ApiRoute(
             "POST", "/api/warning-schedules", create_schedule, "新建定时警示", ISSUERS,
-            ScheduleBody, status=201, errors=(404,), tag=tag,
+            ScheduleBody, status=201, errors=(404, 422), tag=tag,
         ),
         ApiRoute(
             "PATCH", "/api/warning-schedules/{schedule_id:int}", update_schedule,
-            "修改定时警示", ISSUERS, SchedulePatch, params=ScheduleRef, tag=tag,
+            "修改定时警示", ISSUERS, SchedulePatch, params=ScheduleRef, errors=(422,), tag=tag,
         ),
         ApiRoute(
             "DELETE", "/api/warning-schedules/{schedule_id:int}", delete_schedule,
@@ -374,16 +374,16 @@ def _time(text: str) -> time:
     try:
         return parse_time(text)
     except ScheduleError as exc:
-        raise BadRequest(str(exc), code="bad_time") from None
+        raise ValidationFailed(str(exc), code="bad_time") from None
 
 
 def _check_schedule(f: store.ScheduleFields, tz: Any) -> None:
     if not f.speaker_ids and not f.group_ids:
-        raise BadRequest("请至少选择一个喇叭或分组", code="no_speakers")
+        raise ValidationFailed("请至少选择一个喇叭或分组", code="no_speakers")
     try:
         Recurrence(f.every_minutes, f.from_time, f.until_time, frozenset(f.weekdays), tz)
     except ScheduleError as exc:
-        raise BadRequest(str(exc), code="bad_schedule") from None
+        raise ValidationFailed(str(exc), code="bad_schedule") from None
 
 
 async def _check_refs(

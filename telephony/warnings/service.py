@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from hub.core.errors import BadRequest, Conflict, NotFound
+from hub.core.errors import Conflict, NotFound, ValidationFailed
 from storage import voice as store
 from storage.db import connect
 from telephony.rtp.clock import MediaClock
@@ -252,7 +252,7 @@ class VoiceService:
                 raise NotFound(f"喇叭分组 {gid} 不存在")
         ids = sorted(set(speaker_ids) | set(await store.speakers_of_groups(conn, list(group_ids))))
         if not ids:
-            raise BadRequest("请至少选择一个喇叭或分组", code="no_speakers")
+            raise ValidationFailed("请至少选择一个喇叭或分组", code="no_speakers")
         speakers = await store.get_speakers(conn, ids)
         missing = sorted(set(ids) - {s.id for s in speakers})
         if missing:
@@ -380,7 +380,7 @@ class VoiceService:
             answer = await talk.answer(offer_sdp)
         except Exception as exc:
             await talk.close()
-            raise BadRequest(f"无法建立对讲连接：{exc}", code="bad_offer") from None
+            raise ValidationFailed(f"无法建立对讲连接：{exc}", code="bad_offer") from None
         async with connect(self.hub.pool) as conn:
             warning = await store.create_warning(
                 conn,

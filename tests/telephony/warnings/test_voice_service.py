@@ -123,9 +123,9 @@ async def test_schedule_checks(hub_state: HubState, sim: SimulatedSpeakers, logi
     seat = await login("seat1")
     base = {"name": "x", "clip_id": clip_id, "speaker_ids": [speakers[0].id], "every_minutes": 5}
     for extra, status in [
-        ({"from_time": "20:00", "until_time": "08:00"}, 400),
-        ({"from_time": "25:00", "until_time": "26:00"}, 400),
-        ({"from_time": "08:00", "until_time": "09:00", "speaker_ids": []}, 400),
+        ({"from_time": "20:00", "until_time": "08:00"}, 422),
+        ({"from_time": "25:00", "until_time": "26:00"}, 422),
+        ({"from_time": "08:00", "until_time": "09:00", "speaker_ids": []}, 422),
         ({"from_time": "08:00", "until_time": "09:00", "clip_id": 9999}, 404),
     ]:
         r = await seat.post("/api/warning-schedules", json={**base, **extra})
