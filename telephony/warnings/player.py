@@ -87,6 +87,8 @@ def for_codec(alaw: bytes, encoding: str) -> bytes:
 class LiveSource(Protocol):
     """Where live talk frames come from (``talk.TalkSession``): 160-byte A-law frames."""
 
+    closed: asyncio.Event
+
     def subscribe(self, maxsize: int = 10) -> asyncio.Queue[bytes]: ...
 
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None: ...
@@ -274,6 +276,15 @@ class WarningRun:
             sending = asyncio.ensure_future(
                 stream.play_live(queue, clock=self.deps.clock, encoding=encoding)
             )
+            live, q = self.live, queue
+
+            async def end_of_talk() -> None:  # the talk ended: the stream ends after its queue
+                await live.closed.wait()
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(b"")
+
+            watcher = asyncio.ensure_future(end_of_talk())
+            sending.add_done_callback(lambda _: watcher.cancel())
         ended = asyncio.ensure_future(asyncio.shield(call.ended))
         try:
             waiting: set[asyncio.Future[Any]] = {sending, ended}

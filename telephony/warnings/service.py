@@ -412,10 +412,14 @@ class VoiceService:
         if entry is None:
             raise NotFound("对讲不存在或已结束")
         talk, warning_id = entry
-        await talk.close()
+        await talk.close()  # each speaker's stream ends after what is queued, then hangs up
         run = self.runs.get(warning_id)
         if run is not None:
-            await run.stop(None)
+            try:
+                async with asyncio.timeout(2.0):
+                    await run.done.wait()
+            except TimeoutError:
+                await run.stop(None)
         return warning_id
 
     # -- schedules ---------------------------------------------------------------------------
