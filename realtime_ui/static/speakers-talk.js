@@ -17,6 +17,8 @@ const ICE_WAIT_MS = 3000;
 
 /** "idle" | "starting" | "live" | "stopping" */
 export const talkState = signal("idle");
+/** The peer connection's state while talking (RTCPeerConnection.connectionState), or "". */
+const peerState = signal("");
 const talkError = signal("");
 
 /** Whether this page may use the microphone at all (a secure context with mediaDevices). */
@@ -69,6 +71,10 @@ async function press() {
     s.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     if (s.released) throw new Error("released");
     s.pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = s.pc;
+    pc.addEventListener("connectionstatechange", () => {
+      if (session === s) peerState.value = pc.connectionState;
+    });
     for (const track of s.stream.getAudioTracks()) {
       s.pc.addTransceiver(track, { direction: "sendonly", streams: [s.stream] });
     }
@@ -115,6 +121,7 @@ async function finish(s) {
     teardown(s);
     if (session === s) session = null;
     talkState.value = "idle";
+    peerState.value = "";
   }
 }
 
@@ -151,6 +158,7 @@ export function TalkPanel() {
     ${talkError.value &&
     html`<div class="banner banner-error" role="alert" data-testid="talk-error">${talkError.value}</div>`}
     <button type="button" class=${`btn talk-button talk-${state}`} data-testid="talk-button" data-state=${state}
+            data-peer=${peerState.value}
             disabled=${!secure || state === "stopping"} aria-pressed=${state === "live"}
             onPointerDown=${(e) => {
               e.currentTarget.setPointerCapture?.(e.pointerId);
