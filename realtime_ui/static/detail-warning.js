@@ -72,17 +72,28 @@ function holdChannel() {
   };
 }
 
-/** The channel's copy of a warning while it runs (reads its signal), or null. */
+/** The last copy the channel gave of each warning (id -> warning), kept past its removal. */
+const lastCopies = new Map();
+const LAST_COPIES_KEPT = 200;
+
+/** The channel's copy of a warning while it runs (reads its signal), or the last one it gave. */
 function liveCopy(id) {
   const item = running.item(String(id));
-  return item ? item.value : null;
+  if (!item) return lastCopies.get(id) || null;
+  const w = item.value;
+  lastCopies.delete(id);
+  lastCopies.set(id, w);
+  if (lastCopies.size > LAST_COPIES_KEPT) lastCopies.delete(lastCopies.keys().next().value);
+  return w;
 }
 
-/** What to show of a warning: the channel's copy while it runs there, else the REST one. */
+/**
+ * What to show of a warning: a terminal REST copy as it is; else the channel's copy (the last one
+ * it gave, between its leaving the channel and the list's reread), else the REST one.
+ */
 function current(w) {
   if (TERMINAL.has(w.state)) return w;
-  const live = liveCopy(w.id);
-  return live || w;
+  return liveCopy(w.id) || w;
 }
 
 // ---- clips, read once per page ------------------------------------------------------------------
@@ -200,7 +211,7 @@ function Section({ c, control }) {
 }
 
 function Control({ c, busyWarning, onStarted }) {
-  const [clips, setClips] = useState(null);
+  const [clips, setClips] = useState(null); // null: loading, false: failed
   const [clipId, setClipId] = useState("");
   const [repeat, setRepeat] = useState("1");
   const [error, setError] = useState("");
@@ -216,7 +227,7 @@ function Control({ c, busyWarning, onStarted }) {
       },
       (err) => {
         if (!live) return;
-        setClips([]);
+        setClips(false);
         setError(`录音列表加载失败：${err.message}`);
       },
     );
@@ -243,7 +254,8 @@ function Control({ c, busyWarning, onStarted }) {
     }
   }
 
-  const none = clips !== null && clips.length === 0;
+  const failed = clips === false;
+  const none = Array.isArray(clips) && clips.length === 0;
   return html`<div class="cw-control" data-testid="cw-control">
     ${error ? html`<div class="banner banner-error" data-testid="cw-error" role="alert">${error}</div>` : null}
     <div class="cw-row">
@@ -252,10 +264,11 @@ function Control({ c, busyWarning, onStarted }) {
         <select
           data-testid="cw-clip"
           value=${clipId}
-          disabled=${clips === null || none}
+          disabled=${!Array.isArray(clips) || none}
           onChange=${(e) => setClipId(e.currentTarget.value)}
         >
           ${clips === null ? html`<option value="">正在加载…</option>` : null}
+          ${failed ? html`<option value="">录音列表未能加载</option>` : null}
           ${none ? html`<option value="">暂无录音（请在喊话控制台添加）</option>` : null}
           ${(clips || []).map(
             (x) => html`<option key=${x.id} value=${String(x.id)}>
@@ -301,7 +314,8 @@ function Result({ w, distance, onStopped }) {
       setBusy(false);
     }
   }
-  return html`<div class="cw-result" data-testid="cw-result" data-id=${w.id} data-state=${w.state}>
+  return html`<div class="cw-result" data-testid="cw-result" data-id=${w.id} data-state=${w.state}
+    role="status" aria-live="polite">
     <div class="cw-result-head">
       <span>喇叭：<strong data-testid="cw-speaker">${target ? target.speaker_name : "—"}</strong></span>
       ${typeof distance === "number"

@@ -173,6 +173,8 @@ def test_seat_plays_at_nearest_speaker_and_viewer_sees_the_log(session: Any, cit
     outcomes = seen_outcomes(page)
     assert "playing" in outcomes, outcomes  # only the warnings channel says 播放中
     assert outcomes[-1] == "delivered", outcomes
+    order = ["pending", "playing", "delivered"]
+    assert [order.index(o) for o in outcomes] == sorted(order.index(o) for o in outcomes), outcomes
 
     # The case's list, as the hub has it: who, which clip, when (city time), the outcome.
     (w,) = city.user("seat2").get(f"/api/cases/{case['id']}/warnings")["items"]
