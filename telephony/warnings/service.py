@@ -37,7 +37,7 @@ from storage import voice as store
 from storage.db import connect
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.session import PortPool, RtpStream
-from telephony.sip.agent import Credentials, UserAgent
+from telephony.sip.agent import Credentials, IncomingCall, UserAgent
 from telephony.warnings import clips
 from telephony.warnings.delivery import Outcome, Target
 from telephony.warnings.health import HealthTable, SpeakerStatus
@@ -98,6 +98,7 @@ class VoiceService:
     async def running(cls, hub: HubState) -> AsyncIterator[VoiceService]:
         service = cls(hub)
         async with contextlib.AsyncExitStack() as stack:
+            service.agent.on_invite = service._on_invite
             await service.agent.start()
             stack.push_async_callback(service._close_agent)
             stack.push_async_callback(service._stop_all)
@@ -110,6 +111,11 @@ class VoiceService:
             host, port = service.agent.local_address
             log.info("voice warnings: SIP on %s:%d, RTP %s", host, port, hub.settings.rtp_ports)
             yield service
+
+    async def _on_invite(self, incoming: IncomingCall) -> None:
+        """Nobody calls a loudspeaker hub: no number is served here yet (the 12319 hotline will
+        answer its own), so every incoming call is 404 Not Found, cleanly."""
+        await incoming.reject(404)
 
     async def _close_agent(self) -> None:
         self.agent.close()
