@@ -282,6 +282,12 @@ def test_play_to_group_live_outcomes_then_log(
         card = page.locator(f'{RUNNING}[data-id="{wid}"]')
         card.wait_for(timeout=LIVE_MS)
         assert card.locator('[data-testid="warning-target"]').count() == 3
+        # The speakers' own status follows the call (the speakers channel): 通话中 while it plays.
+        busy = page.locator(f'{ROW}[data-id="{members[0]}"]')
+        page.wait_for_selector(
+            f'{ROW}[data-id="{members[0]}"][data-status="busy"]', timeout=PLAY_MS
+        )
+        assert busy.locator('[data-testid="speaker-status"]').inner_text() == "通话中"
         # It ends: the card goes (the channel drops it), the page was never reloaded.
         page.wait_for_selector(f'{RUNNING}[data-id="{wid}"]', state="detached", timeout=PLAY_MS)
         assert page.evaluate("window.__sameDocument === true")
@@ -291,6 +297,9 @@ def test_play_to_group_live_outcomes_then_log(
         assert final["state"] == "done", final
         assert {t["speaker_id"] for t in final["targets"]} == set(members)
         assert all(t["outcome"] == "delivered" for t in final["targets"]), final["targets"]
+        page.wait_for_selector(
+            f'{ROW}[data-id="{members[0]}"][data-status="online"]', timeout=PLAY_MS
+        )
         assert final["clip"]["id"] == clip_id and final["repeat"] == 1
         # The log: newest first, the same outcomes, the city's clock.
         page.click('[data-testid="tab-log"]')
@@ -466,13 +475,25 @@ def test_schedule_create_disable_delete(browser: Any, speaker_hub: LiveHub, admi
         p.close()
 
 
-def test_viewer_sees_but_cannot_play(browser: Any, speaker_hub: LiveHub) -> None:
-    """The big screen's viewer account sees the speakers, the clips and the log, and none of the
-    controls that would play, talk, upload, delete or schedule."""
+def test_viewer_sees_but_cannot_play(
+    browser: Any, speaker_hub: LiveHub, admin: Api, seat2: Api
+) -> None:
+    """The big screen's viewer account sees the speakers, the clips, a running warning and the
+    log, and none of the controls that would play, stop, talk, upload, delete or schedule."""
+    items = wait_online(admin, 1)
+    target = next(s for s in items if s["status"]["state"] == "online")
+    clip = seat2.get("/api/clips")["items"][0]
     p = open_console(browser, speaker_hub, "bigscreen")
     page = p.page
+    w = seat2.post(
+        "/api/warnings",
+        {"clip_id": clip["id"], "speaker_ids": [target["id"]], "group_ids": [], "repeat": 10},
+        status=202,
+    )
     try:
         page.wait_for_selector('[data-testid="read-only-note"]')
+        page.locator(f'{RUNNING}[data-id="{w["id"]}"]').wait_for(timeout=LIVE_MS)
+        page.wait_for_selector('[data-testid="clip-row"]')
         assert page.get_attribute('[data-testid="speaker-console"]', "data-can-control") == "false"
         for testid in (
             "play-button",
@@ -487,9 +508,10 @@ def test_viewer_sees_but_cannot_play(browser: Any, speaker_hub: LiveHub) -> None
         page.wait_for_selector('[data-testid="schedules"]')
         assert page.locator('[data-testid="schedule-form"]').count() == 0
         page.click('[data-testid="tab-log"]')
-        page.wait_for_selector('[data-testid="warning-log"]')
+        page.locator(f'[data-testid="log-row"][data-id="{w["id"]}"]').wait_for()
         assert not p.unexpected_errors(), p.errors
     finally:
+        seat2.http.post(f"/api/warnings/{w['id']}/stop")
         p.close()
 
 
