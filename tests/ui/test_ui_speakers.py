@@ -367,6 +367,33 @@ def test_other_seats_warning_shows_live_and_stops(
         p.close()
 
 
+def test_play_refused_shows_the_api_message(browser: Any, speaker_hub: LiveHub, admin: Api) -> None:
+    """A clip deleted elsewhere after the seat chose it: 播放 shows the API's own refusal."""
+    items = wait_online(admin, 1)
+    p = open_console(browser, speaker_hub, "seat1")
+    page = p.page
+    try:
+        clip_id = upload_clip(page, f"被删录音-{uuid.uuid4().hex[:4]}", 1.0)
+        page.locator(f'{ROW}[data-id="{items[0]["id"]}"] [data-testid="speaker-check"]').check()
+        assert admin.http.delete(f"/api/clips/{clip_id}").is_success
+        r = admin.http.post(
+            "/api/warnings",
+            json={
+                "clip_id": clip_id,
+                "speaker_ids": [items[0]["id"]],
+                "group_ids": [],
+                "repeat": 1,
+            },
+        )
+        assert r.status_code >= 400, r.text
+        message = r.json()["error"]["message"]
+        page.click('[data-testid="play-button"]')
+        page.locator('[data-testid="play-error"]', has_text=message).wait_for()
+        assert page.locator(RUNNING).count() == 0
+    finally:
+        p.close()
+
+
 def test_clip_library_upload_tts_preview_delete(
     browser: Any, speaker_hub: LiveHub, admin: Api
 ) -> None:
