@@ -121,6 +121,13 @@ class Settings:
     sip_advertise: str = ""
     #: The user part of the hub's own SIP URI (From/Contact of warnings).
     sip_user: str = "cityhub"
+    #: The PBX or registrar to REGISTER with (``sip:pbx.example:5060``); empty: no registration.
+    sip_registrar: str = ""
+    #: Digest credentials for the registrar (the username defaults to ``sip_user``).
+    sip_username: str = ""
+    sip_password: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    #: Seconds of registration to ask for (the registrar may grant less, or ask for more with 423).
+    sip_register_expires: int = 600
     #: RTP ports (an even start; RTCP on port + 1), as "FIRST-LAST".
     rtp_ports: str = "20000-20999"
     #: Seconds without RTP after which a call with no BYE is ended (the media timeout guard).

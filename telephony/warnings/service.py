@@ -38,6 +38,7 @@ from storage.db import connect
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.session import PortPool, RtpStream
 from telephony.sip.agent import Credentials, IncomingCall, UserAgent
+from telephony.sip.registration import Registration
 from telephony.warnings import clips
 from telephony.warnings.delivery import Outcome, Target
 from telephony.warnings.health import HealthTable, SpeakerStatus
@@ -84,6 +85,7 @@ class VoiceService:
         self.ports = PortPool(*s.rtp_port_range)
         self.clock = MediaClock()
         self.health = HealthTable()
+        self.registration: Registration | None = None
         self.runs: dict[int, WarningRun] = {}
         self.streams: dict[tuple[int, int], RtpStream] = {}
         self.closed_packets = [0]
@@ -101,6 +103,15 @@ class VoiceService:
             service.agent.on_invite = service._on_invite
             await service.agent.start()
             stack.push_async_callback(service._close_agent)
+            if (s := service.settings).sip_registrar:  # REGISTER, refreshed; Expires 0 on exit
+                user, password = s.sip_username or s.sip_user, s.sip_password.reveal()
+                creds = Credentials(user, password) if s.sip_username or password else None
+                service.registration = Registration(
+                    service.agent, s.sip_registrar, s.sip_user, credentials=creds,
+                    expires=s.sip_register_expires,
+                )  # fmt: skip
+                service.registration.start()
+                stack.push_async_callback(service.registration.stop)
             stack.push_async_callback(service._stop_all)
             async with connect(hub.pool) as conn:
                 ended = await store.fail_running_warnings(conn)
@@ -150,7 +161,8 @@ class VoiceService:
 
     def health_check(self) -> str:
         host, port = self.agent.local_address
-        return f"udp {host}:{port}, {len(self.runs)} warnings playing"
+        reg = f", {self.registration.summary(self.tz)}" if self.registration else ""
+        return f"udp {host}:{port}, {len(self.runs)} warnings playing{reg}"
 
     def metrics_lines(self) -> list[str]:
         """Prometheus text: SIP counters, calls by state, RTP totals, and loss and jitter per

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.settings import Secret
+from hub.web.app import build_state, close_state
 from telephony.sip.agent import Credentials, UserAgent
 from telephony.sip.headers import Headers
 from telephony.sip.message import Response
@@ -36,6 +38,8 @@ from telephony.sip.register import (
 )
 from telephony.sip.registration import Registration
 from telephony.sip.transaction import TimerConfig
+from telephony.warnings.service import VoiceService
+from tests.conftest import test_settings as hub_settings
 from tests.telephony.test_sip_sipp import FAST, SippUas, errors, stats
 
 CONTACT = "sip:hub@127.0.0.1:5070"
@@ -379,3 +383,38 @@ class TestSippAsTheRegistrar:
         cseqs = sorted({s.cseq for s in registers_in(tmp_path)})
         assert cseqs == [1, 2, 3, 4]  # every attempt a new CSeq, the same Call-ID
         assert len({s.call_id for s in registers_in(tmp_path)}) == 1
+
+
+class TestTheHubRegisters:
+    """``CITYHUB_SIP_REGISTRAR`` set: the voice service registers when the hub starts (answering
+    the PBX's challenge with ``CITYHUB_SIP_USERNAME`` / ``_PASSWORD``), says so in its health check
+    and removes the binding when the hub stops."""
+
+    async def test_registered_while_running_removed_on_shutdown(
+        self, fresh_dsn: str, shared_data_dir: Path, tmp_path: Path
+    ) -> None:
+        async with SippUas("registrar_hub.xml", tmp_path) as sipp:
+            registrar = f"sip:127.0.0.1:{sipp.port}"
+            settings = hub_settings(
+                shared_data_dir,
+                fresh_dsn,
+                sip_registrar=registrar,
+                sip_username="hub",
+                sip_password=Secret(PASSWORD),
+            )
+            state = await build_state(settings)
+            try:
+                service = state.services["voice"]
+                assert isinstance(service, VoiceService)
+                reg = service.registration
+                assert reg is not None
+                await until(lambda: reg.state is RegState.REGISTERED, 10.0)
+                assert f"registered to {registrar} until " in service.health_check()
+            finally:
+                await close_state(state)
+            assert reg.state is RegState.UNREGISTERED
+            rc = await sipp.finish()
+        assert rc == 0, errors(tmp_path)
+        sent = registers_in(tmp_path)
+        assert [s.cseq for s in sent] == [1, 2, 3]
+        assert re.search(r"^To: <sip:cityhub@127\.0\.0\.1>\s*$", sent[0].text, re.M)
