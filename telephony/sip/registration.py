@@ -239,7 +239,7 @@ class Registration:
         if self.state is RegState.FAILED:
             what = "no answer" if self.last_status is None else str(self.last_status)
             return f"registration {where} failed ({what}, {self.failures}x), retrying"
-        return f"{self.state.value} {where}"
+        return f"registration {where}: {self.state.value}"
 
     def _notify(self) -> None:
         m = self.machine

@@ -1,6 +1,7 @@
 """REGISTER with refresh (RFC 3261 §10.2): the pure decisions (``RegisterMachine``, ``read_answer``)
 and the asyncio ``Registration`` against sipp as the registrar — challenging then granting 2 s and
-rotating its nonce, answering 423 with Min-Expires, and not answering at all for two attempts.
+rotating its nonce, answering 423 with Min-Expires, and not answering at all for two attempts —
+and the hub itself registering with sipp as its PBX when ``CITYHUB_SIP_REGISTRAR`` is set.
 
 Our timers are shortened (T1 = 50 ms; 20 ms where timer F must fire quickly), and so are the refresh
 and backoff policies, so the whole file runs in a few seconds.
@@ -358,6 +359,7 @@ class TestSippAsTheRegistrar:
                 random=lambda: 0.5,
                 changed=lambda r: seen.append((agent.now(), r.state, r.failures)),
             )
+            assert reg.summary() == f"registration to {reg.registrar}: unregistered"
             reg.start()
             await until(lambda: any(s is RegState.FAILED for _, s, _ in seen), 4.0)
             assert reg.summary().endswith("failed (no answer, 1x), retrying")
