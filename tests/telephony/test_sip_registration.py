@@ -332,6 +332,28 @@ class TestSippAsTheRegistrar:
         assert f"Contact: {contact};expires=0" in sent[5].text and "Expires: 0" in sent[5].text
         assert PASSWORD not in caplog.text and PASSWORD not in repr(reg)
 
+    async def test_refused_credentials_are_not_sent_again(
+        self, ua: UserAgent, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        async with SippUas("registrar_refuse.xml", tmp_path) as sipp:
+            reg = Registration(
+                ua,
+                f"sip:127.0.0.1:{sipp.port}",
+                "hub",
+                credentials=Credentials("hub", "wrong-password"),
+                backoff=BackoffPolicy(base_time=30.0),
+            )
+            reg.start()
+            await until(lambda: reg.state is RegState.FAILED, 5.0)
+            assert (reg.last_status, reg.failures, reg.expires_at) == (401, 1, None)
+            rc = await sipp.finish()
+            await reg.stop()  # no binding: nothing sent
+        assert rc == 0, errors(tmp_path)
+        assert [s.cseq for s in registers_in(tmp_path)] == [1, 2]
+        assert "credentials refused" in caplog.text and "wrong-password" not in caplog.text
+        assert reg.state is RegState.UNREGISTERED
+
     async def test_interval_too_brief_then_the_minimum(self, ua: UserAgent, tmp_path: Path) -> None:
         async with SippUas("registrar_423.xml", tmp_path) as sipp:
             async with Registration(ua, f"sip:127.0.0.1:{sipp.port}", "hub", expires=30) as reg:
