@@ -142,7 +142,7 @@ class Registration:
     # ---- the attempt loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:  # never gives up: each pass is one attempt, then a sleep of at least the floor
+        while True:  # never gives up: each pass sleeps until the machine's next_at, then attempts
             due = self.machine.next_at
             if due is None:
                 return
@@ -153,6 +153,10 @@ class Registration:
                 await self._attempt()
             except OSError as e:  # the registrar's name does not resolve, the socket refused
                 log.warning("REGISTER %s to %s: %s", self.aor, self.registrar, e)
+                self.machine.failed(self.agent.now())
+                self._notify()
+            except Exception:  # a bug must not end the registration: log it and back off
+                log.exception("REGISTER %s to %s failed", self.aor, self.registrar)
                 self.machine.failed(self.agent.now())
                 self._notify()
 
