@@ -14,6 +14,14 @@ import { canControl, selectionBody, targetIds, upsertLog } from "./speakers-stat
 import { html, signal } from "./ui.js";
 
 const ICE_WAIT_MS = 3000;
+/** A talk request the hub does not answer in this time is given up (the button must come back). */
+const REQUEST_MS = 15_000;
+
+function timeoutSignal(ms) {
+  const ctl = new AbortController();
+  setTimeout(() => ctl.abort(), ms);
+  return ctl.signal;
+}
 
 /** "idle" | "starting" | "live" | "stopping" */
 export const talkState = signal("idle");
@@ -84,6 +92,7 @@ async function press() {
     const res = await api("/api/talk", {
       method: "POST",
       body: { sdp: s.pc.localDescription.sdp, ...selectionBody() },
+      signal: timeoutSignal(REQUEST_MS),
     });
     s.talkId = res.talk_id;
     await s.pc.setRemoteDescription({ type: "answer", sdp: res.sdp });
@@ -102,7 +111,8 @@ async function press() {
     if (session === s) session = null;
     talkState.value = "idle";
     if (err.message === "released") return;
-    if (err.name === "NotAllowedError") talkError.value = "麦克风权限被拒绝，请在浏览器中允许本页使用麦克风";
+    if (err.name === "AbortError") talkError.value = "服务器未响应，实时喊话未能接通";
+    else if (err.name === "NotAllowedError") talkError.value = "麦克风权限被拒绝，请在浏览器中允许本页使用麦克风";
     else if (err.name === "NotFoundError") talkError.value = "未检测到麦克风";
     else talkError.value = err.message || "实时喊话失败";
   }
@@ -112,11 +122,14 @@ async function finish(s) {
   talkState.value = "stopping";
   try {
     if (s.talkId !== null) {
-      const w = await api(`/api/talk/${encodeURIComponent(s.talkId)}/stop`, { method: "POST" });
+      const w = await api(`/api/talk/${encodeURIComponent(s.talkId)}/stop`, {
+        method: "POST",
+        signal: timeoutSignal(REQUEST_MS),
+      });
       if (w && typeof w === "object" && typeof w.id === "number") upsertLog(w);
     }
   } catch (err) {
-    talkError.value = `结束喊话失败：${err.message}`;
+    talkError.value = err.name === "AbortError" ? "结束喊话时服务器未响应" : `结束喊话失败：${err.message}`;
   } finally {
     teardown(s);
     if (session === s) session = null;

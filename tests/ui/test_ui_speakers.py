@@ -583,6 +583,38 @@ def test_push_to_talk_from_the_microphone(browser: Any, speaker_hub: LiveHub, ad
         row = page.locator(f'[data-testid="log-row"][data-id="{wid}"]')
         row.wait_for()
         assert "实时喊话" in row.inner_text()
+
+        # The keyboard holds it too (Space down ... up).
+        button.focus()
+        with page.expect_response(
+            lambda r: r.url.endswith("/api/talk") and r.request.method == "POST", timeout=PLAY_MS
+        ) as answer:
+            page.keyboard.down(" ")
+        page.wait_for_selector(
+            '[data-testid="talk-button"][data-peer="connected"]', timeout=PLAY_MS
+        )
+        page.keyboard.up(" ")
+        page.wait_for_selector('[data-testid="talk-button"][data-state="idle"]', timeout=PLAY_MS)
+        second = int(answer.value.json()["warning_id"])
+        page.wait_for_selector(f'{RUNNING}[data-id="{second}"]', state="detached", timeout=PLAY_MS)
+
+        # A tap shorter than the set-up leaves no talk behind: it is ended as soon as it is up.
+        talks = []
+        page.on(
+            "response",
+            lambda r: talks.append(r) if r.url.endswith("/api/talk") else None,
+        )
+        page.mouse.down()
+        page.mouse.up()
+        page.wait_for_selector('[data-testid="talk-button"][data-state="idle"]', timeout=PLAY_MS)
+        page.wait_for_timeout(500)
+        for r in talks:
+            wid3 = int(r.json()["warning_id"])
+            page.wait_for_selector(
+                f'{RUNNING}[data-id="{wid3}"]', state="detached", timeout=PLAY_MS
+            )
+            assert admin.get(f"/api/warnings/{wid3}")["state"] != "running"
+        assert page.locator(f'{RUNNING}[data-kind="live"]').count() == 0
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
