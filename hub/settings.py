@@ -244,6 +244,17 @@ class Settings:
                 "CITYHUB_RTP_PORTS: an even first port from 1024 and a last port above it, "
                 f"got {self.rtp_ports!r}"
             )
+        if self.sip_registrar and not self.sip_registrar.startswith(("sip:", "sips:")):
+            raise SettingsError("CITYHUB_SIP_REGISTRAR: a sip: URI, e.g. sip:pbx.example:5060")
+        if (
+            "@" in self.sip_registrar.split(";", 1)[0]
+            and ":" in self.sip_registrar.split("@")[0][4:]
+        ):
+            raise SettingsError(
+                "CITYHUB_SIP_REGISTRAR: no password in the URI; use CITYHUB_SIP_PASSWORD"
+            )
+        if self.sip_register_expires < 1:
+            raise SettingsError("CITYHUB_SIP_REGISTER_EXPIRES must be positive")
         if self.warning_retries < 0 or self.warning_retry_delay < 0:
             raise SettingsError("CITYHUB_WARNING_RETRIES and _RETRY_DELAY must not be negative")
         if bool(self.tls_cert) != bool(self.tls_key):
