@@ -227,6 +227,15 @@ def test_speakers_listed_with_live_status(browser: Any, speaker_hub: LiveHub, ad
             assert (
                 since.strftime("%H:%M") in row.locator('[data-testid="speaker-since"]').inner_text()
             )
+        # A marker on the map chooses its speaker (and the row says so), a second click lets go.
+        marker = page.locator(f'[data-testid="speaker-marker"][data-id="{placed[0]["id"]}"]')
+        marker.click()
+        page.wait_for_selector('[data-testid="selection-summary"][data-count="1"]')
+        assert page.locator(
+            f'{ROW}[data-id="{placed[0]["id"]}"] [data-testid="speaker-check"]'
+        ).is_checked()
+        marker.click()
+        page.wait_for_selector('[data-testid="selection-summary"][data-count="0"]')
         # The name filter.
         needle = items[0]["name"][-2:]
         page.fill('[data-testid="filter-name"]', needle)
@@ -362,6 +371,73 @@ def test_other_seats_warning_shows_live_and_stops(
             f'[data-testid="log-row"][data-id="{w["id"]}"][data-state="stopped"]'
         ).wait_for()
         assert page.evaluate("window.__sameDocument === true")
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+def test_lost_event_reloads_and_goes_on_live(
+    browser: Any, speaker_hub: LiveHub, admin: Api, seat2: Api
+) -> None:
+    """An event of the `warnings` channel lost on the way (dropped by a websocket route here) is a
+    gap: the page reloads the warnings over REST (GET /api/warnings) and goes on live, showing the
+    warning another seat started and its end when that seat stops it."""
+    items = wait_online(admin, 1)
+    target = next(s for s in items if s["status"]["state"] == "online")
+    clip = seat2.get("/api/clips")["items"][0]
+    p = Page(browser)
+    page = p.page
+    dropped: list[str] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: Any) -> None:
+            text = str(message)
+            if (
+                not dropped
+                and '"channel":"warnings"' in text.replace(" ", "")
+                and ('"state.changed"' in text)
+            ):
+                dropped.append(text)  # lost: the page must notice the hole
+                return
+            ws.send(message)
+
+        ws.on_message(lambda m: server.send(m))
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r"/ws(\?|$)"), route)
+    loads: list[str] = []
+    page.on(
+        "request",
+        lambda r: loads.append(r.url) if re.search(r"/api/warnings(\?|$)", r.url) else None,
+    )
+    try:
+        p.sign_in(speaker_hub.base_url, "seat1", "/speakers")
+        page.wait_for_selector(ROW)
+        p.wait_live()
+        page.wait_for_timeout(500)
+        before = len(loads)
+        assert before == 1, loads  # the page's own first page of the log
+        w = seat2.post(
+            "/api/warnings",
+            {"clip_id": clip["id"], "speaker_ids": [target["id"]], "group_ids": [], "repeat": 10},
+            status=202,
+        )
+        card = page.locator(f'{RUNNING}[data-id="{w["id"]}"]')
+        card.wait_for(timeout=LIVE_MS)
+        for _ in range(50):
+            if len(loads) > before:
+                break
+            page.wait_for_timeout(100)
+        assert dropped and len(loads) == before + 1, (dropped, loads)
+        page.click('[data-testid="tab-log"]')
+        page.locator(f'[data-testid="log-row"][data-id="{w["id"]}"]').wait_for()
+        assert seat2.http.post(f"/api/warnings/{w['id']}/stop").is_success
+        card.wait_for(state="detached", timeout=PLAY_MS)
+        page.locator(
+            f'[data-testid="log-row"][data-id="{w["id"]}"][data-state="stopped"]'
+        ).wait_for()
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
