@@ -34,6 +34,7 @@ from tests.ui.test_ui_live import LIVE_MS, PASSWORDS, Page
 pytestmark = pytest.mark.browser
 
 PASSWORDS.setdefault("admin", "Admin#2026")
+PASSWORDS.setdefault("dept01", "Dept#2026")
 CITY = ZoneInfo("Asia/Shanghai")
 ROW = '[data-testid="speaker-row"]'
 RUNNING = '[data-testid="running-warning"]'
@@ -710,5 +711,31 @@ def test_plain_http_page_says_there_is_no_microphone(browser: Any, speaker_hub: 
         note.wait_for()
         assert re.search(r"不是安全连接.*麦克风", note.inner_text(), re.S)
         assert page.locator('[data-testid="talk-button"]').is_disabled()
+    finally:
+        p.close()
+
+
+def test_board_links_to_the_console_for_its_roles(browser: Any, speaker_hub: LiveHub) -> None:
+    """The case board shows 喊话控制台 to a seat (it opens /speakers) and not to a department; a
+    department that opens /speakers anyway is told it may not use it."""
+    p = Page(browser)
+    try:
+        page = p.sign_in(speaker_hub.base_url, "seat1", "/board")
+        link = page.locator('[data-testid="nav-speakers"]')
+        link.wait_for()
+        assert link.inner_text() == "喊话控制台"
+        link.click()
+        page.wait_for_url(re.compile(r"/speakers$"))
+        page.wait_for_selector(ROW)
+    finally:
+        p.close()
+    p = Page(browser)
+    try:
+        page = p.sign_in(speaker_hub.base_url, "dept01", "/board")
+        page.wait_for_selector('[data-testid="user-name"]:not(:empty)')
+        assert page.locator('[data-testid="nav-speakers"]').is_hidden()
+        page.goto(f"{speaker_hub.base_url}/speakers")
+        page.wait_for_selector('[data-testid="speakers-denied"]')
+        assert page.locator(ROW).count() == 0
     finally:
         p.close()
