@@ -35,7 +35,6 @@ import {
   loadSpeakers,
   log,
   running,
-  schedulesReady,
   speakers,
   user,
 } from "./speakers-state.js";
@@ -150,8 +149,7 @@ async function start() {
     ["喇叭列表", loadSpeakers()],
     ["喇叭分组", loadGroups()],
     ["录音库", loadClips()],
-    // Viewers may not be allowed to read schedules: an empty list then, not an error.
-    ["定时播放", canControl.peek() ? loadSchedules() : loadSchedules().catch(() => (schedulesReady.value = true))],
+    ["定时播放", loadSchedules()],
   ];
   // The running list starts from the log's running entries when the channel has said nothing yet
   // (its snapshot, when it comes, replaces them).
