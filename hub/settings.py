@@ -142,6 +142,9 @@ class Settings:
     speaker_health_interval: float = 30.0
     #: Largest uploaded clip, in seconds of audio.
     clip_max_seconds: float = 300.0
+    #: Networks (CIDR, comma separated) WebRTC media may use at both ends (live talk): local ICE
+    #: addresses and the browser's candidates outside them are left out; empty: no limit.
+    webrtc_networks: tuple[str, ...] = ()
     #: HTTPS/WSS: a PEM certificate (chain) and its key; both empty: plain HTTP (browsers then allow
     #: the microphone on localhost only).
     tls_cert: str = ""
@@ -255,6 +258,13 @@ class Settings:
             )
         if self.sip_register_expires < 1:
             raise SettingsError("CITYHUB_SIP_REGISTER_EXPIRES must be positive")
+        for entry in self.webrtc_networks:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"CITYHUB_WEBRTC_NETWORKS: not an IP network: {entry!r}"
+                ) from None
         if self.warning_retries < 0 or self.warning_retry_delay < 0:
             raise SettingsError("CITYHUB_WARNING_RETRIES and _RETRY_DELAY must not be negative")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -118,7 +118,7 @@ def test_settings(data_dir: Path, dsn: str, **kw: Any) -> Settings:
         data_dir=data_dir,
         database_url=Secret(dsn),
         secret_key=Secret("test-secret-key"),
-        **{"ws_port": 0, "sip_port": 0, **kw},
+        **{"ws_port": 0, "sip_port": 0, "webrtc_networks": ("127.0.0.0/8",), **kw},
     )
 
 
@@ -247,6 +247,7 @@ def start_hub(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
     full_env["CITYHUB_WS_PORT"] = str(free_port())
     full_env["CITYHUB_SIP_PORT"] = "0"
+    full_env["CITYHUB_WEBRTC_NETWORKS"] = "127.0.0.0/8"  # live talk stays on loopback
     full_env.update(env or {})
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)

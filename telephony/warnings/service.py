@@ -92,6 +92,11 @@ class VoiceService:
         self.talks: dict[str, tuple[TalkSession, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.tz = ZoneInfo(s.timezone)
+        from telephony.warnings.talk import parse_networks, restrict_host_addresses
+
+        self.webrtc_networks = parse_networks(s.webrtc_networks)
+        if self.webrtc_networks:
+            restrict_host_addresses(self.webrtc_networks)
 
     # -- life --------------------------------------------------------------------------------
 
@@ -393,7 +398,7 @@ class VoiceService:
 
         async with connect(self.hub.pool) as conn:
             speakers = await self._resolve(conn, speaker_ids, group_ids)
-        talk = TalkSession()
+        talk = TalkSession(networks=self.webrtc_networks)
         try:
             answer = await talk.answer(offer_sdp)
         except Exception as exc:

@@ -72,6 +72,9 @@ def browser() -> Iterator[Any]:
         *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
+        # WebRTC on loopback only: Chromium offers 127.0.0.1, and the hub (CITYHUB_WEBRTC_NETWORKS
+        # 127.0.0.0/8, set by start_hub) drops its other candidates and gathers loopback only.
+        "--allow-loopback-in-peer-connection",
         "--host-resolver-rules=MAP speakers.cityhub.test 127.0.0.1",
     ]
     with sync_api.sync_playwright() as pw:

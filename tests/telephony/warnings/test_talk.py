@@ -31,7 +31,15 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from telephony.g711 import G711Law
-from telephony.warnings.talk import FRAME_BYTES, EndReason, TalkError, TalkSession
+from telephony.warnings.talk import (
+    FRAME_BYTES,
+    EndReason,
+    TalkError,
+    TalkSession,
+    filter_candidates,
+    parse_networks,
+    restrict_host_addresses,
+)
 
 RATE = 48_000
 PTIME = 0.02
@@ -375,3 +383,40 @@ async def test_chromium_microphone_arrives_as_g711(
         finally:
             await session.close()
             await browser.close()
+
+
+class TestNetworks:
+    """CITYHUB_WEBRTC_NETWORKS: media only inside the city's (here: loopback) networks."""
+
+    OFFER = "\r\n".join(
+        [
+            "v=0",
+            "a=candidate:1 1 udp 2122260223 192.0.2.2 50000 typ host",
+            "a=candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host",
+            "a=candidate:3 1 udp 2122260223 3f1a.local 50002 typ host",
+            "a=candidate:4 1 udp 2122262783 fd00::2 50003 typ host",
+            "a=ice-ufrag:x",
+        ]
+    )
+
+    def test_the_offers_outside_candidates_and_mdns_names_are_dropped(self) -> None:
+        nets = parse_networks(["127.0.0.0/8"])
+        kept = filter_candidates(self.OFFER, nets)
+        assert "127.0.0.1 50001" in kept
+        assert all(x not in kept for x in ("192.0.2.2", "3f1a.local", "fd00::2"))
+        assert "a=ice-ufrag:x" in kept
+        assert filter_candidates(self.OFFER, []) == self.OFFER  # no limit: unchanged
+
+    def test_gathering_is_limited_and_restored(self) -> None:
+        before = aioice.ice.get_host_addresses
+        had = vars(aioice.ice).pop("_cityhub_original", None)
+        try:
+            restrict_host_addresses(parse_networks(["127.0.0.0/8"]))
+            assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1"]
+            restrict_host_addresses([])
+            assert aioice.ice.get_host_addresses is before
+        finally:
+            aioice.ice.get_host_addresses = before
+            vars(aioice.ice).pop("_cityhub_original", None)
+            if had is not None:
+                aioice.ice._cityhub_original = had  # type: ignore[attr-defined]
