@@ -64,6 +64,7 @@ class TelephonySubsystem:
                 from telephony.warnings.demo import start_demo_speakers
 
                 await stack.enter_async_context(start_demo_speakers(hub))
+                voice.speakers_changed()
             hub.services["voice"] = voice
             try:
                 yield

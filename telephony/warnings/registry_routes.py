@@ -103,6 +103,13 @@ class GroupRef(msgspec.Struct, forbid_unknown_fields=True):
 # -- JSON --------------------------------------------------------------------------------------
 
 
+def health_soon(h: HubState) -> None:
+    """A speaker was added, changed or removed: check the speakers now, not at the next round."""
+    service = h.services.get("voice")
+    if service is not None:
+        service.speakers_changed()
+
+
 def speaker_status(h: HubState) -> Mapping[str, Any]:
     """The ``speakers`` state channel (key: speaker id as a string), or nothing without a fan-out."""
     if h.fanout is None:
@@ -216,6 +223,7 @@ async def create_speaker(request: Request, p: Principal) -> Response:
                 )
             stored = await voice.get_speaker(conn, speaker.id)
     assert stored is not None
+    health_soon(h)
     return JSONResponse(speaker_json(stored, speaker_status(h)), status_code=201)
 
 
@@ -289,6 +297,7 @@ async def update_speaker(request: Request, p: Principal) -> Response:
                 )
             stored = await voice.get_speaker(conn, sid)
     assert stored is not None
+    health_soon(h)
     return JSONResponse(speaker_json(stored, speaker_status(h)))
 
 
@@ -317,6 +326,7 @@ async def delete_speaker(request: Request, p: Principal) -> Response:
                     detail={"name": current.name},
                     ip=client_ip(request),
                 )
+    health_soon(h)
     return Response(status_code=204)
 
 

@@ -235,6 +235,16 @@ class VoiceService:
 
         await asyncio.gather(*(check(s) for s in speakers))
 
+    def speakers_changed(self) -> None:
+        """Run a health round now (a speaker was registered or changed), not at the next interval."""
+        self._spawn(self._safe_check(), "speaker-health-now")
+
+    async def _safe_check(self) -> None:
+        try:
+            await self.check_speakers()
+        except Exception:
+            log.exception("speaker health round failed")
+
     async def _monitor(self) -> None:
         while True:
             try:

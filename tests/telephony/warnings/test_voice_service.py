@@ -188,3 +188,15 @@ async def test_healthz_and_metrics_report_telephony(
     assert "cityhub_rtp_packets_sent_total 20" in text
     assert 'cityhub_sip_calls{state="terminated"} 1' in text
     assert 'cityhub_sip_total{what="parse_errors"} 0' in text
+
+
+async def test_a_speaker_added_over_the_api_is_checked_at_once(
+    hub_state: HubState, sim: SimulatedSpeakers, login: Any
+) -> None:
+    admin = await login("admin")
+    r = await admin.post("/api/speakers", json={"name": "新装喇叭", "uri": sim.uri(NAMES[0])})
+    assert r.status_code == 201, r.text
+    sid = str(r.json()["id"])
+    async with asyncio.timeout(5):  # not the 30 s health interval
+        while speakers_channel(hub_state).get(sid, {}).get("state") != "online":
+            await asyncio.sleep(0.05)
