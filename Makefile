@@ -29,6 +29,7 @@ install-dev: $(DEV_STAMP)
 
 ## Start the hub on http://127.0.0.1:8000 with embedded PostgreSQL and the demo city (data in ./var).
 run: install
+	bash scripts/system-deps.sh --run
 	$(BIN)/cityhub serve --demo
 
 system-deps:
