@@ -111,10 +111,16 @@ async def start_round(
     return _round(r)
 
 
-async def running_round(conn: asyncpg.Connection, user_id: int) -> Round | None:
+async def running_round(
+    conn: asyncpg.Connection, user_id: int, *, for_update: bool = False
+) -> Round | None:
+    """The seat's running round; ``for_update`` (inside a transaction) locks it, so two windows
+    of one wall reporting at once do not overwrite each other's state."""
+    lock = " FOR UPDATE" if for_update else ""
     with map_pg_errors():
         r = await conn.fetchrow(
-            f"SELECT {_ROUND_COLS} FROM patrol_rounds WHERE user_id = $1 AND status = 'running'",
+            f"SELECT {_ROUND_COLS} FROM patrol_rounds WHERE user_id = $1 AND status = 'running'"
+            + lock,
             user_id,
         )
     return None if r is None else _round(r)
@@ -196,6 +202,12 @@ async def missed_cameras(conn: asyncpg.Connection, rounds: int = 10) -> list[Mis
     ]
 
 
+async def get_round(conn: asyncpg.Connection, round_id: int) -> Round | None:
+    with map_pg_errors():
+        r = await conn.fetchrow(f"SELECT {_ROUND_COLS} FROM patrol_rounds WHERE id = $1", round_id)
+    return None if r is None else _round(r)
+
+
 async def round_marks(conn: asyncpg.Connection, round_id: int) -> list[Mapping[str, Any]]:
     with map_pg_errors():
         rows = await conn.fetch(
@@ -204,3 +216,14 @@ async def round_marks(conn: asyncpg.Connection, round_id: int) -> list[Mapping[s
             round_id,
         )
     return [dict(r) for r in rows]
+
+
+async def patrol_cameras(conn: asyncpg.Connection) -> list[tuple[int, str]]:
+    """Active cameras in wall order (street, grid, name): the order a round shows them in."""
+    with map_pg_errors():
+        rows = await conn.fetch(
+            "SELECT c.id, c.name FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id"
+            " LEFT JOIN grids s ON s.id = g.parent_id WHERE c.active"
+            " ORDER BY s.code NULLS LAST, g.code NULLS LAST, c.name, c.id"
+        )
+    return [(r["id"], r["name"]) for r in rows]
