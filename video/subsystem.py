@@ -27,16 +27,24 @@ class VideoSubsystem:
     name = "video"
 
     def routes(self) -> Sequence[ApiRoute]:
-        return []
+        from video.routes import ROUTES
+        from video.wall_routes import ROUTES as WALL_ROUTES
+
+        return [*ROUTES, *WALL_ROUTES]
 
     def web_routes(self) -> Sequence[BaseRoute]:
         return []
 
     def state_channels(self) -> Sequence[StateChannel]:
-        return [StateChannel("cameras", WALL, "摄像头状态")]
+        return [
+            StateChannel("cameras", WALL, "摄像头状态"),
+            StateChannel("patrol", WALL, "轮巡进度（按坐席）"),
+        ]
 
     def cli_commands(self) -> Sequence[CliCommand]:
-        return []
+        from video.cli import CAMERAS_CLI
+
+        return [CAMERAS_CLI]
 
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
