@@ -102,7 +102,7 @@ async def start_round(
             )
             r = await conn.fetchrow(
                 "INSERT INTO patrol_rounds (user_id, tiles, period_s, state)"
-                f" VALUES ($1, $2, $3, $4::jsonb) RETURNING {_ROUND_COLS}",
+                f" VALUES ($1, $2, $3, $4::text::jsonb) RETURNING {_ROUND_COLS}",
                 user_id,
                 tiles,
                 period_s,
@@ -148,7 +148,7 @@ async def save_round(
     with map_pg_errors():
         async with conn.transaction():
             got = await conn.fetchval(
-                "UPDATE patrol_rounds SET state = $2::jsonb, status = $3,"
+                "UPDATE patrol_rounds SET state = $2::text::jsonb, status = $3,"
                 " ended_at = CASE WHEN $3 = 'running' THEN NULL ELSE now() END"
                 " WHERE id = $1 AND status = 'running' RETURNING id",
                 round_id,

@@ -15,7 +15,8 @@ returns what happened (``PageStarted``, ``Prefetch``, ``PageEnded`` with the cam
 
 The round's record (which cameras were shown, for how long, which could not be) is what the hub
 stores; ``snapshot()``/``restore()`` carry the whole state through PostgreSQL, so a round survives a
-page reload or a hub restart. No I/O and no clock: ``now`` comes in as seconds.
+page reload or a hub restart. A tile reported visible is credited until its next report, but never
+more than ``REPORT_GAP`` seconds at a stretch (a wall that was closed earns nothing). No I/O and no clock: ``now`` comes in as seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import enum
 import math
 from collections.abc import Sequence
 from typing import Any
+
+
+#: Longest stretch credited as visible between two reports of a tile.
+REPORT_GAP = 10.0
 
 
 class PatrolError(ValueError):
@@ -151,7 +156,8 @@ class PatrolRound:
 
     def _account(self, rec: CameraRecord, now: float) -> None:
         if rec.visible_since is not None:
-            rec.visible_seconds += max(0.0, now - rec.visible_since)
+            # a wall that stopped reporting (closed, asleep) is not credited beyond REPORT_GAP
+            rec.visible_seconds += min(max(0.0, now - rec.visible_since), REPORT_GAP)
             rec.visible_since = now
         if rec.visible_seconds >= self.min_visible and rec.mark is Mark.PENDING:
             rec.mark = Mark.SHOWN
@@ -228,15 +234,15 @@ class PatrolRound:
             "prefetched": self.prefetched,
             "ended": self.ended,
             "records": [
-                [r.camera_id, r.page, r.mark.value, r.visible_seconds, r.reason]
+                [r.camera_id, r.page, r.mark.value, r.visible_seconds, r.reason, r.visible_since]
                 for r in self.records.values()
             ],
         }
 
     @classmethod
     def restore(cls, data: dict[str, Any]) -> PatrolRound:
-        """The round as ``snapshot`` left it (a camera that was visible is not assumed still to be:
-        the wall reports again after a reload)."""
+        """The round as ``snapshot`` left it (a tile visible then stays credited until its next
+        report, at most ``REPORT_GAP`` seconds)."""
         cameras = [c for page in data["pages"] for c in page]
         r = cls(
             cameras,
@@ -253,7 +259,7 @@ class PatrolRound:
             int(data["prefetched"]),
             bool(data["ended"]),
         )
-        for cam, page, mark, secs, reason in data["records"]:
+        for cam, page, mark, secs, reason, since in data["records"]:
             rec = r.records[int(cam)]
             rec.page, rec.mark, rec.visible_seconds, rec.reason = (
                 int(page),
@@ -261,4 +267,5 @@ class PatrolRound:
                 float(secs),
                 str(reason),
             )
+            rec.visible_since = None if since is None else float(since)
         return r

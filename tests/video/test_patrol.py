@@ -145,3 +145,11 @@ class TestResume:
         assert [e for e in back.advance(30) if isinstance(e, RoundEnded)] == [
             RoundEnded(shown=4, missed=8)
         ]
+
+
+def test_a_wall_that_stops_reporting_is_not_credited_beyond_the_gap() -> None:
+    r = PatrolRound([1], tiles=1, period=60, started=0, min_visible=15)
+    r.advance(0)
+    r.seen(1, True, 0)  # then the window closes: no more reports
+    assert r.advance(60)[0] == PageEnded(0, shown=(), missed=(1,))
+    assert r.records[1].visible_seconds == pytest.approx(10)  # REPORT_GAP, not 60
