@@ -27,7 +27,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-
 #: Longest stretch credited as visible between two reports of a tile.
 REPORT_GAP = 10.0
 
