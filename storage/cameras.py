@@ -10,7 +10,8 @@ Where a camera is follows from its location: ``locate`` fills in the unit grid c
 point (``grid_at``: ``point(lon, lat) <@ boundary`` on the grids' built-in ``polygon``) and, when
 the speaker is automatic (``speaker_auto``), the nearest active speaker within 200 m
 (``nearest_speaker_id``). Callers run ``locate`` before ``insert_camera``, ``upsert_camera`` or an
-``update_camera`` that moves the camera.
+``update_camera`` that moves the camera. When speakers are added, moved or removed,
+``refresh_auto_speakers`` chooses again for every automatic camera at once.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "list_cameras",
     "locate",
     "nearest_speaker_id",
+    "refresh_auto_speakers",
     "update_camera",
     "upsert_camera",
 ]
@@ -249,3 +251,24 @@ async def locate(conn: asyncpg.Connection, fields: CameraFields) -> CameraFields
     if fields.speaker_auto:
         speaker_id = await nearest_speaker_id(conn, fields.lon, fields.lat)
     return dataclasses.replace(fields, grid_id=grid_id, speaker_id=speaker_id)
+
+
+async def refresh_auto_speakers(
+    conn: asyncpg.Connection, max_m: float = SPEAKER_RADIUS_M
+) -> list[int]:
+    """Choose the nearest speaker again for every located camera whose speaker is automatic (the
+    same rule as ``nearest_speaker_id``, in one statement); the ids of the cameras that changed."""
+    with map_pg_errors():
+        rows = await conn.fetch(
+            "WITH pick AS (SELECT c.id, (SELECT s.id FROM speakers s"
+            " WHERE s.active AND s.lon IS NOT NULL AND sqrt(power((s.lon - c.lon)"
+            " * cos(radians(c.lat)), 2) + power(s.lat - c.lat, 2)) * 111320.0 <= $1"
+            " ORDER BY power((s.lon - c.lon) * cos(radians(c.lat)), 2)"
+            " + power(s.lat - c.lat, 2), s.id LIMIT 1) AS speaker_id"
+            " FROM cameras c WHERE c.speaker_auto AND c.lon IS NOT NULL)"
+            " UPDATE cameras c SET speaker_id = pick.speaker_id, updated_at = now() FROM pick"
+            " WHERE c.id = pick.id AND c.speaker_id IS DISTINCT FROM pick.speaker_id"
+            " RETURNING c.id",
+            max_m,
+        )
+    return sorted(r["id"] for r in rows)

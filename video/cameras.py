@@ -11,7 +11,7 @@ and query. Credentials are accepted inside a URL as cameras' manuals write them
 ``check_rtsp_url`` splits them off (percent-decoded) and they become the camera's ``username`` and
 ``password``. Everything up to the last ``@`` before the query counts as credentials, so a password
 holding ``@`` or ``/`` still parses, and ``public_url`` applies the same rule to strip them from any
-URL before it is shown or logged. The ingest rebuilds the URL it dials with ``credentialed_url``.
+URL before it is shown or logged. The ingest rebuilds the URLs it dials with ``stream_urls`` (``credentialed_url``).
 
 The CSV parser reads a header row and runs every row through ``camera_fields``, collecting one
 error per bad row (``第 N 行：…``) instead of stopping at the first, so a file can be fixed in one
@@ -33,7 +33,7 @@ from typing import Final
 from urllib.parse import quote, unquote
 
 from hub.core.errors import ValidationFailed
-from storage.cameras import CameraFields
+from storage.cameras import Camera, CameraFields
 
 NAME_MAX: Final = 100
 URL_MAX: Final = 1000
@@ -176,6 +176,16 @@ def credentialed_url(url: str, username: str | None, password: str | None) -> st
     if password is not None:
         userinfo += ":" + quote(password, safe="")
     return f"{url[: m.end()]}{userinfo}@{url[m.end() :]}"
+
+
+def stream_urls(camera: Camera) -> tuple[str, str | None]:
+    """The main and sub stream URLs the ingest dials, with the camera's credentials. Never log
+    them: log ``public_url`` of them."""
+    sub = camera.sub_url
+    return (
+        credentialed_url(camera.main_url, camera.username, camera.password),
+        None if sub is None else credentialed_url(sub, camera.username, camera.password),
+    )
 
 
 # -- cameras ---------------------------------------------------------------------------------

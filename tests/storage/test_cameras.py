@@ -144,3 +144,33 @@ async def test_nearest_speaker_within_200_m(conn: asyncpg.Connection) -> None:
     assert await voice.delete_speaker(conn, near.id)
     after = await cameras.get_camera(conn, stored.id)
     assert after is not None and after.speaker_id is None
+
+
+async def test_refresh_auto_speakers(conn: asyncpg.Connection) -> None:
+    lon, lat = 103.80, 25.50
+    auto = await cameras.insert_camera(conn, await cameras.locate(conn, cam("auto", lon, lat)))
+    fixed = await cameras.insert_camera(
+        conn, dataclasses.replace(cam("fixed", lon, lat), speaker_auto=False)
+    )
+    await cameras.insert_camera(conn, cam("nowhere"))
+    assert auto.speaker_id is None
+    assert await cameras.refresh_auto_speakers(conn) == []
+    far = await voice.insert_speaker(
+        conn, voice.SpeakerFields(name="far", uri="sip:f@127.0.0.1", lon=lon + 0.0015, lat=lat)
+    )
+    assert await cameras.refresh_auto_speakers(conn) == [auto.id]
+    near = await voice.insert_speaker(
+        conn, voice.SpeakerFields(name="near", uri="sip:n@127.0.0.1", lon=lon, lat=lat + 0.0005)
+    )
+    assert await cameras.refresh_auto_speakers(conn) == [auto.id]
+    assert await cameras.refresh_auto_speakers(conn) == []  # nothing changed since
+    after = await cameras.get_camera(conn, auto.id)
+    assert after is not None and after.speaker_id == near.id
+    assert after.speaker_id == await cameras.nearest_speaker_id(conn, lon, lat)
+    still = await cameras.get_camera(conn, fixed.id)
+    assert still is not None and still.speaker_id is None
+    await voice.update_speaker(conn, near.id, {"active": False})
+    await voice.update_speaker(conn, far.id, {"lon": lon + 0.01})
+    assert await cameras.refresh_auto_speakers(conn) == [auto.id]
+    gone = await cameras.get_camera(conn, auto.id)
+    assert gone is not None and gone.speaker_id is None

@@ -3,8 +3,11 @@ shown, locations, tags, and CSV parsing with per-row zh-CN errors. Pure: no data
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from storage.cameras import Camera
 from video.cameras import (
     CSV_MAX_ROWS,
     CameraInvalid,
@@ -16,6 +19,7 @@ from video.cameras import (
     error_lines,
     parse_cameras_csv,
     public_url,
+    stream_urls,
 )
 
 SECRET = "p@ss/w:rd"
@@ -227,3 +231,17 @@ def test_csv_row_limit() -> None:
     assert [str(e)[:20] for e in parsed.errors] == [
         f"第 {CSV_MAX_ROWS + 2} 行：行数过多：一次最多导入"[:20]
     ]
+
+
+def test_stream_urls_put_the_credentials_back_for_the_ingest() -> None:
+    now = datetime.now(UTC)
+    c = Camera(
+        id=1, name="c", main_url="rtsp://127.0.0.1:8554/cam01",
+        sub_url="rtsp://127.0.0.1:8554/cam01s", username="admin", password=SECRET,
+        lon=None, lat=None, grid_id=None, speaker_id=None, speaker_auto=True, tags=(),
+        pinned=False, active=True, created_at=now, updated_at=now,
+    )  # fmt: skip
+    main, sub = stream_urls(c)
+    assert check_rtsp_url(main).password == SECRET and check_rtsp_url(sub or "").username == "admin"
+    assert public_url(main) == c.main_url and public_url(sub) == c.sub_url
+    assert SECRET not in repr(c)
