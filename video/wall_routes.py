@@ -265,7 +265,7 @@ ROUTES: list[ApiRoute] = [
     ),
     ApiRoute(
         "DELETE", "/api/wall/layouts/{name}", delete_layout, "删除视频墙布局", READERS,
-        params=LayoutRef, status=204, tag=TAG,
+        params=LayoutRef, status=204, errors=(404,), tag=TAG,
     ),
     ApiRoute(
         "POST", "/api/patrol/rounds", start_round, "开始轮巡", PATROLLERS, RoundBody,
@@ -273,7 +273,7 @@ ROUTES: list[ApiRoute] = [
     ),
     ApiRoute(
         "GET", "/api/patrol/rounds/current", current_round, "当前轮巡（推进到此刻）", PATROLLERS,
-        tag=TAG,
+        errors=(404,), tag=TAG,
     ),
     ApiRoute(
         "GET", "/api/patrol/rounds/{round_id:int}", get_round, "一次轮巡及其记录", PATROLLERS,
