@@ -118,6 +118,7 @@ function renderUser() {
   const newBtn = document.getElementById("new-case-button");
   newBtn.hidden = !REPORT_ROLES.has(u.role);
   document.getElementById("speakers-link").hidden = !["admin", "seat", "dispatcher", "viewer"].includes(u.role);
+  document.getElementById("wall-link").hidden = !["admin", "seat", "dispatcher", "viewer"].includes(u.role);
   newBtn.addEventListener("click", () => report.open());
   document.getElementById("logout-button").addEventListener("click", async () => {
     try {

@@ -1,0 +1,498 @@
+"""The video wall (realtime_ui/static/wall*.js) against a real demo hub, in Debian's Chromium
+through Playwright: the board's 视频墙 link and who may use the page (a viewer sees it without
+controls); the camera tree by street and grid with its search; a camera put on a tile by a click and
+by drag and drop, a named layout saved and applied after a reload, two windows sharing the wall;
+then, with the video API and the camera simulator: a 16-tile wall whose thumbnails advance (one
+request in flight per tile at most, none while the window is hidden), a tile enlarged to live
+WebRTC video whose ``currentTime`` advances, and a snapshot to a new case whose JPEG attachment has
+the SHA-256 the snapshot answered.
+
+The hub is this module's own (``cityhub serve --demo``). When the demo has fewer than 16 cameras the
+module starts a ``CameraSimulator`` (contract S, in a thread with its own event loop) and creates
+cameras over ``POST /api/cameras`` as admin, placed at the demo speakers' locations (so they fall in
+the demo's grids). Tests needing a route the hub does not have yet are skipped, naming the route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveHub, scratch_dir, start_hub
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.ui.test_ui_live import PASSWORDS, Page
+
+pytestmark = pytest.mark.browser
+
+PASSWORDS.setdefault("admin", "Admin#2026")
+PASSWORDS.setdefault("dept01", "Dept#2026")
+TILE = '[data-testid="wall-tile"]'
+ITEM = '[data-testid="camera-item"]'
+WANT_CAMERAS = 16
+VIDEO_MS = 30_000  # first keyframe through ingest, thumbnailer and the page
+
+THUMBNAIL = "/api/cameras/{camera_id}/thumbnail"
+LIVE = "/api/cameras/{camera_id}/live"
+SNAPSHOT = "/api/cameras/{camera_id}/snapshot"
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wall_hub(scratch_root: Path) -> Iterator[LiveHub]:
+    hub = start_hub(scratch_dir(scratch_root, "wall") / "data", demo_cases=50)
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium with WebRTC allowed on loopback (the hub keeps its candidates on 127.0.0.0/8)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = [
+        *CHROMIUM_ARGS,
+        "--allow-loopback-in-peer-connection",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Api:
+    """A bearer-token client for one demo user."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        r = httpx.post(
+            f"{base_url}/api/auth/login",
+            json={"username": username, "password": PASSWORDS[username], "token": True},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        self.http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {r.json()['token']}"},
+            timeout=30,
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = self.http.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def post(self, path: str, body: Any) -> Any:
+        r = self.http.post(path, json=body)
+        assert r.is_success, r.text
+        return r.json() if r.content else None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture(scope="module")
+def admin(wall_hub: LiveHub) -> Iterator[Api]:
+    a = Api(wall_hub.base_url, "admin")
+    try:
+        yield a
+    finally:
+        a.close()
+
+
+class SimulatorThread:
+    """A CameraSimulator run by its own event loop in a thread, for these synchronous tests."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.urls: list[str] = []
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera-simulator", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the test through start()
+            self.error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from video.simulator.control import CameraSimulator
+
+        async with CameraSimulator(self.count, clock=False) as sim:
+            self.urls = [sim.url(n) for n in range(1, self.count + 1)]
+            self._ready.set()
+            while not self._stop.is_set():
+                await asyncio.sleep(0.1)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(120) or self.error is not None:
+            raise RuntimeError(f"camera simulator did not start: {self.error!r}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def cams(wall_hub: LiveHub, admin: Api) -> Iterator[list[dict[str, Any]]]:
+    """At least 16 cameras on the hub: the demo's, or simulated ones created here."""
+    have = admin.get("/api/cameras")["items"]
+    sim: SimulatorThread | None = None
+    if len(have) < WANT_CAMERAS:
+        from video.simulator.control import unavailable_reason
+
+        why = unavailable_reason()
+        if why:
+            pytest.skip(f"camera simulator unavailable: {why}")
+        sim = SimulatorThread(WANT_CAMERAS)
+        sim.start()
+        places = [s["location"] for s in admin.get("/api/speakers")["items"] if s["location"]]
+        tag = uuid.uuid4().hex[:4]
+        for i, url in enumerate(sim.urls):
+            where = places[i % len(places)]
+            admin.post(
+                "/api/cameras",
+                {
+                    "name": f"界面测试摄像头{tag}-{i + 1:02d}",
+                    "url": url,
+                    "location": {"lon": where["lon"] + 0.0001 * i, "lat": where["lat"]},
+                },
+            )
+        have = admin.get("/api/cameras")["items"]
+    try:
+        yield [c for c in have if c["active"]]
+    finally:
+        if sim is not None:
+            sim.stop()
+
+
+def api_paths(hub: LiveHub) -> set[str]:
+    doc = httpx.get(f"{hub.base_url}/openapi.json", timeout=10).json()
+    return {p.replace(":int", "") for p in doc.get("paths", {})}
+
+
+def need(hub: LiveHub, *paths: str) -> None:
+    have = api_paths(hub)
+    assert "/api/cameras/{camera_id}" in have, sorted(have)  # the spelling compared below
+    missing = [p for p in paths if p not in have]
+    if missing:
+        pytest.skip(f"the hub has no {', '.join(missing)} yet")
+
+
+def open_wall(browser: Any, hub: LiveHub, username: str, path: str = "/wall") -> Page:
+    p = Page(browser)
+    p.sign_in(hub.base_url, username, path)
+    p.page.wait_for_selector('[data-testid="video-wall"]')
+    p.wait_live()
+    return p
+
+
+def place(page: Any, tile: int, camera_id: int) -> None:
+    """Click a tile, then a camera in the tree."""
+    page.click(f'{TILE}[data-index="{tile}"]')
+    page.click(f'{ITEM}[data-id="{camera_id}"]')
+    page.wait_for_selector(f'{TILE}[data-index="{tile}"][data-camera-id="{camera_id}"]')
+
+
+def fill_wall(page: Any, camera_ids: list[int], tiles: int = 16) -> None:
+    page.click(f'[data-testid="layout-{tiles}"]')
+    page.wait_for_function(f"document.querySelectorAll('{TILE}').length === {tiles}")
+    page.click(f'{TILE}[data-index="0"]')
+    for i, cid in enumerate(camera_ids[:tiles]):
+        page.click(f'{ITEM}[data-id="{cid}"]')  # the next tile is chosen after each click
+        page.wait_for_selector(f'{TILE}[data-index="{i}"][data-camera-id="{cid}"]')
+
+
+# -- tests: the page ---------------------------------------------------------------------------
+
+
+def test_board_link_and_roles(browser: Any, wall_hub: LiveHub) -> None:
+    """A seat finds 视频墙 on the board and gets the wall with its controls; the viewer (the big
+    screen) sees the wall without snapshot, warning or patrol controls; a department is told the
+    wall is not theirs."""
+    p = Page(browser)
+    try:
+        page = p.sign_in(wall_hub.base_url, "seat1", "/board")
+        link = page.locator('[data-testid="nav-wall"]')
+        link.wait_for(state="visible")
+        link.click()
+        page.wait_for_url("**/wall")
+        page.wait_for_selector('[data-testid="video-wall"][data-can-control="true"]')
+        page.wait_for_selector('[data-testid="patrol-form"]')
+        for n in (1, 4, 9, 16, 25, 36, 48):
+            page.click(f'[data-testid="layout-{n}"]')
+            page.wait_for_function(f"document.querySelectorAll('{TILE}').length === {n}")
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+    v = open_wall(browser, wall_hub, "bigscreen")
+    try:
+        v.page.wait_for_selector('[data-testid="video-wall"][data-can-control="false"]')
+        v.page.wait_for_selector('[data-testid="read-only-note"]')
+        assert v.page.locator('[data-testid="patrol-panel"]').count() == 0
+        assert v.page.locator('[data-testid="tile-snapshot"]').count() == 0
+    finally:
+        v.close()
+    d = Page(browser)
+    try:
+        d.sign_in(wall_hub.base_url, "dept01", "/wall")
+        d.page.wait_for_selector('[data-testid="wall-denied"]')
+    finally:
+        d.close()
+
+
+def test_tree_search_place_and_layouts(
+    browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]
+) -> None:
+    """The tree groups every camera by street and grid; the search narrows it; a camera goes on a
+    tile by click and by drag and drop; a named layout is saved, and after a reload applied
+    again; a second window of the same seat follows the wall."""
+    p = open_wall(browser, wall_hub, "seat1")
+    page = p.page
+    try:
+        page.wait_for_function(
+            f"document.querySelectorAll('{ITEM}').length === {len(cams)}", timeout=10_000
+        )
+        streets = {c["street"]["name"] if c["street"] else "未划分" for c in cams}
+        shown = set(
+            page.locator('[data-testid="tree-street"]').evaluate_all(
+                "ss => ss.map(s => s.firstChild.textContent.trim())"
+            )
+        )
+        assert shown == streets
+        needle = cams[3]["name"]
+        page.fill('[data-testid="camera-search"]', needle)
+        want = sum(1 for c in cams if needle.lower() in c["name"].lower())
+        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length === {want}")
+        page.fill('[data-testid="camera-search"]', "")
+
+        page.click('[data-testid="layout-4"]')
+        page.wait_for_function(f"document.querySelectorAll('{TILE}').length === 4")
+        place(page, 0, cams[0]["id"])
+        # HTML5 drag and drop from the tree onto tile 2.
+        page.drag_and_drop(f'{ITEM}[data-id="{cams[1]["id"]}"]', f'{TILE}[data-index="2"]')
+        page.wait_for_selector(f'{TILE}[data-index="2"][data-camera-id="{cams[1]["id"]}"]')
+        assert (
+            page.locator(f'{TILE}[data-index="0"] [data-testid="tile-name"]').inner_text()
+            == (cams[0]["name"])
+        )
+
+        # A second window of the seat shows the same wall and follows a change made here.
+        other = p.ctx.new_page()
+        other.goto(f"{wall_hub.base_url}/wall")
+        other.wait_for_selector(f'{TILE}[data-index="2"][data-camera-id="{cams[1]["id"]}"]')
+        place(page, 3, cams[2]["id"])
+        other.wait_for_selector(f'{TILE}[data-index="3"][data-camera-id="{cams[2]["id"]}"]')
+        other.close()
+
+        name = f"测试布局-{uuid.uuid4().hex[:4]}"
+        page.fill('[data-testid="layout-name"]', name)
+        page.click('[data-testid="layout-save"]')
+        page.wait_for_selector(
+            f'[data-testid="layout-select"] option[value="{name}"]', state="attached"
+        )
+        # Change the wall, reload, apply the saved layout.
+        page.click('[data-testid="layout-9"]')
+        page.click(f'{TILE}[data-index="0"]')  # chosen: its tools show
+        page.click(f'{TILE}[data-index="0"] [data-testid="tile-clear"]')
+        page.wait_for_selector(f'{TILE}[data-index="0"][data-camera-id=""]')
+        page.reload()
+        page.wait_for_selector(
+            f'[data-testid="layout-select"] option[value="{name}"]', state="attached"
+        )
+        page.select_option('[data-testid="layout-select"]', name)
+        page.wait_for_function(f"document.querySelectorAll('{TILE}').length === 4")
+        page.wait_for_selector(f'{TILE}[data-index="0"][data-camera-id="{cams[0]["id"]}"]')
+        page.wait_for_selector(f'{TILE}[data-index="2"][data-camera-id="{cams[1]["id"]}"]')
+        page.wait_for_selector(f'{TILE}[data-index="3"][data-camera-id="{cams[2]["id"]}"]')
+        assert page.get_attribute(f'{TILE}[data-index="1"]', "data-camera-id") == ""
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+# -- tests: video ------------------------------------------------------------------------------
+
+COUNT_FETCHES = """() => {
+    window.__thumbs = { inFlight: {}, maxInFlight: 0, started: 0 };
+    const orig = window.fetch;
+    window.fetch = async (...args) => {
+        const url = String(args[0]);
+        const m = /\\/api\\/cameras\\/(\\d+)\\/thumbnail/.exec(url);
+        if (!m) return orig(...args);
+        const t = window.__thumbs;
+        t.started += 1;
+        t.inFlight[m[1]] = (t.inFlight[m[1]] || 0) + 1;
+        t.maxInFlight = Math.max(t.maxInFlight, t.inFlight[m[1]]);
+        try { return await orig(...args); } finally { t.inFlight[m[1]] -= 1; }
+    };
+}"""
+
+
+def captured(page: Any) -> dict[str, str]:
+    return dict(
+        page.locator(TILE).evaluate_all(
+            "ts => ts.filter(t => t.dataset.capturedAt).map(t => [t.dataset.index, t.dataset.capturedAt])"
+        )
+    )
+
+
+def test_sixteen_tiles_update(browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]) -> None:
+    """16 cameras on 16 tiles: every tile gets a thumbnail, with its status and a capture age; the
+    capture times advance; a tile never has two thumbnail requests in flight; a hidden window
+    stops polling and starts again when shown."""
+    need(wall_hub, THUMBNAIL)
+    p = Page(browser)
+    p.page.add_init_script(f"({COUNT_FETCHES})()")
+    p.sign_in(wall_hub.base_url, "seat1", "/wall")
+    page = p.page
+    try:
+        page.wait_for_selector('[data-testid="video-wall"]')
+        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length >= {WANT_CAMERAS}")
+        ids = [c["id"] for c in cams[:WANT_CAMERAS]]
+        fill_wall(page, ids)
+        page.wait_for_function(
+            f"document.querySelectorAll('{TILE}[data-captured-at]:not([data-captured-at=\"\"])')"
+            f".length === {WANT_CAMERAS}",
+            timeout=VIDEO_MS,
+        )
+        first = captured(page)
+        assert page.locator(f'{TILE} [data-testid="tile-thumb"]').count() == WANT_CAMERAS
+        page.wait_for_selector(f'{TILE}[data-status="online"]', timeout=VIDEO_MS)
+        # The simulator's GOP is 2 s: within 8 s most tiles have a newer keyframe.
+        deadline = time.monotonic() + 12
+        advanced = 0
+        while time.monotonic() < deadline:
+            now = captured(page)
+            advanced = sum(1 for k, v in now.items() if v > first.get(k, ""))
+            if advanced >= WANT_CAMERAS - 2:
+                break
+            time.sleep(0.5)
+        assert advanced >= WANT_CAMERAS - 2, (first, captured(page))
+        age = page.locator(f'{TILE}[data-index="0"] [data-testid="tile-age"]').inner_text()
+        assert "秒前" in age, age
+        stats = page.evaluate("window.__thumbs")
+        assert stats["maxInFlight"] == 1, stats
+        # About once a second per tile (not a busy loop).
+        page.evaluate("window.__thumbs.started = 0")
+        time.sleep(3)
+        started = page.evaluate("window.__thumbs.started")
+        assert WANT_CAMERAS <= started <= WANT_CAMERAS * 5, started
+        # Hidden: polling stops (what is in flight may finish).
+        page.evaluate(
+            """() => { Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+                       document.dispatchEvent(new Event('visibilitychange')); }"""
+        )
+        time.sleep(1.5)
+        page.evaluate("window.__thumbs.started = 0")
+        time.sleep(2.5)
+        assert page.evaluate("window.__thumbs.started") == 0
+        page.evaluate(
+            """() => { Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+                       document.dispatchEvent(new Event('visibilitychange')); }"""
+        )
+        time.sleep(2)
+        assert page.evaluate("window.__thumbs.started") >= WANT_CAMERAS
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]) -> None:
+    """A double click on a tile opens live WebRTC video of its camera; the video plays (its
+    currentTime advances); closing stops the viewer on the hub."""
+    need(wall_hub, LIVE, "/api/live/{viewer_id}/stop")
+    p = open_wall(browser, wall_hub, "seat1")
+    page = p.page
+    try:
+        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length >= 1")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cams[0]["id"])
+        with page.expect_response(
+            lambda r: r.url.endswith("/live") and r.request.method == "POST"
+        ) as ans:
+            page.dblclick(f'{TILE}[data-index="0"]')
+        assert ans.value.status == 200, ans.value.text()
+        page.wait_for_selector('[data-testid="live-view"][data-peer="connected"]', timeout=VIDEO_MS)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=live-video]').currentTime > 0.5", timeout=VIDEO_MS
+        )
+        t1 = page.evaluate("document.querySelector('[data-testid=live-video]').currentTime")
+        time.sleep(2)
+        t2 = page.evaluate("document.querySelector('[data-testid=live-video]').currentTime")
+        assert t2 > t1 + 1, (t1, t2)
+        assert page.evaluate("document.querySelector('[data-testid=live-video]').videoWidth") > 0
+        with page.expect_request(
+            lambda r: "/api/live/" in r.url and r.url.endswith("/stop")
+        ) as stop:
+            page.click('[data-testid="live-close"]')
+        assert stop.value.method == "POST"
+        page.wait_for_selector('[data-testid="live-view"]', state="detached")
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+def test_snapshot_to_new_case(
+    browser: Any, wall_hub: LiveHub, admin: Api, cams: list[dict[str, Any]]
+) -> None:
+    """截图立案 on a tile: a category and a description make a new case whose JPEG attachment has
+    the SHA-256 the snapshot answered."""
+    need(wall_hub, SNAPSHOT)
+    p = open_wall(browser, wall_hub, "seat1")
+    page = p.page
+    try:
+        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length >= 1")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cams[0]["id"])
+        page.wait_for_selector(
+            f'{TILE}[data-index="0"] [data-testid="tile-thumb"]', timeout=VIDEO_MS
+        )
+        page.click(f'{TILE}[data-index="0"]')  # chosen: its tools show
+        page.click(f'{TILE}[data-index="0"] [data-testid="tile-snapshot"]')
+        dialog = page.locator('[data-testid="snapshot-dialog"]')
+        dialog.wait_for()
+        page.wait_for_selector(
+            '[data-testid="snapshot-category"] option:nth-child(2)', state="attached"
+        )
+        page.select_option('[data-testid="snapshot-category"]', index=1)
+        page.fill('[data-testid="snapshot-description"]', "视频墙截图：道路旁暴露垃圾（界面测试）")
+        with page.expect_response(
+            lambda r: r.url.endswith("/snapshot") and r.request.method == "POST"
+        ) as ans:
+            page.click('[data-testid="snapshot-dialog"] [data-testid="dialog-submit"]')
+        assert ans.value.status == 201, ans.value.text()
+        body = ans.value.json()
+        assert body["case_created"] is True
+        page.wait_for_selector(f'[data-testid="snapshot-result"][data-case-id="{body["case_id"]}"]')
+        dialog.wait_for(state="detached")
+        case = admin.get(f"/api/cases/{body['case_id']}")
+        assert case["source"] == "video"
+        atts = {a["id"]: a for a in case["attachments"]}
+        att = atts[body["attachment"]["id"]]
+        assert att["media_type"] == "image/jpeg"
+        data = admin.http.get(att["url"]).content
+        assert data[:2] == b"\xff\xd8"
+        assert hashlib.sha256(data).hexdigest() == body["attachment"]["sha256"] == att["sha256"]
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
