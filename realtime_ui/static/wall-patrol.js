@@ -126,8 +126,10 @@ function Progress({ r }) {
   </div>`;
 }
 
+const defaultTiles = () => String(Math.max(4, wall.value.tiles));
+
 function StartForm() {
-  const tiles = useSignal(String(Math.max(4, wall.peek().tiles)));
+  const tiles = useSignal(""); // until edited: the wall's tile count
   const minutes = useSignal("30");
   const start = async (e) => {
     e.preventDefault();
@@ -135,7 +137,7 @@ function StartForm() {
     try {
       const r = await api("/api/patrol/rounds", {
         method: "POST",
-        body: { tiles: Number(tiles.peek()), period_minutes: Number(minutes.peek()) },
+        body: { tiles: Number(tiles.peek() || defaultTiles()), period_minutes: Number(minutes.peek()) },
       });
       if (r && "cameras_now" in r) setRound(r);
       else await loadCurrentRound();
@@ -144,7 +146,7 @@ function StartForm() {
     }
   };
   return html`<form class="wall-patrol-form" data-testid="patrol-form" onSubmit=${start}>
-    <label>每页 <input type="number" min="4" max="48" required data-testid="patrol-tiles" value=${tiles.value}
+    <label>每页 <input type="number" min="4" max="48" required data-testid="patrol-tiles" value=${tiles.value || defaultTiles()}
                       onInput=${(e) => (tiles.value = e.currentTarget.value)} /> 路</label>
     <label>周期 <input type="number" min="1" max="480" required data-testid="patrol-period" value=${minutes.value}
                       onInput=${(e) => (minutes.value = e.currentTarget.value)} /> 分钟</label>

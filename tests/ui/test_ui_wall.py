@@ -325,6 +325,7 @@ def test_tree_search_place_and_layouts(
         page.wait_for_selector(f'{TILE}[data-index="2"][data-camera-id="{cams[1]["id"]}"]')
         page.wait_for_selector(f'{TILE}[data-index="3"][data-camera-id="{cams[2]["id"]}"]')
         assert page.get_attribute(f'{TILE}[data-index="1"]', "data-camera-id") == ""
+        p.shot("wall-layout-4")
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
@@ -496,3 +497,67 @@ def test_snapshot_to_new_case(
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
+
+
+# -- tests: patrol -----------------------------------------------------------------------------
+
+
+def test_patrol_round_pages_reports_resume_and_stop(
+    browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]
+) -> None:
+    """A seat starts a round (4 tiles a page, 1 minute): the tiles show the round's page, the
+    progress bar its page and counts; the page reports which of its cameras were seen; the next
+    page comes on time; a reload resumes the same round; 停止轮巡 ends it; 漏巡 lists what the
+    hub says was missed."""
+    api = Api(wall_hub.base_url, "seat2")
+    p = open_wall(browser, wall_hub, "seat2")
+    page = p.page
+    try:
+        page.click('[data-testid="layout-4"]')
+        page.fill('[data-testid="patrol-tiles"]', "4")
+        page.fill('[data-testid="patrol-period"]', "1")
+        with page.expect_response(
+            lambda r: r.url.endswith("/api/patrol/rounds") and r.request.method == "POST"
+        ) as ans:
+            page.click('[data-testid="patrol-start"]')
+        assert ans.value.status == 201, ans.value.text()
+        r = ans.value.json()
+        progress = f'[data-testid="patrol-progress"][data-round-id="{r["id"]}"]'
+        page.wait_for_selector(progress)
+        now = r["cameras_now"]
+        for i, cid in enumerate(now):
+            page.wait_for_selector(f'{TILE}[data-index="{i}"][data-camera-id="{cid}"]')
+        assert page.locator('[data-testid="patrol-page"]').inner_text() == str(r["page"] + 1)
+        # The reports name the page's cameras.
+        with page.expect_request(
+            lambda q: q.url.endswith(f"/api/patrol/rounds/{r['id']}/report"), timeout=10_000
+        ) as rep:
+            pass
+        sent = rep.value.post_data_json["reports"]
+        assert {x["camera_id"] for x in sent} == set(now)
+        assert all(isinstance(x["visible"], bool) for x in sent)
+        # The next page, on time (the page's reports advance the round at the hub).
+        wait_s = r["dwell_seconds"] + 8
+        page.wait_for_selector(f'{progress}[data-page="{r["page"] + 1}"]', timeout=wait_s * 1000)
+        cur = api.get("/api/patrol/rounds/current")
+        assert cur["id"] == r["id"] and cur["page"] >= r["page"] + 1
+        shown = page.locator(TILE).evaluate_all("ts => ts.map(t => Number(t.dataset.cameraId))")
+        page_now = api.get("/api/patrol/rounds/current")["cameras_now"]
+        assert shown[: len(page_now)] in (cur["cameras_now"], page_now)
+        p.shot("wall-patrol")
+        # A reload resumes the round.
+        page.reload()
+        page.wait_for_selector(progress)
+        # Stop.
+        page.click('[data-testid="patrol-stop"]')
+        page.wait_for_selector('[data-testid="patrol-form"]')
+        assert api.http.get("/api/patrol/rounds/current").status_code == 404
+        # 漏巡: what the hub says.
+        want = api.get("/api/patrol/missed")["items"]
+        page.click('[data-testid="patrol-missed-button"]')
+        page.wait_for_selector('[data-testid="patrol-missed-list"]')
+        assert page.locator('[data-testid="missed-item"]').count() == len(want)
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+        api.close()
