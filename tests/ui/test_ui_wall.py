@@ -215,7 +215,7 @@ def place(page: Any, tile: int, camera_id: int) -> None:
 
 def fill_wall(page: Any, camera_ids: list[int], tiles: int = 16) -> None:
     page.click(f'[data-testid="layout-{tiles}"]')
-    page.wait_for_function(f"document.querySelectorAll('{TILE}').length === {tiles}")
+    page.wait_for_function(f"() => document.querySelectorAll('{TILE}').length === {tiles}")
     page.click(f'{TILE}[data-index="0"]')
     for i, cid in enumerate(camera_ids[:tiles]):
         page.click(f'{ITEM}[data-id="{cid}"]')  # the next tile is chosen after each click
@@ -240,7 +240,7 @@ def test_board_link_and_roles(browser: Any, wall_hub: LiveHub) -> None:
         page.wait_for_selector('[data-testid="patrol-form"]')
         for n in (1, 4, 9, 16, 25, 36, 48):
             page.click(f'[data-testid="layout-{n}"]')
-            page.wait_for_function(f"document.querySelectorAll('{TILE}').length === {n}")
+            page.wait_for_function(f"() => document.querySelectorAll('{TILE}').length === {n}")
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
@@ -270,7 +270,7 @@ def test_tree_search_place_and_layouts(
     page = p.page
     try:
         page.wait_for_function(
-            f"document.querySelectorAll('{ITEM}').length === {len(cams)}", timeout=10_000
+            f"() => document.querySelectorAll('{ITEM}').length === {len(cams)}", timeout=10_000
         )
         streets = {c["street"]["name"] if c["street"] else "未划分" for c in cams}
         shown = set(
@@ -282,11 +282,11 @@ def test_tree_search_place_and_layouts(
         needle = cams[3]["name"]
         page.fill('[data-testid="camera-search"]', needle)
         want = sum(1 for c in cams if needle.lower() in c["name"].lower())
-        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length === {want}")
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length === {want}")
         page.fill('[data-testid="camera-search"]', "")
 
         page.click('[data-testid="layout-4"]')
-        page.wait_for_function(f"document.querySelectorAll('{TILE}').length === 4")
+        page.wait_for_function(f"() => document.querySelectorAll('{TILE}').length === 4")
         place(page, 0, cams[0]["id"])
         # HTML5 drag and drop from the tree onto tile 2.
         page.drag_and_drop(f'{ITEM}[data-id="{cams[1]["id"]}"]', f'{TILE}[data-index="2"]')
@@ -320,7 +320,7 @@ def test_tree_search_place_and_layouts(
             f'[data-testid="layout-select"] option[value="{name}"]', state="attached"
         )
         page.select_option('[data-testid="layout-select"]', name)
-        page.wait_for_function(f"document.querySelectorAll('{TILE}').length === 4")
+        page.wait_for_function(f"() => document.querySelectorAll('{TILE}').length === 4")
         page.wait_for_selector(f'{TILE}[data-index="0"][data-camera-id="{cams[0]["id"]}"]')
         page.wait_for_selector(f'{TILE}[data-index="2"][data-camera-id="{cams[1]["id"]}"]')
         page.wait_for_selector(f'{TILE}[data-index="3"][data-camera-id="{cams[2]["id"]}"]')
@@ -368,10 +368,13 @@ def test_sixteen_tiles_update(browser: Any, wall_hub: LiveHub, cams: list[dict[s
     page = p.page
     try:
         page.wait_for_selector('[data-testid="video-wall"]')
-        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length >= {WANT_CAMERAS}")
+        page.wait_for_function(
+            f"() => document.querySelectorAll('{ITEM}').length >= {WANT_CAMERAS}"
+        )
         ids = [c["id"] for c in cams[:WANT_CAMERAS]]
         fill_wall(page, ids)
         page.wait_for_function(
+            "() => "
             f"document.querySelectorAll('{TILE}[data-captured-at]:not([data-captured-at=\"\"])')"
             f".length === {WANT_CAMERAS}",
             timeout=VIDEO_MS,
@@ -425,7 +428,7 @@ def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[
     p = open_wall(browser, wall_hub, "seat1")
     page = p.page
     try:
-        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length >= 1")
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
         page.click('[data-testid="layout-4"]')
         place(page, 0, cams[0]["id"])
         with page.expect_response(
@@ -435,7 +438,8 @@ def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[
         assert ans.value.status == 200, ans.value.text()
         page.wait_for_selector('[data-testid="live-view"][data-peer="connected"]', timeout=VIDEO_MS)
         page.wait_for_function(
-            "document.querySelector('[data-testid=live-video]').currentTime > 0.5", timeout=VIDEO_MS
+            "() => document.querySelector('[data-testid=live-video]').currentTime > 0.5",
+            timeout=VIDEO_MS,
         )
         t1 = page.evaluate("document.querySelector('[data-testid=live-video]').currentTime")
         time.sleep(2)
@@ -462,7 +466,7 @@ def test_snapshot_to_new_case(
     p = open_wall(browser, wall_hub, "seat1")
     page = p.page
     try:
-        page.wait_for_function(f"document.querySelectorAll('{ITEM}').length >= 1")
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
         page.click('[data-testid="layout-4"]')
         place(page, 0, cams[0]["id"])
         page.wait_for_selector(
