@@ -1,0 +1,324 @@
+"""The simulator's RTSP server: N looping pre-encoded cameras and one live clock, over GstRtspServer.
+
+Runs under Debian's ``/usr/bin/python3`` (it needs ``gi`` with GstRtspServer, which the venv does
+not have); ``video.simulator.control`` starts it as a subprocess. It imports nothing from cityhub.
+
+Theory of operation: one GLib main loop in the main thread runs the RTSP server; a reader thread
+takes control lines from stdin and hands them to the main loop with ``GLib.idle_add`` (GStreamer
+objects are touched from the main loop only). When the server is bound it prints one JSON line
+``{"port": N, "mounts": [...]}`` on stdout; every control line is answered with one JSON line.
+
+Cameras: ``/cam01 … /camNN``. One *master* pipeline per clip (by default every mount shares one
+clip, so there is one for the whole server) reads the pre-encoded Annex-B clip in a loop without
+decoding or encoding anything: ``multifilesrc loop=true ! h264parse ! appsink sync=true``, paced by
+the clock at the clip's real rate (``h264parse`` stamps the access units from the stream's VUI frame
+rate and never sees a loop point: ``multifilesrc`` sends no EOS and no new segment). Each mount is
+a *shared* media factory (all clients of a mount share one media) whose pipeline is only ``appsrc !
+rtph264pay``: the master's appsink callback pushes every access unit (a new ``Gst.Buffer`` header
+sharing the payload memory) into the appsrc of every mount that has clients, restamped on that
+mount's own time line, so its timestamps run on continuously across the clip's loop point. A new
+mount media gets the master's current GOP first (see ``Master``), so its first client starts on a
+keyframe at once (ffmpeg still probes ~1 s of frames before ``av.open`` returns). A client's
+``PLAY`` never restarts the shared time line. The server hands each client its own thread (the
+default pool has one, which serialises every ``DESCRIBE``).
+
+``/clock``: ``videotestsrc is-live=true pattern=ball`` with ``clockoverlay`` (``%H:%M:%S``; GLib's
+strftime has no sub-second field) and a ``textoverlay`` rewritten from a pad probe on every frame
+with the UTC wall time to the millisecond (``HH:MM:SS.mmm``), encoded live with ``x264enc
+tune=zerolatency``: a viewer compares the picture with its own clock to read the latency.
+
+Control lines (stdin): ``stop N`` removes ``/camNN`` from the mount table (new clients get 404) and
+closes every client that has a session on it (their TCP connection ends); ``start N`` mounts it
+again; ``quit`` (or EOF on stdin) stops the server. Basic auth, when ``--user`` is given, guards
+every mount.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import gi  # type: ignore[import-not-found, unused-ignore]
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+
+SHALLOW_COPY = (
+    Gst.BufferCopyFlags.FLAGS
+    | Gst.BufferCopyFlags.TIMESTAMPS
+    | Gst.BufferCopyFlags.META
+    | Gst.BufferCopyFlags.MEMORY
+)
+AU_CAPS = "video/x-h264,stream-format=byte-stream,alignment=au"
+
+
+def mount_path(n: int) -> str:
+    return f"/cam{n:02d}"
+
+
+def master_launch(clip: str) -> str:
+    location = clip.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        f'multifilesrc location="{location}" loop=true caps="video/x-h264,stream-format=byte-stream" '
+        f"! h264parse config-interval=-1 ! {AU_CAPS} ! appsink name=sink sync=true emit-signals=true "
+        "max-buffers=4 drop=true"
+    )
+
+
+MOUNT_LAUNCH = (
+    f'( appsrc name=src is-live=false format=time caps="{AU_CAPS}" '
+    "max-buffers=300 leaky-type=downstream ! rtph264pay name=pay0 pt=96 )"
+)
+
+CLOCK_LAUNCH = (
+    "( videotestsrc is-live=true pattern=ball "
+    "! video/x-raw,width=1280,height=720,framerate=25/1 "
+    '! clockoverlay time-format="%H:%M:%S" halignment=left valignment=top font-desc="Sans 40" '
+    '! textoverlay name=ms text="" halignment=left valignment=bottom font-desc="Sans 40" '
+    "! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=50 bitrate=2000 aud=false "
+    "! video/x-h264,stream-format=byte-stream,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 )"
+)
+
+
+class Master:
+    """One looping clip, fanned out to the appsrc of every mount playing it.
+
+    The master keeps the current GOP (the buffers since the last keyframe). A mount's appsrc gets
+    nothing until it asks for data (``need-data``: its pipeline has started; a push before that
+    would be dropped), then the cached GOP at once, stamped from 0 (the media is not live, so its
+    sink holds the keyframe as its preroll until the first client's ``PLAY``: that client starts
+    on a keyframe immediately), then every new access unit as it comes, on the same time line.
+    """
+
+    def __init__(self, clip: str) -> None:
+        self.pipeline = Gst.parse_launch(master_launch(clip))
+        self.lock = threading.Lock()  # guards everything below; pushes happen under it, in order
+        self.gop: list[Any] = []
+        # appsrc -> None until it asked for data, then (its pts - the clip's dts)
+        self.sources: dict[Any, int | None] = {}
+        self.mount_of: dict[Any, int] = {}
+        self.pipeline.get_by_name("sink").connect("new-sample", self._sample)
+
+    def start(self) -> None:
+        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            raise RuntimeError("cannot start the clip pipeline")
+
+    def stop(self) -> None:
+        self.pipeline.set_state(Gst.State.NULL)
+
+    def add(self, appsrc: Any, n: int) -> None:
+        with self.lock:
+            self.sources[appsrc] = None
+            self.mount_of[appsrc] = n
+        appsrc.connect("need-data", self._need_data)
+
+    def remove(self, appsrc: Any) -> None:
+        with self.lock:
+            self.sources.pop(appsrc, None)
+            self.mount_of.pop(appsrc, None)
+
+    def remove_mount(self, n: int) -> None:
+        with self.lock:
+            for appsrc in [src for src, m in self.mount_of.items() if m == n]:
+                self.sources.pop(appsrc, None)
+                self.mount_of.pop(appsrc, None)
+
+    def _need_data(self, appsrc: Any, _length: int) -> None:
+        with self.lock:
+            if appsrc not in self.sources or self.sources[appsrc] is not None or not self.gop:
+                return
+            offset = self.sources[appsrc] = -self.gop[0].dts
+            for buffer in self.gop:
+                self._push(appsrc, buffer, offset)
+
+    def _sample(self, sink: Any) -> Any:
+        buffer = sink.emit("pull-sample").get_buffer()
+        with self.lock:
+            if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT) or len(self.gop) > 250:
+                self.gop.clear()
+            self.gop.append(buffer)
+            for src, offset in self.sources.items():
+                if offset is not None:
+                    self._push(src, buffer, offset)
+        return Gst.FlowReturn.OK
+
+    @staticmethod
+    def _push(appsrc: Any, buffer: Any, offset: int) -> None:
+        # A new buffer sharing the memory: Python's ``copy()`` is only a ref, and each mount needs
+        # its own timestamps.
+        out = buffer.copy_region(SHALLOW_COPY, 0, buffer.get_size())
+        out.pts = out.dts = max(0, buffer.dts + offset)
+        appsrc.emit("push-buffer", out)
+
+
+class Simulator:
+    def __init__(self, clips: list[str], count: int, *, clock: bool, user: str | None,
+                 password: str | None) -> None:  # fmt: skip
+        self.loop = GLib.MainLoop()
+        self.server = GstRtspServer.RTSPServer()
+        self.server.set_address("127.0.0.1")
+        self.mounts = self.server.get_mount_points()
+        self.server.get_thread_pool().set_max_threads(-1)  # a thread per client: no head-of-line
+        self.user = user
+        if user is not None:
+            auth = GstRtspServer.RTSPAuth()
+            token = GstRtspServer.RTSPToken()
+            token.set_string("media.factory.role", user)
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password or ""), token)
+            self.server.set_auth(auth)
+        self.masters = [Master(clip) for clip in clips]
+        self.factories: dict[int, Any] = {}
+        for n in range(1, count + 1):
+            self._mount(n)
+        self.clock = clock
+        if clock:
+            factory = self._factory(CLOCK_LAUNCH)
+            factory.connect("media-configure", self._clock_configure)
+            self.mounts.add_factory("/clock", factory)
+
+    def _mount(self, n: int) -> None:
+        """A fresh factory for camera ``n`` (a stopped camera's cached shared media is not reused)."""
+        factory = self._factory(MOUNT_LAUNCH)
+        master = self.masters[(n - 1) % len(self.masters)]
+        factory.connect("media-configure", self._camera_configure, master, n)
+        self.factories[n] = factory
+        self.mounts.add_factory(mount_path(n), factory)
+
+    def _factory(self, launch: str) -> Any:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch)
+        factory.set_shared(True)
+        if self.user is not None:
+            role = Gst.Structure.new_from_string(
+                f"{self.user}, media.factory.access=(boolean)true, "
+                "media.factory.construct=(boolean)true"
+            )
+            factory.add_role_from_structure(role)
+        return factory
+
+    def _camera_configure(self, factory: Any, media: Any, master: Master, n: int) -> None:
+        appsrc = media.get_element().get_by_name("src")
+        master.add(appsrc, n)
+        media.connect("unprepared", lambda _media: master.remove(appsrc))
+
+    def _clock_configure(self, factory: Any, media: Any) -> None:
+        overlay = media.get_element().get_by_name("ms")
+        overlay.get_static_pad("video_sink").add_probe(
+            Gst.PadProbeType.BUFFER, self._stamp, overlay
+        )
+
+    def _stamp(self, pad: Any, info: Any, overlay: Any) -> Any:
+        now = datetime.now(UTC)
+        overlay.set_property("text", now.strftime("%H:%M:%S.") + f"{now.microsecond // 1000:03d}")
+        return Gst.PadProbeReturn.OK
+
+    def ready(self) -> dict[str, Any]:
+        mounts = [mount_path(n) for n in sorted(self.factories)]
+        if self.clock:
+            mounts.append("/clock")
+        return {"port": self.server.get_bound_port(), "mounts": mounts}
+
+    # -- control (main loop only) ------------------------------------------------------------
+
+    def command(self, line: str) -> bool:
+        words = line.split()
+        reply: dict[str, Any]
+        if not words:
+            return False
+        if words[0] == "quit":
+            self.loop.quit()
+            return False
+        try:
+            verb, n = words[0], int(words[1])
+            if n not in self.factories or verb not in ("stop", "start"):
+                raise ValueError(line)
+        except (IndexError, ValueError):
+            reply = {"error": f"bad command: {line[:80]}"}
+        else:
+            if verb == "stop":
+                self.mounts.remove_factory(mount_path(n))
+                for master in self.masters:
+                    master.remove_mount(n)
+                closed = self._close_clients(mount_path(n))
+                reply = {"ok": verb, "mount": mount_path(n), "closed": closed}
+            else:
+                self.mounts.remove_factory(mount_path(n))
+                self._mount(n)
+                reply = {"ok": verb, "mount": mount_path(n)}
+        print(json.dumps(reply), flush=True)
+        return False
+
+    def _close_clients(self, path: str) -> int:
+        closed = 0
+        hit = False
+
+        def on_media(session: Any, media: Any, _data: Any) -> Any:
+            nonlocal hit
+            matches, _ = media.matches(path)
+            if matches:
+                hit = True
+            return GstRtspServer.RTSPFilterResult.KEEP
+
+        def on_session(client: Any, session: Any, _data: Any) -> Any:
+            session.filter(on_media, None)
+            return GstRtspServer.RTSPFilterResult.KEEP
+
+        def on_client(server: Any, client: Any, _data: Any) -> Any:
+            nonlocal hit, closed
+            hit = False
+            client.session_filter(on_session, None)
+            if hit:
+                closed += 1
+                return GstRtspServer.RTSPFilterResult.REMOVE
+            return GstRtspServer.RTSPFilterResult.KEEP
+
+        self.server.client_filter(on_client, None)
+        return closed
+
+    def run(self) -> None:
+        self.server.set_service("0" if self.port == 0 else str(self.port))
+        if self.server.attach(None) == 0:
+            print(json.dumps({"error": f"cannot bind port {self.port}"}), flush=True)
+            sys.exit(1)
+        print(json.dumps(self.ready()), flush=True)
+        for master in self.masters:
+            master.start()
+        threading.Thread(target=self._stdin, daemon=True).start()
+        try:
+            self.loop.run()
+        finally:
+            for master in self.masters:
+                master.stop()
+
+    port = 0
+
+    def _stdin(self) -> None:
+        for line in sys.stdin:
+            GLib.idle_add(self.command, line.strip())
+        GLib.idle_add(self.command, "quit")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="cityhub camera simulator (RTSP server)")
+    parser.add_argument("--clip", action="append", required=True, help="Annex-B H.264 clip")
+    parser.add_argument("--count", type=int, default=48)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--clock", action="store_true")
+    parser.add_argument("--user")
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first stdin line")  # fmt: skip
+    args = parser.parse_args(argv)
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    Gst.init(None)
+    sim = Simulator(args.clip, args.count, clock=args.clock, user=args.user, password=password)
+    sim.port = args.port
+    sim.run()
+
+
+if __name__ == "__main__":
+    main()
