@@ -29,7 +29,7 @@ import pytest
 
 from tests.conftest import LiveHub, scratch_dir, start_hub
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.ui.test_ui_live import PASSWORDS, Page
+from tests.ui.test_ui_live import PASSWORDS, ApiUser, Page
 
 pytestmark = pytest.mark.browser
 
@@ -183,6 +183,20 @@ def cams(wall_hub: LiveHub, admin: Api) -> Iterator[list[dict[str, Any]]]:
     finally:
         if sim is not None:
             sim.stop()
+
+
+def body_fields(hub: LiveHub, path: str) -> set[str]:
+    """The JSON body fields the hub's OpenAPI document gives for POST ``path``."""
+    doc = httpx.get(f"{hub.base_url}/openapi.json", timeout=10).json()
+    ops = {k.replace(":int", ""): v for k, v in doc.get("paths", {}).items()}
+    op = ops.get(path, {}).get("post", {})
+    schema = (
+        op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    )
+    ref = schema.get("$ref", "")
+    if ref:
+        schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return set(schema.get("properties", {}))
 
 
 def api_paths(hub: LiveHub) -> set[str]:
@@ -457,6 +471,84 @@ def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[
         p.close()
 
 
+def test_live_limit_shows_the_hubs_message(
+    browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]
+) -> None:
+    """Four windows of one seat each enlarge a tile to live video; a fifth is refused by the hub
+    (409 too_many_live) and its view shows the hub's own message; closing one lets it in."""
+    need(wall_hub, LIVE, "/api/live/{viewer_id}/stop")
+    p = open_wall(browser, wall_hub, "dispatch1")
+    page = p.page
+    pages = [page]
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cams[0]["id"])
+        for _ in range(4):
+            other = p.ctx.new_page()
+            other.goto(f"{wall_hub.base_url}/wall")
+            other.wait_for_selector(f'{TILE}[data-index="0"][data-camera-id="{cams[0]["id"]}"]')
+            pages.append(other)
+        for w in pages[:4]:
+            w.dblclick(f'{TILE}[data-index="0"]')
+            w.wait_for_selector(
+                '[data-testid="live-view"][data-viewer-id]:not([data-viewer-id=""])'
+            )
+        last = pages[4]
+        with last.expect_response(lambda r: r.url.endswith("/live")) as ans:
+            last.dblclick(f'{TILE}[data-index="0"]')
+        assert ans.value.status == 409, ans.value.text()
+        message = ans.value.json()["error"]["message"]
+        error = last.locator('[data-testid="live-error"]')
+        error.wait_for()
+        assert error.inner_text() == message
+        # One window closes its view: the fifth gets in.
+        pages[0].click('[data-testid="live-close"]')
+        pages[0].wait_for_selector('[data-testid="live-view"]', state="detached")
+        last.click('[data-testid="live-close"]')
+        with last.expect_response(lambda r: r.url.endswith("/live")) as again:
+            last.dblclick(f'{TILE}[data-index="0"]')
+        assert again.value.status == 200, again.value.text()
+        last.wait_for_selector('[data-testid="live-view"][data-peer="connected"]', timeout=VIDEO_MS)
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+def test_warning_at_the_cameras_speaker(
+    browser: Any, wall_hub: LiveHub, admin: Api, cams: list[dict[str, Any]]
+) -> None:
+    """喊话 on a tile plays the chosen clip at the camera's own speaker."""
+    cam = next((c for c in cams if c["speaker_id"]), None)
+    clips = admin.get("/api/clips")["items"]
+    if cam is None or not clips:
+        pytest.skip("no camera with a speaker, or no clip, in this demo")
+    p = open_wall(browser, wall_hub, "seat1")
+    page = p.page
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cam["id"])
+        page.click(f'{TILE}[data-index="0"]')
+        page.click(f'{TILE}[data-index="0"] [data-testid="tile-warning"]')
+        page.wait_for_selector('[data-testid="warning-dialog"]')
+        page.wait_for_selector('[data-testid="warning-clip"] option:nth-child(2)', state="attached")
+        page.select_option('[data-testid="warning-clip"]', str(clips[0]["id"]))
+        with page.expect_response(
+            lambda r: r.url.endswith("/api/warnings") and r.request.method == "POST"
+        ) as ans:
+            page.click('[data-testid="warning-dialog"] [data-testid="dialog-submit"]')
+        assert ans.value.status == 202, ans.value.text()
+        assert ans.value.request.post_data_json == {
+            "clip_id": clips[0]["id"],
+            "speaker_ids": [cam["speaker_id"]],
+        }
+        page.wait_for_selector('[data-testid="warning-dialog"]', state="detached")
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
 def test_snapshot_to_new_case(
     browser: Any, wall_hub: LiveHub, admin: Api, cams: list[dict[str, Any]]
 ) -> None:
@@ -498,6 +590,46 @@ def test_snapshot_to_new_case(
         data = admin.http.get(att["url"]).content
         assert data[:2] == b"\xff\xd8"
         assert hashlib.sha256(data).hexdigest() == body["attachment"]["sha256"] == att["sha256"]
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+def test_snapshot_to_existing_case(
+    browser: Any, wall_hub: LiveHub, admin: Api, cams: list[dict[str, Any]]
+) -> None:
+    """截图立案 onto an existing case, found by its number: no new case, one more attachment."""
+    need(wall_hub, SNAPSHOT)
+    if "case_id" not in body_fields(wall_hub, SNAPSHOT):
+        pytest.skip("the hub's snapshot takes no case_id yet (contract V)")
+    seat = ApiUser(wall_hub.base_url, "seat2")
+    try:
+        case = seat.report()
+    finally:
+        seat.close()
+    before = len(admin.get(f"/api/cases/{case['id']}")["attachments"])
+    p = open_wall(browser, wall_hub, "seat1")
+    page = p.page
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cams[0]["id"])
+        page.wait_for_selector(
+            f'{TILE}[data-index="0"] [data-testid="tile-thumb"]', timeout=VIDEO_MS
+        )
+        page.click(f'{TILE}[data-index="0"]')
+        page.click(f'{TILE}[data-index="0"] [data-testid="tile-snapshot"]')
+        page.check('[data-testid="snapshot-existing"]')
+        page.fill('[data-testid="snapshot-case"]', case["case_no"])
+        with page.expect_response(
+            lambda r: r.url.endswith("/snapshot") and r.request.method == "POST"
+        ) as more:
+            page.click('[data-testid="snapshot-dialog"] [data-testid="dialog-submit"]')
+        assert more.value.status == 201, more.value.text()
+        assert more.value.json()["case_created"] is False
+        assert more.value.json()["case_id"] == case["id"]
+        after = admin.get(f"/api/cases/{case['id']}")["attachments"]
+        assert len(after) == before + 1
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
@@ -545,6 +677,9 @@ def test_patrol_round_pages_reports_resume_and_stop(
         page.wait_for_selector(f'{progress}[data-page="{r["page"] + 1}"]', timeout=wait_s * 1000)
         cur = api.get("/api/patrol/rounds/current")
         assert cur["id"] == r["id"] and cur["page"] >= r["page"] + 1
+        if THUMBNAIL in api_paths(wall_hub):
+            # The first page's cameras had pictures on visible tiles: the hub counted them shown.
+            assert cur["shown"] >= 1, cur
         shown = page.locator(TILE).evaluate_all("ts => ts.map(t => Number(t.dataset.cameraId))")
         page_now = api.get("/api/patrol/rounds/current")["cameras_now"]
         assert shown[: len(page_now)] in (cur["cameras_now"], page_now)
