@@ -7,7 +7,7 @@
 // 409 means no picture yet. The next turn starts a second after the previous one started, and only
 // after it ended: never more than one request in flight per tile. A tile that cannot be seen (the
 // window hidden, or the tile scrolled off: IntersectionObserver) stops after its current request
-// and starts again when it is seen. Each answer is written into `freshness` for patrol reports.
+// and starts again when it is seen; so do all tiles while the enlarged view covers them. Each answer is written into `freshness` for patrol reports.
 // Drag a camera from the tree onto a tile (HTML5 drag and drop), or click a tile and then a camera;
 // a double click enlarges the tile to live video (wall-live.js).
 import { openAction } from "./wall-actions.js";
@@ -40,7 +40,9 @@ function pollThumbnail(cameraId, node, pic) {
   let etag = null;
   let url = null;
   const ctl = new AbortController();
-  const seen = () => onScreen && !document.hidden;
+  // Seen: the window shown, the tile on screen and not covered by the enlarged view.
+  const seen = () => onScreen && !document.hidden && enlarged.peek() === null;
+  const why = () => (document.hidden ? "窗口不可见" : enlarged.peek() !== null ? "正在放大查看" : "不在屏幕内");
 
   function note(ok, reason) {
     const prev = freshness.get(cameraId) || { okAt: 0 };
@@ -60,7 +62,7 @@ function pollThumbnail(cameraId, node, pic) {
     timer = null;
     if (stopped) return;
     if (!seen()) {
-      note(false, document.hidden ? "窗口不可见" : "不在屏幕内");
+      note(false, why());
       return; // woken by visibility
     }
     inFlight = true;
@@ -111,7 +113,7 @@ function pollThumbnail(cameraId, node, pic) {
 
   const wake = () => {
     if (seen()) schedule(0);
-    else note(false, document.hidden ? "窗口不可见" : "不在屏幕内");
+    else note(false, why());
   };
   const io = new IntersectionObserver((entries) => {
     for (const e of entries) onScreen = e.isIntersecting;
@@ -119,6 +121,7 @@ function pollThumbnail(cameraId, node, pic) {
   });
   io.observe(node);
   document.addEventListener("visibilitychange", wake);
+  const unsubscribe = enlarged.subscribe(wake);
   schedule(0);
   return () => {
     stopped = true;
@@ -126,6 +129,7 @@ function pollThumbnail(cameraId, node, pic) {
     clearTimeout(timer);
     io.disconnect();
     document.removeEventListener("visibilitychange", wake);
+    unsubscribe();
     if (url) URL.revokeObjectURL(url);
     freshness.delete(cameraId);
   };

@@ -212,8 +212,12 @@ def need(hub: LiveHub, *paths: str) -> None:
         pytest.skip(f"the hub has no {', '.join(missing)} yet")
 
 
-def open_wall(browser: Any, hub: LiveHub, username: str, path: str = "/wall") -> Page:
+def open_wall(
+    browser: Any, hub: LiveHub, username: str, path: str = "/wall", init: str | None = None
+) -> Page:
     p = Page(browser)
+    if init:
+        p.page.add_init_script(init)
     p.sign_in(hub.base_url, username, path)
     p.page.wait_for_selector('[data-testid="video-wall"]')
     p.wait_live()
@@ -345,6 +349,37 @@ def test_tree_search_place_and_layouts(
         p.close()
 
 
+def test_new_window_is_the_next_screen(
+    browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]
+) -> None:
+    """「新窗口」 opens /wall?screen=2: the same tile count, its own cameras, and a camera put on
+    screen 2 leaves screen 1 as it was."""
+    p = open_wall(browser, wall_hub, "seat2")
+    page = p.page
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 2")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cams[0]["id"])
+        with p.ctx.expect_page() as popup:
+            page.click('[data-testid="new-window"]')
+        second = popup.value
+        second.wait_for_url("**/wall?screen=2")
+        second.wait_for_selector('[data-testid="video-wall"][data-screen="2"]')
+        assert second.locator('[data-testid="screen-no"]').inner_text() == "第 2 屏"
+        second.wait_for_function(f"() => document.querySelectorAll('{TILE}').length === 4")
+        assert second.get_attribute(f'{TILE}[data-index="0"]', "data-camera-id") == ""
+        # The tree is folded away on the extra screens; open it and place a camera there.
+        second.click('[data-testid="tree-toggle"]')
+        place(second, 0, cams[1]["id"])
+        # Both windows share the tile count.
+        second.click('[data-testid="layout-9"]')
+        page.wait_for_function(f"() => document.querySelectorAll('{TILE}').length === 9")
+        assert page.get_attribute(f'{TILE}[data-index="0"]', "data-camera-id") == str(cams[0]["id"])
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
 # -- tests: video ------------------------------------------------------------------------------
 
 COUNT_FETCHES = """() => {
@@ -439,7 +474,7 @@ def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[
     """A double click on a tile opens live WebRTC video of its camera; the video plays (its
     currentTime advances); closing stops the viewer on the hub."""
     need(wall_hub, LIVE, "/api/live/{viewer_id}/stop")
-    p = open_wall(browser, wall_hub, "seat1")
+    p = open_wall(browser, wall_hub, "seat1", init=f"({COUNT_FETCHES})()")
     page = p.page
     try:
         page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
@@ -460,6 +495,10 @@ def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[
         t2 = page.evaluate("document.querySelector('[data-testid=live-video]').currentTime")
         assert t2 > t1 + 1, (t1, t2)
         assert page.evaluate("document.querySelector('[data-testid=live-video]').videoWidth") > 0
+        # The tiles under the enlarged view do not poll.
+        page.evaluate("window.__thumbs.started = 0")
+        time.sleep(2.5)
+        assert page.evaluate("window.__thumbs.started") == 0
         with page.expect_request(
             lambda r: "/api/live/" in r.url and r.url.endswith("/stop")
         ) as stop:
