@@ -443,6 +443,7 @@ def test_sixteen_tiles_update(browser: Any, wall_hub: LiveHub, cams: list[dict[s
         assert advanced >= WANT_CAMERAS - 2, (first, captured(page))
         age = page.locator(f'{TILE}[data-index="0"] [data-testid="tile-age"]').inner_text()
         assert "秒前" in age, age
+        p.shot("wall-16")
         stats = page.evaluate("window.__thumbs")
         assert stats["maxInFlight"] == 1, stats
         # About once a second per tile (not a busy loop).
@@ -495,6 +496,7 @@ def test_enlarge_to_live_video(browser: Any, wall_hub: LiveHub, cams: list[dict[
         t2 = page.evaluate("document.querySelector('[data-testid=live-video]').currentTime")
         assert t2 > t1 + 1, (t1, t2)
         assert page.evaluate("document.querySelector('[data-testid=live-video]').videoWidth") > 0
+        p.shot("wall-live")
         # The tiles under the enlarged view do not poll.
         page.evaluate("window.__thumbs.started = 0")
         time.sleep(2.5)
