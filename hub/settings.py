@@ -145,6 +145,8 @@ class Settings:
     #: Networks (CIDR, comma separated) WebRTC media may use at both ends (live talk): local ICE
     #: addresses and the browser's candidates outside them are left out; empty: no limit.
     webrtc_networks: tuple[str, ...] = ()
+    #: Live video tiles (WebRTC) one seat may have open at once.
+    video_live_per_seat: int = 4
     #: HTTPS/WSS: a PEM certificate (chain) and its key; both empty: plain HTTP (browsers then allow
     #: the microphone on localhost only).
     tls_cert: str = ""

@@ -27,10 +27,11 @@ class VideoSubsystem:
     name = "video"
 
     def routes(self) -> Sequence[ApiRoute]:
+        from video.media_routes import ROUTES as MEDIA_ROUTES
         from video.routes import ROUTES
         from video.wall_routes import ROUTES as WALL_ROUTES
 
-        return [*ROUTES, *WALL_ROUTES]
+        return [*ROUTES, *MEDIA_ROUTES, *WALL_ROUTES]
 
     def web_routes(self) -> Sequence[BaseRoute]:
         return []
@@ -48,4 +49,11 @@ class VideoSubsystem:
 
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
-        yield
+        from video.service import VideoService
+
+        async with VideoService.running(hub) as service:
+            hub.services["video"] = service
+            try:
+                yield
+            finally:
+                hub.services.pop("video", None)
