@@ -187,3 +187,39 @@ async def test_shutdown_leaves_no_process(cache_dir: Path) -> None:
         sim.port  # noqa: B018
     refused = await asyncio.to_thread(read, url, 0.5)
     assert isinstance(refused.error, av.error.ConnectionRefusedError), refused.error
+
+
+async def test_one_media_mode_serves_every_mount_from_one_media(cache_dir: Path) -> None:
+    """``one_media``: all mounts share one media (the low-CPU mode); concurrent first opens all
+    succeed, and a stopped mount still drops only its own clients."""
+    async with CameraSimulator(
+        12, clock=False, one_media=True, seconds=CLIP_SECONDS, cache_dir=cache_dir
+    ) as sim:
+        first = await asyncio.gather(
+            *(asyncio.to_thread(read, sim.url(n), 1.0) for n in range(1, 13))
+        )
+        for reading in first:
+            assert reading.error is None, reading.error
+            assert reading.codec == "h264" and len(reading.pts) > 10
+        stop = threading.Event()
+        gone = asyncio.ensure_future(asyncio.to_thread(read, sim.url(3), 30.0, stop))
+        stays = asyncio.ensure_future(asyncio.to_thread(read, sim.url(4), 30.0, stop))
+        try:
+            await asyncio.sleep(4.0)
+            stopped_at = time.monotonic()
+            assert await sim.stop_mount(3) == 1
+            reading = await asyncio.wait_for(asyncio.shield(gone), 10.0)
+            assert reading.ended - stopped_at < 5.0 and reading.pts
+            assert not stays.done()
+            refused = await asyncio.to_thread(read, sim.url(3), 1.0)
+            assert isinstance(refused.error, av.error.HTTPNotFoundError), refused.error
+            await sim.start_mount(3)
+            again = await asyncio.to_thread(read, sim.url(3), 1.0)
+            assert again.error is None and again.pts, again.error
+        finally:
+            stop.set()
+            await gone
+            kept = await stays
+        assert kept.error is None
+        steps = {b - a for a, b in zip(kept.pts, kept.pts[1:], strict=False)}
+        assert steps == {round(FRAME / kept.time_base)}, sorted(steps)[:5]

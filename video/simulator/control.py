@@ -59,8 +59,12 @@ def unavailable_reason(python: str = SYSTEM_PYTHON) -> str | None:
 class CameraSimulator:
     """``count`` looping 720p H.264 cameras (``/cam01`` …) and a live ``/clock`` on 127.0.0.1.
 
-    ``labels=True`` gives each camera its own clip with its name drawn in (one clip pipeline per
-    camera on the server: more CPU); by default all cameras share one clip and one pipeline.
+    By default all cameras share one clip read by one pipeline, and each mount payloads it in its
+    own shared media (48 cameras each read by one client: ~26% of a core; a mount's first client
+    starts on a keyframe at once). ``one_media=True`` gives every mount the *same* media (one
+    payloader; ~5.5% of a core for 48 clients), but a client then joins mid-GOP and waits up to
+    2 s for a keyframe. ``labels=True`` gives each camera its own clip with ``CAM 07`` drawn in
+    (one clip pipeline per camera on the server).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class CameraSimulator:
         cache_dir: Path | None = None,
         python: str = SYSTEM_PYTHON,
         host: str = "127.0.0.1",
+        one_media: bool = False,
     ) -> None:
         if count < 1 or count > 99:
             raise ValueError(f"count must be 1..99, got {count}")
@@ -88,6 +93,7 @@ class CameraSimulator:
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self.python = python
         self.host = host
+        self.one_media = one_media
         self.mounts: list[str] = []
         self._requested_port = port
         self._port: int | None = None
@@ -132,6 +138,8 @@ class CameraSimulator:
         args += ["--port", str(self._requested_port)]
         if self.clock:
             args.append("--clock")
+        if self.one_media:
+            args.append("--one-media")
         if self.user is not None:
             args += ["--user", self.user, "--password-stdin"]
         env = {**os.environ, "GST_DEBUG": os.environ.get("GST_DEBUG", "1")}

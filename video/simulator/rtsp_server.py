@@ -22,6 +22,11 @@ keyframe at once (ffmpeg still probes ~1 s of frames before ``av.open`` returns)
 ``PLAY`` never restarts the shared time line. The server hands each client its own thread (the
 default pool has one, which serialises every ``DESCRIBE``).
 
+With ``--one-media`` every mount of a clip gets the *same* shared media instead (one factory mounted
+at every path, with a constant cache key): one payloader for all, the same RTP packets sent to every
+client, about a fifth of the CPU for 48 clients; that media is pinned (kept prepared for good),
+and a client joins it mid-GOP.
+
 ``/clock``: ``videotestsrc is-live=true pattern=ball`` with ``clockoverlay`` (``%H:%M:%S``; GLib's
 strftime has no sub-second field) and a ``textoverlay`` rewritten from a pad probe on every frame
 with the UTC wall time to the millisecond (``HH:MM:SS.mmm``), encoded live with ``x264enc
@@ -156,9 +161,19 @@ class Master:
         appsrc.emit("push-buffer", out)
 
 
+class OneMediaFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc, unused-ignore]
+    """A factory mounted at many paths that gives all of them one shared media (one payloader,
+    the same RTP packets to every client of every mount): the media cache key is constant."""
+
+    def do_gen_key(self, url: Any) -> str:
+        return "one-media"
+
+
 class Simulator:
     def __init__(self, clips: list[str], count: int, *, clock: bool, user: str | None,
-                 password: str | None) -> None:  # fmt: skip
+                 password: str | None, one_media: bool) -> None:  # fmt: skip
+        self.one_media = one_media
+        self.shared: dict[int, Any] = {}  # clip index -> the factory all its mounts share
         self.loop = GLib.MainLoop()
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address("127.0.0.1")
@@ -182,15 +197,24 @@ class Simulator:
             self.mounts.add_factory("/clock", factory)
 
     def _mount(self, n: int) -> None:
-        """A fresh factory for camera ``n`` (a stopped camera's cached shared media is not reused)."""
-        factory = self._factory(MOUNT_LAUNCH)
-        master = self.masters[(n - 1) % len(self.masters)]
-        factory.connect("media-configure", self._camera_configure, master, n)
+        """Mount camera ``n``: its own fresh factory (a stopped camera's cached media is not
+        reused), or with ``one_media`` the factory its clip shares with every other mount."""
+        index = (n - 1) % len(self.masters)
+        master = self.masters[index]
+        if self.one_media:
+            factory = self.shared.get(index)
+            if factory is None:
+                factory = self.shared[index] = self._factory(MOUNT_LAUNCH, OneMediaFactory)
+                factory.connect("media-configure", self._camera_configure, master, 0)
+                factory.connect("media-configure", self._pin)
+        else:
+            factory = self._factory(MOUNT_LAUNCH)
+            factory.connect("media-configure", self._camera_configure, master, n)
         self.factories[n] = factory
         self.mounts.add_factory(mount_path(n), factory)
 
-    def _factory(self, launch: str) -> Any:
-        factory = GstRtspServer.RTSPMediaFactory()
+    def _factory(self, launch: str, kind: Any = GstRtspServer.RTSPMediaFactory) -> Any:
+        factory = kind()
         factory.set_launch(launch)
         factory.set_shared(True)
         if self.user is not None:
@@ -205,6 +229,17 @@ class Simulator:
         appsrc = media.get_element().get_by_name("src")
         master.add(appsrc, n)
         media.connect("unprepared", lambda _media: master.remove(appsrc))
+
+    def _pin(self, factory: Any, media: Any) -> None:
+        """Keep the one media prepared for good (an extra prepare count, taken once it is
+        prepared): otherwise it is torn down whenever its last client leaves, and a client that
+        arrives meanwhile gets 503 (GstRtspServer: "can not reuse media")."""
+
+        def pin() -> bool:
+            media.prepare(None)
+            return False
+
+        media.connect("prepared", lambda _media: GLib.idle_add(pin))
 
     def _clock_configure(self, factory: Any, media: Any) -> None:
         overlay = media.get_element().get_by_name("ms")
@@ -309,13 +344,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--clock", action="store_true")
+    parser.add_argument("--one-media", action="store_true",
+                        help="all mounts of a clip share one media (one payloader)")  # fmt: skip
     parser.add_argument("--user")
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first stdin line")  # fmt: skip
     args = parser.parse_args(argv)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
     Gst.init(None)
-    sim = Simulator(args.clip, args.count, clock=args.clock, user=args.user, password=password)
+    sim = Simulator(
+        args.clip,
+        args.count,
+        clock=args.clock,
+        user=args.user,
+        password=password,
+        one_media=args.one_media,
+    )
     sim.port = args.port
     sim.run()
 
