@@ -1,8 +1,9 @@
 """Video as a hub subsystem: what it plugs into the kernel (``hub.subsystem``).
 
-Today it declares the ``cameras`` state channel (camera status), so that every process and every
-browser already knows it; the camera registry, ingest and the video wall come with their issue and
-start from ``run``.
+It declares the ``cameras`` (camera status) and ``patrol`` (each seat's round) state channels, the
+camera registry, media and wall API, and ``cityhub cameras import``. ``run`` starts the video service
+(``video.service``: ingest, thumbnails, live viewers, snapshots) and, for the demo city, 48 simulated
+RTSP cameras; handlers reach the service through ``hub.services["video"]``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ class VideoSubsystem:
     async def run(self, hub: HubState) -> AsyncIterator[None]:
         from video.service import VideoService
 
-        async with VideoService.running(hub) as service:
+        async with contextlib.AsyncExitStack() as stack:
+            if hub.demo:  # the cameras first, so the service's first sync finds them
+                from video.demo import start_demo_cameras
+
+                await stack.enter_async_context(start_demo_cameras(hub))
+            service = await stack.enter_async_context(VideoService.running(hub))
             hub.services["video"] = service
             try:
                 yield
