@@ -27,6 +27,8 @@ import { PatrolPanel, followPatrol, loadCurrentRound } from "./wall-patrol.js";
 import {
   READ_ROLES,
   camStatus,
+  cameraById,
+  camerasReady,
   canControl,
   cameras,
   joinWindows,
@@ -37,7 +39,7 @@ import {
 } from "./wall-state.js";
 import { WallGrid } from "./wall-tile.js";
 import { CameraTree } from "./wall-tree.js";
-import { html, render, signal } from "./ui.js";
+import { effect, html, render, signal } from "./ui.js";
 
 const treeOpen = signal(screenNo === 1);
 
@@ -77,6 +79,21 @@ async function resyncCameras() {
   camStatus.onEnvelope({ type: "snapshot", data });
 }
 
+/** A status for a camera the list does not have (one added meanwhile): read the list again. */
+function followNewCameras() {
+  let pending = null;
+  effect(() => {
+    const keys = camStatus.keys.value;
+    const known = cameraById.value;
+    if (!camerasReady.value || pending) return;
+    if (keys.some((k) => !known.has(Number(k)))) {
+      pending = setTimeout(() => {
+        loadCameras().catch(() => {}).finally(() => (pending = null));
+      }, 1000);
+    }
+  });
+}
+
 function renderUser(u) {
   document.getElementById("user-name").textContent = u.display_name || u.username;
   document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
@@ -112,13 +129,12 @@ async function start() {
   render(html`<${Wall} />`, app);
 
   camStatus.onResync = resyncCameras;
-  // Only the channels this hub has and this user may see (GET /api/live lists them).
-  const want = canControl.peek() ? ["cameras", "patrol"] : ["cameras"];
-  const channels = (info) => want.filter((c) => (info.channels || []).includes(c));
+  const channels = canControl.peek() ? ["cameras", "patrol"] : ["cameras"];
   const live = connectStores([camStatus, patrolStore], { channels });
   document.getElementById("live-slot").replaceWith(createLiveIndicator(live));
   window.cityhubLive = live; // diagnostics (and the browser tests)
   followPatrol();
+  followNewCameras();
 
   const parts = [
     ["摄像头列表", loadCameras()],

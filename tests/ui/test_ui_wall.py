@@ -125,6 +125,8 @@ class SimulatorThread:
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera-simulator", daemon=True)
+        self._sim: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self) -> None:
         try:
@@ -138,6 +140,8 @@ class SimulatorThread:
 
         async with CameraSimulator(self.count, clock=False) as sim:
             self.urls = [sim.url(n) for n in range(1, self.count + 1)]
+            self._sim = sim
+            self._loop = asyncio.get_running_loop()
             self._ready.set()
             while not self._stop.is_set():
                 await asyncio.sleep(0.1)
@@ -147,9 +151,19 @@ class SimulatorThread:
         if not self._ready.wait(120) or self.error is not None:
             raise RuntimeError(f"camera simulator did not start: {self.error!r}")
 
+    def mount(self, n: int, *, up: bool) -> None:
+        """Take mount ``n`` away (a camera that dies) or bring it back."""
+        sim = self._sim
+        coro = sim.start_mount(n) if up else sim.stop_mount(n)
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(30)
+
+
+SIMULATORS: dict[str, SimulatorThread] = {}  # the one this module started, if any
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +179,7 @@ def cams(wall_hub: LiveHub, admin: Api) -> Iterator[list[dict[str, Any]]]:
             pytest.skip(f"camera simulator unavailable: {why}")
         sim = SimulatorThread(WANT_CAMERAS)
         sim.start()
+        SIMULATORS["wall"] = sim
         places = [s["location"] for s in admin.get("/api/speakers")["items"] if s["location"]]
         tag = uuid.uuid4().hex[:4]
         for i, url in enumerate(sim.urls):
@@ -181,6 +196,7 @@ def cams(wall_hub: LiveHub, admin: Api) -> Iterator[list[dict[str, Any]]]:
     try:
         yield [c for c in have if c["active"]]
     finally:
+        SIMULATORS.pop("wall", None)
         if sim is not None:
             sim.stop()
 
@@ -279,11 +295,12 @@ def test_board_link_and_roles(browser: Any, wall_hub: LiveHub) -> None:
 
 
 def test_tree_search_place_and_layouts(
-    browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]
+    browser: Any, wall_hub: LiveHub, admin: Api, cams: list[dict[str, Any]]
 ) -> None:
     """The tree groups every camera by street and grid; the search narrows it; a camera goes on a
     tile by click and by drag and drop; a named layout is saved, and after a reload applied
-    again; a second window of the same seat follows the wall."""
+    again; a second window of the same seat follows the wall; a camera added meanwhile (its
+    status heard on the cameras channel) joins the tree."""
     p = open_wall(browser, wall_hub, "seat1")
     page = p.page
     try:
@@ -344,6 +361,16 @@ def test_tree_search_place_and_layouts(
         page.wait_for_selector(f'{TILE}[data-index="3"][data-camera-id="{cams[2]["id"]}"]')
         assert page.get_attribute(f'{TILE}[data-index="1"]', "data-camera-id") == ""
         p.shot("wall-layout-4")
+        # A camera added meanwhile (its status heard on the channel) joins the tree.
+        added = admin.post(
+            "/api/cameras",
+            {
+                "name": f"新增摄像头-{uuid.uuid4().hex[:4]}",
+                "url": cams[0]["url"],
+                "location": cams[0]["location"],
+            },
+        )
+        page.wait_for_selector(f'{ITEM}[data-id="{added["id"]}"]', timeout=20_000)
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
@@ -451,6 +478,17 @@ def test_sixteen_tiles_update(browser: Any, wall_hub: LiveHub, cams: list[dict[s
         time.sleep(3)
         started = page.evaluate("window.__thumbs.started")
         assert WANT_CAMERAS <= started <= WANT_CAMERAS * 5, started
+        # Off-screen (the grid moved out of the viewport): polling stops, and comes back.
+        page.evaluate(
+            "document.querySelector('[data-testid=wall-grid]').style.transform = 'translateY(4000px)'"
+        )
+        time.sleep(1.5)
+        page.evaluate("window.__thumbs.started = 0")
+        time.sleep(2.5)
+        assert page.evaluate("window.__thumbs.started") == 0
+        page.evaluate("document.querySelector('[data-testid=wall-grid]').style.transform = ''")
+        time.sleep(2)
+        assert page.evaluate("window.__thumbs.started") >= WANT_CAMERAS
         # Hidden: polling stops (what is in flight may finish).
         page.evaluate(
             """() => { Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
@@ -466,6 +504,36 @@ def test_sixteen_tiles_update(browser: Any, wall_hub: LiveHub, cams: list[dict[s
         )
         time.sleep(2)
         assert page.evaluate("window.__thumbs.started") >= WANT_CAMERAS
+        assert not p.unexpected_errors(), p.errors
+    finally:
+        p.close()
+
+
+def test_tile_status_follows_the_camera(
+    browser: Any, wall_hub: LiveHub, cams: list[dict[str, Any]]
+) -> None:
+    """A camera that goes away turns its tile 离线 (with the reason) without a reload, and 在线
+    again when it comes back: the cameras state channel."""
+    sim = SIMULATORS.get("wall")
+    if sim is None:
+        pytest.skip("the cameras are the demo's: no simulator mount to take away")
+    cam = cams[WANT_CAMERAS - 1]
+    n = int(cam["url"].rsplit("/cam", 1)[1])  # the simulator's mount it dials
+    p = open_wall(browser, wall_hub, "seat1")
+    page = p.page
+    tile = f'{TILE}[data-index="0"]'
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll('{ITEM}').length >= 1")
+        page.click('[data-testid="layout-4"]')
+        place(page, 0, cam["id"])
+        page.wait_for_selector(f'{tile}[data-status="online"]', timeout=VIDEO_MS)
+        page.evaluate("window.__sameDocument = true")
+        sim.mount(n, up=False)
+        page.wait_for_selector(f'{tile}[data-status="offline"]', timeout=30_000)
+        assert page.locator(f'{tile} [data-testid="tile-status"]').inner_text().startswith("离线")
+        sim.mount(n, up=True)
+        page.wait_for_selector(f'{tile}[data-status="online"]', timeout=30_000)
+        assert page.evaluate("window.__sameDocument === true")
         assert not p.unexpected_errors(), p.errors
     finally:
         p.close()
