@@ -178,6 +178,10 @@ async def test_silent_and_refusing_cameras_do_not_slow_the_others(
         assert m.status("silent").reason is Reason.TIMEOUT
         assert m.status("silent").message == "连接超时"
         assert silent_sub.queue.pop() is None and refused_sub.queue.pop() is None
+        loop_start = loop.time()
+        await m.remove("silent")  # a camera stuck in its open goes within the open timeout
+        assert loop.time() - loop_start < 6.0
+    assert rtsp_threads() == []
 
 
 async def test_probe_reasons(sim: CameraSimulator, silent_port: int) -> None:

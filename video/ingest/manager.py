@@ -39,9 +39,9 @@ from typing import Self
 
 from hub.core.errors import NotFound
 from video.ingest.camera import CameraFeed, CameraState, CameraStatus, Subscription
-from video.ingest.probe import probe
+from video.ingest.probe import ProbeResult, probe
 from video.ingest.rtsp import Handoff, RtspSource
-from video.ingest.source import CameraId, Source, redact, with_credentials
+from video.ingest.source import CameraId, Reason, Source, redact, with_credentials
 from video.ingest.thumbnails import Thumbnail, Thumbnailer
 
 log = logging.getLogger(__name__)
@@ -257,11 +257,11 @@ class IngestManager:
         except Exception:
             log.exception("camera %s: status listener failed", camera_id)
 
-    def _set(self, entry: _Entry, state: CameraState, reason: object) -> None:
+    def _set(self, entry: _Entry, state: CameraState, reason: Reason | None) -> None:
         current = entry.status
         if current.state is state and current.reason is reason:
             return
-        entry.status = CameraStatus(state, reason, self._wallclock())  # type: ignore[arg-type]
+        entry.status = CameraStatus(state, reason, self._wallclock())
         self._publish(entry.camera.id, entry.status)
 
     def _feed_changed(self, camera_id: CameraId, status: CameraStatus) -> None:
@@ -276,7 +276,11 @@ class IngestManager:
         while True:
             feed = entry.feed
             if not feed.active:
-                result = await probe(entry.camera.source_url, self.probe_timeout)
+                try:
+                    result = await probe(entry.camera.source_url, self.probe_timeout)
+                except Exception:
+                    log.exception("camera %s: probe failed", entry.camera.id)
+                    result = ProbeResult(False, Reason.ERROR)
                 if feed is entry.feed and not feed.active:
                     if result.online:
                         self._set(entry, CameraState.ONLINE, None)

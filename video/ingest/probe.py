@@ -202,6 +202,8 @@ async def probe(
         return result(Reason.REFUSED)
     except (_ProtocolError, asyncio.IncompleteReadError, ConnectionResetError):
         return result(Reason.ERROR)
+    except DigestError:  # a challenge we cannot answer (no qop we implement, odd characters)
+        return result(Reason.UNAUTHORIZED, 401)
     except socket.gaierror:
         return result(Reason.BAD_URL)
     except OSError:
