@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import threading
 import time
 import uuid
@@ -247,6 +248,21 @@ def fill_wall(page: Any, camera_ids: list[int], tiles: int = 16) -> None:
 
 
 # -- tests: the page ---------------------------------------------------------------------------
+
+
+def test_wall_files_have_no_inline_html_or_styles() -> None:
+    """The page lives under a strict CSP: no innerHTML, inline scripts, styles or handlers."""
+    static = Path(__file__).resolve().parents[2] / "realtime_ui" / "static"
+    files = sorted(static.glob("wall*.*"))
+    assert {f.suffix for f in files} == {".html", ".js", ".css"}
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert not re.search(
+            r"\.(inner|outer)HTML\s*[+]?=|insertAdjacentHTML\(|document\.write", text
+        ), f.name
+        assert not re.search(r"<script>|<style>|\sstyle=[\"$]|\son[a-z]+=\"", text), f.name
+        if f.suffix == ".js":
+            assert len(text.splitlines()) < 400, f.name
 
 
 def test_board_link_and_roles(browser: Any, wall_hub: LiveHub) -> None:
