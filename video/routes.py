@@ -116,11 +116,12 @@ def camera_status(h: HubState) -> Mapping[str, Any]:
 
 def _status(live: Any) -> dict[str, Any]:
     if not isinstance(live, Mapping):
-        return {"state": "unknown", "reason": None, "since": None}
+        return {"state": "unknown", "reason": None, "message": None, "since": None}
     state = live.get("state")
     return {
         "state": state if state in STATES else "unknown",
         "reason": live.get("reason"),
+        "message": live.get("message"),
         "since": live.get("since"),
     }
 

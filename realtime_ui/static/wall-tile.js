@@ -167,8 +167,8 @@ function Tile({ index, cameraId }) {
     ${cameraId !== null &&
     html`<div class="wall-caption">
       <span class="wall-name" data-testid="tile-name">${cam ? cam.name : `摄像头 ${cameraId}`}</span>
-      <span class=${`wall-status st-${st.state}`} data-testid="tile-status" title=${st.reason || ""}>
-        ${statusLabel(st.state)}${st.state === "offline" && st.reason ? `（${st.reason}）` : ""}</span>
+      <span class=${`wall-status st-${st.state}`} data-testid="tile-status" title=${st.message || st.reason || ""}>
+        ${statusLabel(st.state)}${st.state === "offline" && (st.message || st.reason) ? `（${st.message || st.reason}）` : ""}</span>
       <span class="wall-age" data-testid="tile-age">${ageText(p.capturedAt, now.value)}</span>
     </div>
     <div class="wall-tile-tools" onClick=${(e) => e.stopPropagation()}>

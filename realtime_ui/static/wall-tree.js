@@ -54,7 +54,7 @@ function CameraItem({ cam }) {
     selectedTile.value = t + 1 < wall.peek().tiles ? t + 1 : null; // the next tile: fill a wall by clicks
   };
   return html`<li class="wall-cam" data-testid="camera-item" data-id=${cam.id} data-status=${st.state}
-                  draggable="true" title=${st.reason || ""}
+                  draggable="true" title=${st.message || st.reason || ""}
                   onDragStart=${(e) => {
                     e.dataTransfer.setData(DRAG_TYPE, String(cam.id));
                     e.dataTransfer.setData("text/plain", String(cam.id));

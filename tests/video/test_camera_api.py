@@ -93,7 +93,7 @@ async def test_cameras_roles_credentials_and_location(
     assert cam["street"] == {"id": street.id, "name": street.name}
     assert cam["speaker_id"] == speaker_id and cam["speaker_auto"]  # ~50 m away
     assert cam["tags"] == ["路口", "夜间"] and cam["active"] and not cam["pinned"]
-    assert cam["status"] == {"state": "unknown", "reason": None, "since": None}
+    assert cam["status"] == {"state": "unknown", "reason": None, "message": None, "since": None}
     assert video.changes == 1
     cid = cam["id"]
     async with connect(hub_state.pool) as conn:
@@ -221,10 +221,20 @@ async def test_status_comes_from_the_state_channel(
     hub_state.fanout.set_state("cameras", str(cid), value)
     r = await admin.get("/api/cameras")
     (item,) = r.json()["items"]
-    assert item["status"] == {"state": "offline", "reason": "认证失败（401）", "since": since}
+    assert item["status"] == {
+        "state": "offline",
+        "reason": "认证失败（401）",
+        "message": None,
+        "since": since,
+    }
     hub_state.fanout.set_state("cameras", str(cid), {"state": "weird", "since": since})
     r = await admin.get(f"/api/cameras/{cid}")
-    assert r.json()["status"] == {"state": "unknown", "reason": None, "since": since}
+    assert r.json()["status"] == {
+        "state": "unknown",
+        "reason": None,
+        "message": None,
+        "since": since,
+    }
 
 
 async def test_csv_import_through_the_cli_function(
