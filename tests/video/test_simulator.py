@@ -5,6 +5,7 @@ auth, a camera that goes away and comes back, and a shutdown that leaves no proc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
 import time
@@ -66,6 +67,16 @@ def read(url: str, seconds: float, stop: threading.Event | None = None) -> Readi
     return reading
 
 
+def steady_steps(reading: Reading) -> set[int]:
+    """The pts steps after a media's start-up burst (its cached GOP, 1 ms apart: at most one GOP
+    of short steps at the very start)."""
+    step = round(FRAME / reading.time_base)
+    diffs = [b - a for a, b in itertools.pairwise(reading.pts)]
+    burst = [i for i, d in enumerate(diffs) if d < step]
+    assert not burst or burst[-1] == len(burst) - 1 < 50, burst  # only at the start
+    return set(diffs[len(burst) :])
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")
@@ -106,17 +117,18 @@ async def test_three_cameras_stream_h264_720p_gop_2s_across_the_loop(sim: Camera
     )
     assert second.error is None, second.error
     assert len(second.pts) > 100 and second.keyframes
-    steps = {b - a for a, b in zip(second.pts, second.pts[1:], strict=False)}
-    assert steps == {round(FRAME / second.time_base)}, sorted(steps)[:5]
+    assert steady_steps(second) == {round(FRAME / second.time_base)}
     for url, reading in zip(urls, readings, strict=True):
         assert reading.error is None, (url, reading.error)
         assert (reading.codec, reading.width, reading.height) == ("h264", 1280, 720)
         # More than one clip's worth of frames: the reading crossed the loop point at least once.
         assert len(reading.pts) > CLIP_SECONDS * 25 + 10, (url, len(reading.pts))
         step = round(FRAME / reading.time_base)
-        steps = {b - a for a, b in zip(reading.pts, reading.pts[1:], strict=False)}
-        assert steps == {step}, (url, sorted(steps)[:5])  # every frame 40 ms on, loop included
-        gops = {b - a for a, b in zip(reading.keyframes, reading.keyframes[1:], strict=False)}
+        assert reading.pts == sorted(set(reading.pts)), url  # strictly increasing
+        # Every frame 40 ms after the one before (loop point included) once the media's start-up
+        # burst (the cached GOP, 1 ms apart) is out.
+        assert steady_steps(reading) == {step}, url
+        gops = {b - a for a, b in itertools.pairwise(reading.keyframes)}
         assert len(reading.keyframes) >= 3
         assert gops == {50 * step}, (url, gops)  # a keyframe every 2 s, loop included
 
@@ -221,5 +233,4 @@ async def test_one_media_mode_serves_every_mount_from_one_media(cache_dir: Path)
             await gone
             kept = await stays
         assert kept.error is None
-        steps = {b - a for a, b in zip(kept.pts, kept.pts[1:], strict=False)}
-        assert steps == {round(FRAME / kept.time_base)}, sorted(steps)[:5]
+        assert steady_steps(kept) == {round(FRAME / kept.time_base)}

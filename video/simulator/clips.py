@@ -8,10 +8,11 @@ version), so the second run costs a ``stat``. A clip is a raw Annex-B H.264 elem
 a viewer decodes as it receives), baseline-compatible ``ultrafast`` encoding with SPS/PPS repeated
 before every IDR, and VUI timing so a parser knows the frame rate.
 
-The picture is generated with numpy, not drawn frame by frame in Python loops: a grey background
-with a block pattern unique to the label, a bar sweeping left to right once per clip (so motion is
-visible and a loop point is visible as a jump), a frame counter as a row of bits, and the label in a
-small built-in bitmap font (no Pillow needed) drawn big in the top-left corner.
+The picture is generated with numpy, not drawn pixel by pixel in Python loops: a block pattern and
+a tint unique to the label, a bar sweeping left to right once per clip (so motion is visible and
+a loop point is visible as a jump), a frame counter as a row of bits, a patch of noise (so the bit
+rate is a camera's, ~1.5 Mbit/s, not a still picture's), and the label in a small built-in bitmap
+font (no Pillow needed) drawn big in the top-left corner.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # A 3x5 bitmap font: each glyph is five rows of three bits (MSB left).
 _FONT: dict[str, tuple[int, int, int, int, int]] = {
@@ -120,6 +121,7 @@ def make_clip(
     tmp = Path(tmp_name)
     try:
         _encode(tmp, width=width, height=height, fps=fps, gop=gop, frames=frames, text=text)
+        tmp.chmod(0o644)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -146,8 +148,15 @@ def _encode(
     path: Path, *, width: int, height: int, fps: int, gop: int, frames: int, text: str | None
 ) -> None:
     background = _background(width, height, text)
-    chroma_u = np.full((height // 2, width // 2), 128, dtype=np.uint8)
-    chroma_v = np.full((height // 2, width // 2), 128, dtype=np.uint8)
+    seed = int.from_bytes(hashlib.sha256((text or "").encode()).digest()[4:8], "big")
+    rng = np.random.default_rng(seed)
+    tint_u, tint_v = (int(t) for t in rng.integers(96, 160, size=2))
+    chroma_u = np.full((height // 2, width // 2), tint_u, dtype=np.uint8)
+    chroma_v = np.full((height // 2, width // 2), tint_v, dtype=np.uint8)
+    # A patch of sensor-like noise (a new one every frame) gives the clip a camera's bit rate
+    # (~1.5 Mbit/s at 720p) instead of the few hundred kbit/s of a still picture.
+    noise_h, noise_w = height // 8, width // 8
+    noise_y, noise_x = height - noise_h - height // 20, width - noise_w - width // 40
     bar = max(8, width // 40)
     bits_y = height - max(8, height // 40) * 2
     bit_w = max(8, width // 64)
@@ -176,6 +185,8 @@ def _encode(
             for b in range(16):
                 on = (i >> (15 - b)) & 1
                 luma[bits_y : bits_y + bit_w, b * bit_w : (b + 1) * bit_w] = 235 if on else 16
+            patch = luma[noise_y : noise_y + noise_h, noise_x : noise_x + noise_w]
+            patch[...] = rng.integers(64, 192, size=patch.shape, dtype=np.uint8)
             frame_yuv[:height] = luma
             frame_yuv[height : height + height // 4] = chroma_u.reshape(height // 4, width)
             frame_yuv[height + height // 4 :] = chroma_v.reshape(height // 4, width)

@@ -59,6 +59,7 @@ SHALLOW_COPY = (
     | Gst.BufferCopyFlags.META
     | Gst.BufferCopyFlags.MEMORY
 )
+BURST_STEP = 1_000_000  # ns between the cached GOP's frames when a mount's media starts
 AU_CAPS = "video/x-h264,stream-format=byte-stream,alignment=au"
 
 
@@ -77,7 +78,7 @@ def master_launch(clip: str) -> str:
 
 MOUNT_LAUNCH = (
     f'( appsrc name=src is-live=false format=time caps="{AU_CAPS}" '
-    "max-buffers=300 leaky-type=downstream ! rtph264pay name=pay0 pt=96 )"
+    "max-buffers=300 max-bytes=0 leaky-type=downstream ! rtph264pay name=pay0 pt=96 )"
 )
 
 CLOCK_LAUNCH = (
@@ -94,10 +95,13 @@ class Master:
     """One looping clip, fanned out to the appsrc of every mount playing it.
 
     The master keeps the current GOP (the buffers since the last keyframe). A mount's appsrc gets
-    nothing until it asks for data (``need-data``: its pipeline has started; a push before that
-    would be dropped), then the cached GOP at once, stamped from 0 (the media is not live, so its
-    sink holds the keyframe as its preroll until the first client's ``PLAY``: that client starts
-    on a keyframe immediately), then every new access unit as it comes, on the same time line.
+    nothing until it has asked for data (``need-data``: its pipeline has started; a push before
+    that would be dropped), then, with the next access unit, the cached GOP at once, stamped 0,
+    1 ms, 2 ms, … (the media is not live, so its sink holds the keyframe as its preroll until the
+    first client's ``PLAY``: that client starts on a keyframe immediately, and the burst goes out
+    at once; stamped at its original 40 ms spacing it would sit up to a GOP ahead of the clock,
+    fill the appsrc queue and stall the media), then every new access unit as it comes, 40 ms
+    apart, on the same time line.
     """
 
     def __init__(self, clip: str) -> None:
@@ -107,6 +111,7 @@ class Master:
         # appsrc -> None until it asked for data, then (its pts - the clip's dts)
         self.sources: dict[Any, int | None] = {}
         self.mount_of: dict[Any, int] = {}
+        self.wants: set[Any] = set()  # appsrcs that asked for data (set without the lock)
         self.pipeline.get_by_name("sink").connect("new-sample", self._sample)
 
     def start(self) -> None:
@@ -126,20 +131,20 @@ class Master:
         with self.lock:
             self.sources.pop(appsrc, None)
             self.mount_of.pop(appsrc, None)
+            self.wants.discard(appsrc)
 
     def remove_mount(self, n: int) -> None:
         with self.lock:
             for appsrc in [src for src, m in self.mount_of.items() if m == n]:
                 self.sources.pop(appsrc, None)
                 self.mount_of.pop(appsrc, None)
+                self.wants.discard(appsrc)
 
     def _need_data(self, appsrc: Any, _length: int) -> None:
-        with self.lock:
-            if appsrc not in self.sources or self.sources[appsrc] is not None or not self.gop:
-                return
-            offset = self.sources[appsrc] = -self.gop[0].dts
-            for buffer in self.gop:
-                self._push(appsrc, buffer, offset)
+        # Only a flag, no lock: appsrc emits need-data holding its own mutex, and the master
+        # thread pushes (taking that mutex) while holding ``self.lock``; waiting for the lock
+        # here would deadlock.
+        self.wants.add(appsrc)
 
     def _sample(self, sink: Any) -> Any:
         buffer = sink.emit("pull-sample").get_buffer()
@@ -149,15 +154,19 @@ class Master:
             self.gop.append(buffer)
             for src, offset in self.sources.items():
                 if offset is not None:
-                    self._push(src, buffer, offset)
+                    self._push(src, buffer, buffer.dts + offset)
+                elif src in self.wants:  # started: the cached GOP (with this buffer) at once
+                    for i, cached in enumerate(self.gop):
+                        self._push(src, cached, i * BURST_STEP)
+                    self.sources[src] = (len(self.gop) - 1) * BURST_STEP - buffer.dts
         return Gst.FlowReturn.OK
 
     @staticmethod
-    def _push(appsrc: Any, buffer: Any, offset: int) -> None:
+    def _push(appsrc: Any, buffer: Any, pts: int) -> None:
         # A new buffer sharing the memory: Python's ``copy()`` is only a ref, and each mount needs
         # its own timestamps.
         out = buffer.copy_region(SHALLOW_COPY, 0, buffer.get_size())
-        out.pts = out.dts = max(0, buffer.dts + offset)
+        out.pts = out.dts = max(0, pts)
         appsrc.emit("push-buffer", out)
 
 
