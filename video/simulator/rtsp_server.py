@@ -8,14 +8,14 @@ takes control lines from stdin and hands them to the main loop with ``GLib.idle_
 objects are touched from the main loop only). When the server is bound it prints one JSON line
 ``{"port": N, "mounts": [...]}`` on stdout; every control line is answered with one JSON line.
 
-Cameras: ``/cam01 … /camNN``. One *master* pipeline per clip (by default every mount shares one
-clip, so there is one for the whole server) reads the pre-encoded Annex-B clip in a loop without
-decoding or encoding anything: ``multifilesrc loop=true ! h264parse ! appsink sync=true``, paced by
-the clock at the clip's real rate (``h264parse`` stamps the access units from the stream's VUI frame
-rate and never sees a loop point: ``multifilesrc`` sends no EOS and no new segment). Each mount is
-a *shared* media factory (all clients of a mount share one media) whose pipeline is only ``appsrc !
-rtph264pay``: the master's appsink callback pushes every access unit (a new ``Gst.Buffer`` header
-sharing the payload memory) into the appsrc of every mount that has clients, restamped on that
+Cameras: ``/cam01 … /camNN``. One *master* per clip (by default every mount shares one clip, so
+there is one for the whole server) parses the pre-encoded Annex-B clip into access units once at
+start (``filesrc ! h264parse ! appsink``, no decoding or encoding anywhere), keeps them in memory,
+and a pacing thread hands them out in a loop at the clip's frame rate, stamped on one continuous
+time line (no loop point to see). Each mount is a *shared* media factory (all clients of a mount
+share one media) whose pipeline is only ``appsrc ! rtph264pay``: the master pushes every access
+unit (a new ``Gst.Buffer`` header sharing the payload memory) into the appsrc of every mount that
+has clients, restamped on that
 mount's own time line, so its timestamps run on continuously across the clip's loop point. A new
 mount media gets the master's current GOP first (see ``Master``), so its first client starts on a
 keyframe at once (ffmpeg still probes ~1 s of frames before ``av.open`` returns). A client's
@@ -44,6 +44,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,13 +68,24 @@ def mount_path(n: int) -> str:
     return f"/cam{n:02d}"
 
 
-def master_launch(clip: str) -> str:
+def load_access_units(clip: str) -> list[Any]:
+    """The clip's access units (``Gst.Buffer``\\s, SPS/PPS before every IDR), parsed once."""
     location = clip.replace("\\", "\\\\").replace('"', '\\"')
-    return (
-        f'multifilesrc location="{location}" loop=true caps="video/x-h264,stream-format=byte-stream" '
-        f"! h264parse config-interval=-1 ! {AU_CAPS} ! appsink name=sink sync=true emit-signals=true "
-        "max-buffers=4 drop=true"
+    pipeline = Gst.parse_launch(
+        f'filesrc location="{location}" ! h264parse config-interval=-1 ! {AU_CAPS} '
+        "! appsink name=sink sync=false max-buffers=0"
     )
+    sink = pipeline.get_by_name("sink")
+    pipeline.set_state(Gst.State.PLAYING)
+    units = []
+    try:
+        while (sample := sink.emit("try-pull-sample", 5 * Gst.SECOND)) is not None:
+            units.append(sample.get_buffer())
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+    if not units or units[0].has_flags(Gst.BufferFlags.DELTA_UNIT):
+        raise RuntimeError(f"{clip}: no H.264 access units starting with a keyframe")
+    return units
 
 
 MOUNT_LAUNCH = (
@@ -105,21 +117,36 @@ class Master:
     """
 
     def __init__(self, clip: str) -> None:
-        self.pipeline = Gst.parse_launch(master_launch(clip))
+        self.units = load_access_units(clip)
+        duration = self.units[0].duration
+        self.period = duration if 0 < duration < Gst.SECOND else Gst.SECOND // 25
         self.lock = threading.Lock()  # guards everything below; pushes happen under it, in order
         self.gop: list[Any] = []
-        # appsrc -> None until it asked for data, then (its pts - the clip's dts)
+        # appsrc -> None until it asked for data, then (its pts - the master's dts)
         self.sources: dict[Any, int | None] = {}
         self.mount_of: dict[Any, int] = {}
         self.wants: set[Any] = set()  # appsrcs that asked for data (set without the lock)
-        self.pipeline.get_by_name("sink").connect("new-sample", self._sample)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._pace, name=f"clip {clip}", daemon=True)
 
     def start(self) -> None:
-        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            raise RuntimeError("cannot start the clip pipeline")
+        self.thread.start()
 
     def stop(self) -> None:
-        self.pipeline.set_state(Gst.State.NULL)
+        self.stopping.set()
+        self.thread.join(timeout=2.0)
+
+    def _pace(self) -> None:
+        """Hand out access unit ``i`` (of the looping clip) at ``start + i * period``, stamped
+        ``i * period``: the master's time line, continuous across the loop point."""
+        start = time.monotonic_ns()
+        i = 0
+        while True:
+            delay = start + i * self.period - time.monotonic_ns()
+            if self.stopping.wait(max(0, delay) / 1e9):
+                return
+            self._emit(self.units[i % len(self.units)], i * self.period)
+            i += 1
 
     def add(self, appsrc: Any, n: int) -> None:
         with self.lock:
@@ -146,20 +173,18 @@ class Master:
         # here would deadlock.
         self.wants.add(appsrc)
 
-    def _sample(self, sink: Any) -> Any:
-        buffer = sink.emit("pull-sample").get_buffer()
+    def _emit(self, buffer: Any, dts: int) -> None:
         with self.lock:
             if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT) or len(self.gop) > 250:
                 self.gop.clear()
             self.gop.append(buffer)
             for src, offset in self.sources.items():
                 if offset is not None:
-                    self._push(src, buffer, buffer.dts + offset)
+                    self._push(src, buffer, dts + offset)
                 elif src in self.wants:  # started: the cached GOP (with this buffer) at once
                     for i, cached in enumerate(self.gop):
                         self._push(src, cached, i * BURST_STEP)
-                    self.sources[src] = (len(self.gop) - 1) * BURST_STEP - buffer.dts
-        return Gst.FlowReturn.OK
+                    self.sources[src] = (len(self.gop) - 1) * BURST_STEP - dts
 
     @staticmethod
     def _push(appsrc: Any, buffer: Any, pts: int) -> None:
