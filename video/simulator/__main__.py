@@ -25,6 +25,7 @@ async def run(args: argparse.Namespace) -> None:
         password=password,
         seconds=args.seconds,
         labels=args.labels,
+        one_media=args.one_media,
     )
     async with sim:
         shown = "user:***@" if args.user else ""
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--user", help="basic auth user (password from $CITYHUB_SIM_PASSWORD)")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
     parser.add_argument("--labels", action="store_true", help="one clip per camera, labelled")
+    parser.add_argument(
+        "--one-media", action="store_true", help="all mounts share one media (least CPU)"
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(parser.parse_args()))
 
