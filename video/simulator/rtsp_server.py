@@ -118,6 +118,8 @@ class Master:
 
     def __init__(self, clip: str) -> None:
         self.units = load_access_units(clip)
+        delta = Gst.BufferFlags.DELTA_UNIT
+        self.keyframes = [not unit.has_flags(delta) for unit in self.units]
         duration = self.units[0].duration
         self.period = duration if 0 < duration < Gst.SECOND else Gst.SECOND // 25
         self.lock = threading.Lock()  # guards everything below; pushes happen under it, in order
@@ -145,7 +147,8 @@ class Master:
             delay = start + i * self.period - time.monotonic_ns()
             if self.stopping.wait(max(0, delay) / 1e9):
                 return
-            self._emit(self.units[i % len(self.units)], i * self.period)
+            k = i % len(self.units)
+            self._emit(self.units[k], self.keyframes[k], i * self.period)
             i += 1
 
     def add(self, appsrc: Any, n: int) -> None:
@@ -173,9 +176,9 @@ class Master:
         # here would deadlock.
         self.wants.add(appsrc)
 
-    def _emit(self, buffer: Any, dts: int) -> None:
+    def _emit(self, buffer: Any, keyframe: bool, dts: int) -> None:
         with self.lock:
-            if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT) or len(self.gop) > 250:
+            if keyframe or len(self.gop) > 250:
                 self.gop.clear()
             self.gop.append(buffer)
             for src, offset in self.sources.items():
