@@ -62,7 +62,7 @@ class CameraSimulator:
     By default all cameras share one clip, looped from memory by one pacing thread, and each
     mount payloads it in its own shared media (2 Mbit/s clips, 48 cameras each read by one client:
     ~40% of a core; a mount's first client starts on a keyframe at once). ``one_media=True``
-    gives every mount the *same* media (one payloader: ~13% of a core for the same load, ~5% idle),
+    gives every mount the *same* media (one payloader: ~7% of a core for the same load, ~1% idle),
     but a client then joins mid-GOP and waits up to 2 s for a keyframe. ``labels=True`` gives each
     camera its own clip with ``CAM 07`` drawn in (encoded once, ~1 s each, cached; one master
     per camera on the server, and no one-media sharing across cameras).
