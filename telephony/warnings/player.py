@@ -142,6 +142,8 @@ class WarningRun:
         self._stopping = False
         self.stopped_by: int | None = None
         self.done = asyncio.Event()
+        #: Set by the run's owner once the end is stored (the log then has the final outcomes).
+        self.recorded = asyncio.Event()
 
     @staticmethod
     def now() -> float:

@@ -352,6 +352,7 @@ class VoiceService:
             with contextlib.suppress(Exception):
                 async with connect(self.hub.pool) as conn:
                     await store.finish_warning(conn, run.warning_id, state, run.stopped_by)
+            run.recorded.set()
             self._publish("warnings", str(run.warning_id), None)
 
     async def _on_change(self, run: WarningRun, targets: list[Target]) -> None:
@@ -384,13 +385,12 @@ class VoiceService:
         talk = next((k for k, (_, wid) in self.talks.items() if wid == warning_id), None)
         if talk is not None:
             await self.stop_talk(talk)
+        # _play stores the end; wait for it so the answer shows the final outcomes
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await run.recorded.wait()
         async with connect(self.hub.pool) as conn:
-            # _play records the end; wait for it so the answer shows the final outcomes
-            for _ in range(50):
-                found = await store.get_warning(conn, warning_id)
-                if found is not None and found.state != "running":
-                    return found
-                await asyncio.sleep(0.02)
+            found = await store.get_warning(conn, warning_id)
         assert found is not None
         return found
 

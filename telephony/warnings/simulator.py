@@ -25,6 +25,7 @@ from telephony.rtp.session import PortPool, RtpStream
 from telephony.sdp import PCMA, PCMU, Direction, LocalMedia, SdpSession, answer_offer
 from telephony.sip.agent import UserAgent
 from telephony.sip.call import IncomingCall
+from telephony.sip.message import Request
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ class SimulatedSpeakers:
 
     def _filter(self, request: object, source: tuple[str, int]) -> None:
         """Offline speakers answer nothing at all (not even OPTIONS)."""
-        from telephony.sip.message import Request
-
         if isinstance(request, Request):
             user = _user(request.uri)
             if user is not None and self.behaviour.get(user) == "offline":
