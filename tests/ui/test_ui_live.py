@@ -221,6 +221,8 @@ def test_helpers_backoff_and_versions(browser: Any, live_hub: Any) -> None:
     p = Page(browser)
     try:
         p.sign_in(live_hub.base_url, "seat1", "/board")
+        # the board must have finished loading: an evaluate during its navigation loses its context
+        p.page.wait_for_load_state("load")
         out = p.page.evaluate(
             """async () => {
                 const m = await import("/static/live.js");
