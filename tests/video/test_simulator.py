@@ -19,6 +19,7 @@ import av.error
 import pytest
 import pytest_asyncio
 
+from video.simulator import timecode
 from video.simulator.clips import make_clip
 from video.simulator.control import CameraSimulator, SimulatorError, unavailable_reason
 
@@ -234,3 +235,64 @@ async def test_one_media_mode_serves_every_mount_from_one_media(cache_dir: Path)
             kept = await stays
         assert kept.error is None
         assert steady_steps(kept) == {round(FRAME / kept.time_base)}
+
+
+def read_timecodes(url: str, frames: int) -> list[tuple[int | None, float]]:
+    """Decode ``frames`` frames of ``url``: each one's time code (or None) and when it was decoded."""
+    out: list[tuple[int | None, float]] = []
+    with av.open(url, options=OPTIONS, timeout=(8.0, 5.0)) as container:
+        deadline = time.monotonic() + 20.0
+        for frame in container.decode(video=0):
+            plane = frame.planes[0]
+            out.append(
+                (timecode.decode(memoryview(plane), plane.line_size, frame.height), time.time())
+            )
+            if len(out) >= frames or time.monotonic() > deadline:
+                break
+    return out
+
+
+async def test_clock_frames_carry_a_machine_readable_time_code_of_now(
+    sim: CameraSimulator,
+) -> None:
+    """Every decoded ``/clock`` frame has the UTC millisecond of the day in its stripe, within 2 s
+    of the decoder's own clock and 40 ms (one frame) after the one before; a camera's frame has
+    no stripe, and reads as no time at all rather than a wrong one."""
+    readings = await asyncio.to_thread(read_timecodes, sim.clock_url, 50)
+    assert len(readings) == 50
+    codes = [code for code, _ in readings]
+    assert None not in codes, codes
+    for code, decoded_at in readings:
+        assert code is not None
+        assert abs(timecode.age_ms(code, decoded_at)) < 2000, (code, decoded_at)
+    steps = [b - a for a, b in itertools.pairwise(c for c in codes if c is not None)]
+    assert all(0 < s < 200 for s in steps), steps  # advancing, one frame (~40 ms) at a time
+    assert 30 <= sorted(steps)[len(steps) // 2] <= 50, steps
+    camera = await asyncio.to_thread(read_timecodes, sim.url(7), 10)
+    assert len(camera) == 10 and {code for code, _ in camera} == {None}
+
+
+def test_time_code_stripe_round_trip_and_checks() -> None:
+    """A stripe row copied into a luma plane reads back; a flipped bit (parity), a missing
+    sentinel or a picture too small read as None; the age wraps at midnight."""
+    width, height = 1280, 720
+    for ms in (0, 1, 12_345_678, timecode.DAY_MS - 1):
+        plane = bytearray(b"\x60" * width * height)
+        row = timecode.stripe_row(ms, width)
+        for y in range(timecode.TOP, timecode.TOP + timecode.BLOCK):
+            plane[y * width : (y + 1) * width] = row
+        assert timecode.decode(plane, width, height) == ms
+        flipped = bytearray(plane)
+        x = (len(timecode.START) + 5) * timecode.BLOCK  # data bit 5
+        for y in range(timecode.TOP, timecode.TOP + timecode.BLOCK):
+            for i in range(x, x + timecode.BLOCK):
+                flipped[y * width + i] ^= 0xFF
+        assert timecode.decode(flipped, width, height) is None
+    assert timecode.decode(b"\x60" * width * height, width, height) is None
+    assert timecode.decode(b"\x60" * width * 100, width, 100) is None
+    noon = 1_796_000_000.0 - 1_796_000_000.0 % 86_400 + 43_200  # 12:00:00 UTC of some day
+    assert timecode.ms_of_day(noon) == 43_200_000
+    assert timecode.age_ms(43_199_950, noon) == 50
+    assert timecode.age_ms(timecode.DAY_MS - 30, noon - 43_200 + 0.02) == 50  # across midnight
+    with pytest.raises(ValueError):
+        timecode.stripe_row(timecode.DAY_MS, width)

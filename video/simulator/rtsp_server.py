@@ -1,7 +1,8 @@
 """The simulator's RTSP server: N looping pre-encoded cameras and one live clock, over GstRtspServer.
 
 Runs under Debian's ``/usr/bin/python3`` (it needs ``gi`` with GstRtspServer, which the venv does
-not have); ``video.simulator.control`` starts it as a subprocess. It imports nothing from cityhub.
+not have); ``video.simulator.control`` starts it as a subprocess. It imports nothing from cityhub
+but ``video.simulator.timecode`` (standard library only).
 
 Theory of operation: one GLib main loop in the main thread runs the RTSP server; a reader thread
 takes control lines from stdin and hands them to the main loop with ``GLib.idle_add`` (GStreamer
@@ -27,10 +28,14 @@ at every path, with a constant cache key): one payloader for all, the same RTP p
 client, about a fifth of the CPU for 48 clients; that media is pinned (kept prepared for good),
 and a client joins it mid-GOP.
 
-``/clock``: ``videotestsrc is-live=true pattern=ball`` with ``clockoverlay`` (``%H:%M:%S``; GLib's
-strftime has no sub-second field) and a ``textoverlay`` rewritten from a pad probe on every frame
-with the UTC wall time to the millisecond (``HH:MM:SS.mmm``), encoded live with ``x264enc
-tune=zerolatency``: a viewer compares the picture with its own clock to read the latency.
+``/clock``: ``videotestsrc is-live=true pattern=ball`` (I420) with ``clockoverlay`` (``%H:%M:%S``;
+GLib's strftime has no sub-second field) and a ``textoverlay`` rewritten from a pad probe on every
+frame with the UTC wall time to the millisecond (``HH:MM:SS.mmm``), encoded live with ``x264enc
+tune=zerolatency``: a viewer compares the picture with its own clock to read the latency. The same
+probe writes that millisecond into the raw frame as a machine-readable stripe of black and white
+blocks (``timecode``: rows 336-367, 37 blocks of 32 px; the frame's memory is mapped through ctypes,
+the bindings here copy on map), which ``timecode.decode`` reads back from a decoded frame: the
+benchmark's glass-to-glass latency.
 
 Control lines (stdin): ``stop N`` removes ``/camNN`` from the mount table (new clients get 404) and
 closes every client that has a session on it (their TCP connection ends); ``start N`` mounts it
@@ -41,11 +46,13 @@ every mount.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import gi  # type: ignore[import-not-found, unused-ignore]
@@ -53,6 +60,12 @@ import gi  # type: ignore[import-not-found, unused-ignore]
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+
+# ``timecode`` (standard library only) sits next to this script; run as a script, its directory is
+# on ``sys.path`` but the ``video`` package is not.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from video.simulator import timecode  # noqa: E402
 
 SHALLOW_COPY = (
     Gst.BufferCopyFlags.FLAGS
@@ -62,6 +75,63 @@ SHALLOW_COPY = (
 )
 BURST_STEP = 1_000_000  # ns between the cached GOP's frames when a mount's media starts
 AU_CAPS = "video/x-h264,stream-format=byte-stream,alignment=au"
+CLOCK_WIDTH, CLOCK_HEIGHT = 1280, 720  # I420: the Y plane's rows are CLOCK_WIDTH bytes apart
+
+
+class _MapInfo(ctypes.Structure):
+    """``GstMapInfo``: the introspected ``Gst.Memory.map`` returns a *copy* of the data (there are no
+    gst-python overrides here), so the clock's probe maps the frame's memory through ctypes."""
+
+    _fields_ = [
+        ("memory", ctypes.c_void_p),
+        ("flags", ctypes.c_int),
+        ("data", ctypes.c_void_p),
+        ("size", ctypes.c_size_t),
+        ("maxsize", ctypes.c_size_t),
+        ("user_data", ctypes.c_void_p * 4),
+        ("_gst_reserved", ctypes.c_void_p * 4),
+    ]
+
+
+def _libgst() -> Any:
+    lib = ctypes.CDLL("libgstreamer-1.0.so.0")
+    lib.gst_buffer_n_memory.restype = ctypes.c_uint
+    lib.gst_buffer_n_memory.argtypes = [ctypes.c_void_p]
+    lib.gst_buffer_peek_memory.restype = ctypes.c_void_p
+    lib.gst_buffer_peek_memory.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    lib.gst_memory_map.restype = ctypes.c_bool
+    lib.gst_memory_map.argtypes = [ctypes.c_void_p, ctypes.POINTER(_MapInfo), ctypes.c_int]
+    lib.gst_memory_unmap.restype = None
+    lib.gst_memory_unmap.argtypes = [ctypes.c_void_p, ctypes.POINTER(_MapInfo)]
+    return lib
+
+
+LIBGST = _libgst()
+MAP_READWRITE = 3  # GST_MAP_READ | GST_MAP_WRITE
+
+
+def write_timecode(buffer: Any, ms: int) -> bool:
+    """Write the time code stripe for ``ms`` into a raw I420 1280x720 frame, in place (luma blocks,
+    neutral chroma behind them). False when the frame's memory cannot be mapped for writing."""
+    ptr = hash(buffer)  # PyGObject: a boxed value hashes to its C pointer (the GstBuffer *)
+    if LIBGST.gst_buffer_n_memory(ptr) != 1:
+        return False
+    memory = LIBGST.gst_buffer_peek_memory(ptr, 0)
+    info = _MapInfo()
+    if not LIBGST.gst_memory_map(memory, ctypes.byref(info), MAP_READWRITE):
+        return False
+    try:
+        w, h, top, rows = CLOCK_WIDTH, CLOCK_HEIGHT, timecode.TOP, timecode.BLOCK
+        if info.size < w * h * 3 // 2:
+            return False
+        luma = timecode.stripe_row(ms, w) * rows
+        ctypes.memmove(info.data + top * w, luma, len(luma))
+        grey = b"\x80" * (w // 2 * rows // 2)
+        for plane in (w * h, w * h + w * h // 4):  # U, then V: w/2 bytes a row, h/2 rows
+            ctypes.memmove(info.data + plane + top // 2 * (w // 2), grey, len(grey))
+        return True
+    finally:
+        LIBGST.gst_memory_unmap(memory, ctypes.byref(info))
 
 
 def mount_path(n: int) -> str:
@@ -95,7 +165,7 @@ MOUNT_LAUNCH = (
 
 CLOCK_LAUNCH = (
     "( videotestsrc is-live=true pattern=ball "
-    "! video/x-raw,width=1280,height=720,framerate=25/1 "
+    "! video/x-raw,format=I420,width=1280,height=720,framerate=25/1 "
     '! clockoverlay time-format="%H:%M:%S" halignment=left valignment=top font-desc="Sans 40" '
     '! textoverlay name=ms text="" halignment=left valignment=bottom font-desc="Sans 40" '
     "! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=50 bitrate=2000 aud=false "
@@ -285,8 +355,12 @@ class Simulator:
         )
 
     def _stamp(self, pad: Any, info: Any, overlay: Any) -> Any:
-        now = datetime.now(UTC)
+        wall = time.time()
+        now = datetime.fromtimestamp(wall, UTC)
         overlay.set_property("text", now.strftime("%H:%M:%S.") + f"{now.microsecond // 1000:03d}")
+        buffer = info.get_buffer()
+        if buffer is not None:
+            write_timecode(buffer, timecode.ms_of_day(wall))
         return Gst.PadProbeReturn.OK
 
     def ready(self) -> dict[str, Any]:
