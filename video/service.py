@@ -8,9 +8,15 @@ speaker moved, reaches a running hub). Every status change of a camera (online, 
 with the reason, since when) goes on the ``cameras`` state channel, keyed by the camera id.
 
 Live tiles: ``live()`` subscribes to the camera's feed (one RTSP session however many viewers) and
-answers the browser's offer with a ``LiveViewer`` (``video.webrtc``: H.264 passthrough); a seat has at
-most ``CITYHUB_VIDEO_LIVE_PER_SEAT`` live tiles at once; a viewer that closes, fails or is stopped
-unsubscribes, so the feed lingers and closes when nobody else watches.
+answers the browser's offer with a ``LiveViewer`` (``video.webrtc``: H.264 passthrough). Where WebRTC
+cannot connect the page falls back to ``live_mp4()``: the same subscription muxed into fragmented
+MP4 (``video.mp4``, no re-encoding) for Media Source Extensions, an ``Mp4Viewer`` streamed as one
+HTTP response (``video.mse_routes``). Both kinds are ``viewers``: a seat has at most
+``CITYHUB_VIDEO_LIVE_PER_SEAT`` live tiles at once, whichever the transport (a slot is taken before
+the first await, so concurrent requests cannot exceed it); a viewer that closes, fails, disconnects
+or is stopped (``stop_live``, or the service stopping) unsubscribes, so the feed lingers and closes
+when nobody else watches. A slow MSE client: the HTTP writer awaits the socket (the server's flow
+control), so nothing queues past the subscription's bounded queue, which drops to the next keyframe.
 
 Handlers reach the service through ``hub.services["video"]``; a process without the video role
 answers the media endpoints with 503.
@@ -22,17 +28,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hub.core.errors import Conflict, NotFound
 from storage import cameras as store
 from storage.db import connect
-from video.ingest.camera import CameraStatus
+from video.ingest.camera import CameraStatus, Subscription
 from video.ingest.manager import IngestCamera, IngestManager
-from video.ingest.source import SourceError
+from video.ingest.source import SourceError, VideoPacket
 from video.ingest.thumbnails import Thumbnail
+from video.mp4 import FragmentedMp4
 from video.webrtc import LiveViewer, PacketTrack
 
 if TYPE_CHECKING:
@@ -44,6 +51,47 @@ log = logging.getLogger(__name__)
 SYNC_PERIOD = 60.0
 #: Packets a live viewer may queue before it is skipped to the next keyframe.
 VIEWER_QUEUE = 256
+#: Seconds an MSE viewer waits for the camera's first keyframe before it is refused.
+FIRST_PICTURE_TIMEOUT = 15.0
+
+
+class Mp4Viewer:
+    """One live tile over MSE: ``stream(mux, first)`` yields the fMP4 bytes of ``subscription``
+    (init segment, then a fragment per packet) until ``close()``, which unsubscribes."""
+
+    def __init__(self, subscription: Subscription, on_close: Callable[[], None]) -> None:
+        self.subscription = subscription
+        self.closed = asyncio.Event()
+        self.sent = 0  # bytes handed to the HTTP writer
+        self._on_close = on_close
+
+    async def first_keyframe(self) -> VideoPacket:
+        """The subscription's first packet (a keyframe: the cached GOP's, or the next one)."""
+        packet = await anext(self.subscription)
+        if not packet.keyframe:  # the queue starts at a keyframe; a camera flagging none is refused
+            raise ValueError("the first packet is not a keyframe")
+        return packet
+
+    async def stream(self, mux: FragmentedMp4, first: VideoPacket) -> AsyncGenerator[bytes, None]:
+        try:
+            init = mux.init_segment()
+            self.sent += len(init)
+            yield init
+            packet: VideoPacket | None = first
+            while packet is not None and not self.closed.is_set():
+                chunk = mux.add(packet)
+                self.sent += len(chunk)
+                yield chunk
+                packet = await anext(self.subscription, None)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.subscription.close()
+        self._on_close()
 
 
 def ingest_camera(c: store.Camera) -> IngestCamera:
@@ -57,7 +105,7 @@ class VideoService:
         if manager is not None:
             manager.on_change = self._status
         self.cameras: dict[str, IngestCamera] = {}
-        self.viewers: dict[str, tuple[int, str, LiveViewer]] = {}
+        self.viewers: dict[str, tuple[int, str, LiveViewer | Mp4Viewer]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sync_lock = asyncio.Lock()
 
@@ -142,14 +190,17 @@ class VideoService:
 
     # -- live --------------------------------------------------------------------------------
 
-    async def live(self, camera_id: int, user_id: int, offer_sdp: str) -> tuple[str, str]:
-        cid = self._known(camera_id)
+    def _check_limit(self, user_id: int) -> None:
         limit = self.hub.settings.video_live_per_seat
         mine = [v for v in self.viewers.values() if v[0] == user_id]
         if len(mine) >= limit:
             raise Conflict(
                 f"每个坐席最多同时观看 {limit} 路实时视频，请先关闭一路", code="too_many_live"
             )
+
+    async def live(self, camera_id: int, user_id: int, offer_sdp: str) -> tuple[str, str]:
+        cid = self._known(camera_id)
+        self._check_limit(user_id)
         sub = self.manager.subscribe(cid, VIEWER_QUEUE)
         info = sub.info
         track = PacketTrack(
@@ -165,6 +216,38 @@ class VideoService:
         answer = await viewer.answer(offer_sdp)  # LiveError (422) closes it
         self.viewers[viewer_id] = (user_id, cid, viewer)
         return viewer_id, answer
+
+    async def live_mp4(
+        self, camera_id: int, user_id: int
+    ) -> tuple[str, str, AsyncGenerator[bytes, None]]:
+        """A live MSE viewer: ``(viewer_id, codec string, the fMP4 bytes)``. The stream ends when
+        the viewer is stopped or the service stops; closing the generator (the client went away)
+        ends the viewer. 409 when the seat is at its limit or the camera sends no picture."""
+        cid = self._known(camera_id)
+        self._check_limit(user_id)
+        sub = self.manager.subscribe(cid, VIEWER_QUEUE)
+        viewer_id = secrets.token_urlsafe(12)
+
+        def closed() -> None:
+            self.viewers.pop(viewer_id, None)
+
+        viewer = Mp4Viewer(sub, on_close=closed)
+        self.viewers[viewer_id] = (user_id, cid, viewer)  # the slot is taken before any await
+        try:
+            async with asyncio.timeout(FIRST_PICTURE_TIMEOUT):
+                first = await viewer.first_keyframe()
+            info = sub.info
+            if info is None:
+                raise ValueError("no stream information")
+            mux = FragmentedMp4(info, first)
+        except (TimeoutError, StopAsyncIteration, ValueError) as exc:
+            await viewer.close()
+            log.info("camera %s: no MSE live view (%r)", cid, exc)
+            raise Conflict("暂无画面，无法播放实时视频", code="no_picture") from None
+        except BaseException:
+            await viewer.close()
+            raise
+        return viewer_id, mux.codec_string, viewer.stream(mux, first)
 
     async def stop_live(self, viewer_id: str, user_id: int | None = None) -> None:
         entry = self.viewers.get(viewer_id)

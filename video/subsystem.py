@@ -29,10 +29,11 @@ class VideoSubsystem:
 
     def routes(self) -> Sequence[ApiRoute]:
         from video.media_routes import ROUTES as MEDIA_ROUTES
+        from video.mse_routes import ROUTES as MSE_ROUTES
         from video.routes import ROUTES
         from video.wall_routes import ROUTES as WALL_ROUTES
 
-        return [*ROUTES, *MEDIA_ROUTES, *WALL_ROUTES]
+        return [*ROUTES, *MEDIA_ROUTES, *MSE_ROUTES, *WALL_ROUTES]
 
     def web_routes(self) -> Sequence[BaseRoute]:
         return []
