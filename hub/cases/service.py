@@ -82,6 +82,10 @@ def check_coordinates(lon: float | None, lat: float | None) -> None:
         )
 
 
+#: Reads of a case that keeps moving before 补充证据 gives up with the version conflict.
+EVIDENCE_ATTEMPTS = 4
+
+
 class CaseService:
     def __init__(
         self,
@@ -345,6 +349,25 @@ class CaseService:
         )
         await self._publish(event)
         return event
+
+    async def add_evidence(
+        self, actor: wf.Actor, case_id: int, attachment_ids: tuple[int, ...], note: str = ""
+    ) -> CaseEvent:
+        """补充证据: put stored attachments (a camera snapshot, a call recording) on an open case,
+        whatever version it is at (the move keeps the state; a case that moves meanwhile is read
+        again, a few times). Raises like ``transition``."""
+        cmd = wf.Command(wf.Action.ADD_EVIDENCE, note=note, attachment_ids=attachment_ids)
+        for attempt in range(EVIDENCE_ATTEMPTS):
+            async with connect(self.pool) as conn:
+                case = await q.get_case(conn, case_id)
+            if case is None or not self.can_see(actor, case):
+                raise NotFound("案件不存在", details={"case_id": case_id})
+            try:
+                return await self.transition(actor, case_id, case.version, cmd)
+            except Conflict as exc:
+                if exc.code != "version_conflict" or attempt == EVIDENCE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _moved(expected: int) -> Conflict:

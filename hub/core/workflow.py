@@ -83,6 +83,7 @@ class Action(StrEnum):
     CLOSE = "close"
     ESCALATE = "escalate"
     VOID = "void"
+    ADD_EVIDENCE = "add_evidence"  # 补充证据: photos, snapshots, recordings added; the state stays
 
 
 class Role(StrEnum):
@@ -160,6 +161,9 @@ TRANSITIONS: Mapping[tuple[CaseState, Action], CaseState] = {
     **{(s, A.ESCALATE): s for s in OPEN_STATES},
     # Void (作废) from any open state.
     **{(s, A.VOID): S.VOIDED for s in OPEN_STATES},
+    # More evidence (补充证据: a camera snapshot, a call recording, a photo) keeps the state; it is
+    # allowed while the case is open, so a closed record is never changed afterwards.
+    **{(s, A.ADD_EVIDENCE): s for s in OPEN_STATES},
 }
 
 #: Rework of a case that no department holds (a quick-handling case): it goes back to the field
@@ -195,6 +199,7 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = {
     A.CLOSE: frozenset({Role.SEAT}) | _ADMIN,
     A.ESCALATE: frozenset({Role.SEAT, Role.DISPATCHER}) | _ADMIN,
     A.VOID: frozenset({Role.SEAT}) | _ADMIN,
+    A.ADD_EVIDENCE: frozenset({Role.SEAT, Role.DISPATCHER, Role.SUPERVISOR, Role.AGENT}) | _ADMIN,
 }
 
 #: Actions a department member may take only on their own department's cases.
@@ -203,7 +208,7 @@ DEPARTMENT_SCOPED: frozenset[Action] = frozenset(
 )
 #: Actions a field supervisor may take only in their own grids.
 GRID_SCOPED: frozenset[Action] = frozenset(
-    {A.REPORT, A.QUICK_REPORT, A.QUICK_COMPLETE, A.VERIFY_PASS, A.VERIFY_FAIL}
+    {A.REPORT, A.QUICK_REPORT, A.QUICK_COMPLETE, A.VERIFY_PASS, A.VERIFY_FAIL, A.ADD_EVIDENCE}
 )
 #: Actions that must carry a note (a reason a person can read later).
 NOTE_REQUIRED: frozenset[Action] = frozenset(
@@ -220,7 +225,9 @@ NOTE_REQUIRED: frozenset[Action] = frozenset(
     }
 )
 #: Actions that must carry at least one photo.
-PHOTO_REQUIRED: frozenset[Action] = frozenset({A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE})
+PHOTO_REQUIRED: frozenset[Action] = frozenset(
+    {A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE, A.ADD_EVIDENCE}
+)
 #: Actions that restart the department's clock from the category's time limit: the command must
 #: carry the new deadline (the caller computes it on the working-time calendar).
 DEADLINE_RESTART: frozenset[Action] = frozenset({A.DISPATCH, A.REWORK, A.VERIFY_FAIL, A.RESUME})
@@ -276,6 +283,7 @@ ACTION_LABELS: Mapping[Action, str] = {
     A.CLOSE: "结案",
     A.ESCALATE: "督办",
     A.VOID: "作废",
+    A.ADD_EVIDENCE: "补充证据",
 }
 SOURCE_LABELS: Mapping[Source, str] = {
     Source.SUPERVISOR: "监督员上报",

@@ -58,6 +58,7 @@ export const ACTION_LABELS = {
   close: "结案",
   escalate: "督办",
   void: "作废",
+  add_evidence: "补充证据",
 };
 
 export const ROLE_LABELS = {
@@ -104,7 +105,7 @@ export const NOTE_REQUIRED = new Set([
 ]);
 
 /** Actions that must carry at least one photo (workflow.PHOTO_REQUIRED). */
-export const PHOTO_REQUIRED = new Set(["feedback", "quick_report", "quick_complete"]);
+export const PHOTO_REQUIRED = new Set(["feedback", "quick_report", "quick_complete", "add_evidence"]);
 
 /** Actions where photos are welcome but optional. */
 export const PHOTO_OPTIONAL = new Set(["verify_pass", "verify_fail", "return", "reject"]);

@@ -172,6 +172,8 @@ EXPECTED_TRANSITIONS: dict[tuple[CaseState, Action], CaseState] = {
     # 督办 keeps the state and 作废 ends the case, from every open state.
     **{(s, A.ESCALATE): s for s in EXPECTED_OPEN},
     **{(s, A.VOID): S.VOIDED for s in EXPECTED_OPEN},
+    # 补充证据 (a snapshot from the video wall, a call recording) keeps the state, while open.
+    **{(s, A.ADD_EVIDENCE): s for s in EXPECTED_OPEN},
 }
 #: Hand-written: the rework moves, and where they send a case that no department holds (a quick
 #: case: back to the field supervisor) and one a department holds (back to the department).
@@ -591,6 +593,7 @@ EXPECTED_ROLES: dict[Action, frozenset[Role]] = {
     A.DEFER: frozenset({Role.DISPATCHER}),
     A.RESUME: frozenset({Role.DISPATCHER}),
     A.ESCALATE: frozenset({Role.SEAT, Role.DISPATCHER}),
+    A.ADD_EVIDENCE: frozenset({Role.SEAT, Role.DISPATCHER, Role.SUPERVISOR, Role.AGENT}),
 }
 EXPECTED_ROLE_CASES = [(a, r) for a in EXPECTED_ROLES for r in Role]
 
@@ -638,10 +641,13 @@ class TestRoles:
         else:
             assert expected, f"{role} must not be able to {action}"
 
-    def test_agent_can_only_report(self) -> None:
+    def test_agent_can_only_report_and_add_evidence(self) -> None:
         can = {a for a in Action if Role.AGENT in ACTION_ROLES[a]}
-        assert can == {A.REPORT}
+        assert can == {A.REPORT, A.ADD_EVIDENCE}
         for state, action in LEGAL:
+            if action is A.ADD_EVIDENCE:  # a call's recording onto the case it is about
+                apply(case_for(state, action), AGENT, full_command(action), NOW)
+                continue
             with pytest.raises(Forbidden):
                 apply(case_for(state, action), AGENT, full_command(action), NOW)
         assert create(AGENT, Command(A.REPORT), None, NOW).to_state is S.REPORTED
@@ -677,6 +683,8 @@ SUPERVISOR_MOVES = [
     (S.VERIFYING, A.VERIFY_PASS),
     (S.VERIFYING, A.VERIFY_FAIL),
     (S.QUICK_HANDLING, A.QUICK_COMPLETE),
+    # 补充证据 in every open state, only in the supervisor's own grids
+    *((s, A.ADD_EVIDENCE) for s in sorted(EXPECTED_OPEN)),
 ]
 
 
@@ -782,7 +790,7 @@ EXPECTED_NOTE_ACTIONS = frozenset(
     | {A.VERIFY_FAIL, A.REWORK, A.ESCALATE, A.VOID}
 )
 #: Hand-written: the after-photo of the work (and the before-photo of a quick report).
-EXPECTED_PHOTO_ACTIONS = frozenset({A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE})
+EXPECTED_PHOTO_ACTIONS = frozenset({A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE, A.ADD_EVIDENCE})
 NOTE_CASES = [(a, n) for a in sorted(EXPECTED_NOTE_ACTIONS) for n in BLANK_NOTES]
 NO_NOTE_MOVES = [(s, a) for (s, a) in LEGAL if a not in EXPECTED_NOTE_ACTIONS]
 NO_PHOTO_MOVES = [(s, a) for (s, a) in LEGAL if a not in EXPECTED_PHOTO_ACTIONS]
@@ -1290,7 +1298,7 @@ class TestJourneys:
             NEW_DEADLINE,
         )
         assert A.FEEDBACK in allowed_actions(j.case, DEPARTMENT)
-        assert allowed_actions(j.case, SUPERVISOR) == []
+        assert allowed_actions(j.case, SUPERVISOR) == [A.ADD_EVIDENCE]
         later = NEW_DEADLINE + timedelta(days=1)
         request_verify(feedback(j)).do(
             SUPERVISOR, A.VERIFY_FAIL, note="仍有垃圾", deadline=later, attachment_ids=PHOTOS
@@ -1333,7 +1341,7 @@ class TestJourneys:
         assert j.case.state is S.QUICK_HANDLING
         assert (j.case.department_id, j.case.deadline, j.case.rework_count) == (None, None, 1)
         assert j.case.is_quick
-        assert allowed_actions(j.case, SUPERVISOR) == [A.QUICK_COMPLETE]
+        assert allowed_actions(j.case, SUPERVISOR) == [A.QUICK_COMPLETE, A.ADD_EVIDENCE]
         assert allowed_actions(j.case, OTHER_SUPERVISOR) == []
         assert allowed_actions(j.case, DEPARTMENT) == []
         with pytest.raises(Forbidden) as info:
@@ -1541,21 +1549,28 @@ class TestAllowedActions:
         assert decide <= set(allowed_actions(case_in(S.HANDLING, pending=True), DISPATCHER))
 
     def test_supervisor_outside_the_grid(self) -> None:
-        assert allowed_actions(case_in(S.VERIFYING), SUPERVISOR) == [A.VERIFY_PASS, A.VERIFY_FAIL]
+        assert allowed_actions(case_in(S.VERIFYING), SUPERVISOR) == [
+            A.VERIFY_PASS,
+            A.VERIFY_FAIL,
+            A.ADD_EVIDENCE,
+        ]
         assert allowed_actions(case_in(S.VERIFYING), OTHER_SUPERVISOR) == []
 
     def test_escalation_offered_in_every_open_state(self) -> None:
-        seat = {A.REGISTER, A.REJECT, A.ESCALATE, A.VOID}
-        assert set(allowed_actions(case_in(S.REPORTED), SEAT)) == seat
-        assert allowed_actions(case_in(S.REPORTED), DISPATCHER) == [A.ESCALATE]
-        assert set(allowed_actions(case_in(S.QUICK_HANDLING), SEAT)) == {A.ESCALATE, A.VOID}
-        assert allowed_actions(case_in(S.QUICK_HANDLING), DISPATCHER) == [A.ESCALATE]
-        assert allowed_actions(case_in(S.QUICK_HANDLING), SUPERVISOR) == [A.QUICK_COMPLETE]
-        assert set(allowed_actions(case_in(S.VERIFYING), SEAT)) == {A.ESCALATE, A.VOID}
-        assert allowed_actions(case_in(S.VERIFYING), DISPATCHER) == [A.ESCALATE]
-        seat = {A.CLOSE, A.REWORK, A.ESCALATE, A.VOID}
-        assert set(allowed_actions(case_in(S.VERIFIED), SEAT)) == seat
-        assert allowed_actions(case_in(S.VERIFIED), DISPATCHER) == [A.ESCALATE]
+        ev = A.ADD_EVIDENCE  # offered beside everything while the case is open
+
+        def offered(state: CaseState, actor: Actor) -> set[Action]:
+            return set(allowed_actions(case_in(state), actor))
+
+        assert offered(S.REPORTED, SEAT) == {A.REGISTER, A.REJECT, A.ESCALATE, A.VOID, ev}
+        assert offered(S.REPORTED, DISPATCHER) == {A.ESCALATE, ev}
+        assert offered(S.QUICK_HANDLING, SEAT) == {A.ESCALATE, A.VOID, ev}
+        assert offered(S.QUICK_HANDLING, DISPATCHER) == {A.ESCALATE, ev}
+        assert offered(S.QUICK_HANDLING, SUPERVISOR) == {A.QUICK_COMPLETE, ev}
+        assert offered(S.VERIFYING, SEAT) == {A.ESCALATE, A.VOID, ev}
+        assert offered(S.VERIFYING, DISPATCHER) == {A.ESCALATE, ev}
+        assert offered(S.VERIFIED, SEAT) == {A.CLOSE, A.REWORK, A.ESCALATE, A.VOID, ev}
+        assert offered(S.VERIFIED, DISPATCHER) == {A.ESCALATE, ev}
         for state in sorted(EXPECTED_OPEN):
             for actor in (SEAT, DISPATCHER, ADMIN):
                 assert A.ESCALATE in allowed_actions(case_in(state), actor), (state, actor)
@@ -1663,13 +1678,19 @@ class Walk:
         self.last: tuple[CaseState, Action, CaseState] | None = None
 
     def offered(self) -> list[tuple[Actor, Action]]:
-        """Every (person, button) the UI shows now, except the endings."""
+        """Every (person, button) the UI shows now, except the endings and 补充证据 (offered to
+        four roles in every open state, it would crowd out the moves; the walks' "anyone trying
+        anything" steps still take it)."""
         return [
             (actor, action)
             for actor in ALL_ACTORS
             for action in allowed_actions(self.case, actor)
-            if action not in ENDINGS
+            if action not in ENDINGS and action is not A.ADD_EVIDENCE
         ]
+
+    def evidence_offered(self) -> list[Actor]:
+        """Who is offered 补充证据 now."""
+        return [a for a in ALL_ACTORS if A.ADD_EVIDENCE in allowed_actions(self.case, a)]
 
     def expected_target(self, action: Action) -> CaseState:
         """Where a legal ``action`` leads now (by the hand-written tables): back to the field
@@ -1874,6 +1895,7 @@ class TestSeededRandomWalks:
     @pytest.mark.parametrize("seed", range(8))
     def test_walks(self, seed: int) -> None:
         rng = random.Random(seed)
+        ev_rng = random.Random(-1 - seed)
         moved: set[tuple[CaseState, Action, CaseState]] = set()
         late_approvals = {True: 0, False: 0}
         for _ in range(60):
@@ -1901,6 +1923,16 @@ class TestSeededRandomWalks:
                 if ok:
                     assert walk.last is not None
                     assert walk.last[:2] == (before, action)
+                    moved.add(walk.last)
+                # 补充证据 now and then, from a generator of its own (the walks above stay as
+                # they were): the state stays, the version moves on.
+                evidence = walk.evidence_offered() if ev_rng.random() < 0.05 else []
+                if evidence:
+                    before = walk.case.state
+                    ok = walk.attempt(
+                        ev_rng.choice(evidence), proper_command(walk.case, A.ADD_EVIDENCE)
+                    )
+                    assert ok and walk.last == (before, A.ADD_EVIDENCE, before)
                     moved.add(walk.last)
         # The walks do go everywhere: every non-ending move of the table was taken at least once,
         # and each rework both back to a department and back to a field supervisor.
