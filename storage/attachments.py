@@ -1,4 +1,4 @@
-"""Content-addressed storage for case evidence (photos, audio, video-wall snapshots).
+"""Content-addressed storage for case evidence (photos, audio, video-wall snapshots and clips).
 
 A blob lives at ``root/ab/cd/<sha256>``, named by the SHA-256 of its bytes, so storing the same content
 twice keeps one file. The media type comes from magic bytes only (``sniff``); the client's file name is
@@ -33,12 +33,15 @@ ACCEPTED: Final[Mapping[str, str]] = MappingProxyType(
         "audio/ogg": "audio",
         "audio/amr": "audio",
         "audio/mp4": "audio",
+        "video/mp4": "video",
     }
 )
 #: Kind a caller may ask for -> kind family the content must sniff as.
 _KIND_FAMILY: Final[Mapping[str, str]] = MappingProxyType(
-    {"photo": "photo", "snapshot": "photo", "audio": "audio"}
+    {"photo": "photo", "snapshot": "photo", "audio": "audio", "video": "video", "clip": "video"}
 )
+#: An ISO media file's handler box of a video track (``hdlr``, version/flags, pre_defined, ``vide``).
+_VIDEO_HANDLER: Final = re.compile(rb"hdlr[\x00-\xff]{8}vide")
 _M4A_BRANDS: Final = frozenset({b"M4A ", b"isom", b"mp42"})
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 _FILE_MODE: Final = 0o640
@@ -83,6 +86,16 @@ def sniff(head: bytes) -> str | None:
     if head[4:8] == b"ftyp" and head[8:12] in _M4A_BRANDS:
         return "audio/mp4"
     return None
+
+
+def sniff_data(data: bytes) -> str | None:
+    """Media type of a whole file: ``sniff`` of its head, and an MP4 with a video track (its
+    ``hdlr`` box says ``vide``; the file's brand alone cannot tell M4A audio from MP4 video) is
+    ``video/mp4``."""
+    media_type = sniff(data[:64])
+    if media_type == "audio/mp4" and _VIDEO_HANDLER.search(data) is not None:
+        return "video/mp4"
+    return media_type
 
 
 def safe_label(name: str | None, max_len: int = 120) -> str:
@@ -145,10 +158,11 @@ class AttachmentStore:
                 f"文件过大：每个文件不能超过 {human_size(self.max_bytes)}",
                 details={"size": len(data), "max_bytes": self.max_bytes},
             )
-        media_type = sniff(data[:64])
+        media_type = sniff_data(data)
         if media_type is None:
             raise UnsupportedData(
-                "不支持的文件类型：照片须为 JPEG、PNG 或 WebP 格式，录音须为 MP3、WAV、OGG、AMR 或 M4A 格式",
+                "不支持的文件类型：照片须为 JPEG、PNG 或 WebP 格式，录音须为 MP3、WAV、OGG、AMR 或 M4A 格式，"
+                "视频须为 MP4 格式",
                 details={"accepted": sorted(ACCEPTED)},
             )
         family = ACCEPTED[media_type]

@@ -149,6 +149,9 @@ class AttachmentRow:
     case_id: int | None
     uploaded_by: int | None
     created_at: datetime
+    #: Pictures and clips taken from a camera: which one, and when the picture was captured.
+    camera_id: int | None = None
+    captured_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -305,7 +308,8 @@ async def list_events(conn: asyncpg.Connection, case_id: int) -> list[EventRow]:
 
 
 _ATTACHMENT_COLS = (
-    "id, sha256, media_type, size, kind, original_name, case_id, uploaded_by, created_at"
+    "id, sha256, media_type, size, kind, original_name, case_id, uploaded_by, created_at,"
+    " camera_id, captured_at"
 )
 
 
@@ -334,17 +338,22 @@ async def insert_attachment(
     kind: str,
     original_name: str,
     uploaded_by: int,
+    camera_id: int | None = None,
+    captured_at: datetime | None = None,
 ) -> AttachmentRow:
     with map_pg_errors():
         rec = await conn.fetchrow(
-            "INSERT INTO attachments (sha256, media_type, size, kind, original_name, uploaded_by)"
-            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ATTACHMENT_COLS}",
+            "INSERT INTO attachments"
+            " (sha256, media_type, size, kind, original_name, uploaded_by, camera_id, captured_at)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_ATTACHMENT_COLS}",
             sha256,
             media_type,
             size,
             kind,
             original_name,
             uploaded_by,
+            camera_id,
+            captured_at,
         )
     assert rec is not None
     return AttachmentRow(**dict(rec))

@@ -101,7 +101,7 @@ def detail_json(
 
 
 def attachment_json(a: q.AttachmentRow) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": a.id,
         "sha256": a.sha256,
         "media_type": a.media_type,
@@ -110,6 +110,11 @@ def attachment_json(a: q.AttachmentRow) -> dict[str, Any]:
         "original_name": a.original_name,
         "url": f"/api/attachments/{a.id}",
     }
+    if a.camera_id is not None:
+        out["camera_id"] = a.camera_id
+    if a.captured_at is not None:
+        out["captured_at"] = a.captured_at.isoformat()
+    return out
 
 
 def live_event_json(catalog: Catalog, r: asyncpg.Record, summary: dict[str, Any]) -> dict[str, Any]:

@@ -767,11 +767,13 @@ function isImage(a) {
   return String(a.media_type || "").startsWith("image/");
 }
 
-/** A thumbnail (photos), a player (audio) or a link (anything else), opening the bytes. */
+/** A thumbnail (photos), a player (audio, video clips) or a link (anything else), opening the bytes. */
 function Attachment({ a, big = false }) {
   const url = attachmentUrl(a);
   const type = a.media_type || "";
-  const name = a.original_name || (type.startsWith("image/") ? "现场照片" : type.startsWith("audio/") ? "录音" : "附件");
+  const name =
+    a.original_name ||
+    (type.startsWith("image/") ? "现场照片" : type.startsWith("audio/") ? "录音" : type.startsWith("video/") ? "视频片段" : "附件");
   if (type.startsWith("image/")) {
     return html`<a
       href=${url}
@@ -787,6 +789,12 @@ function Attachment({ a, big = false }) {
   if (type.startsWith("audio/")) {
     return html`<div class="audio-att" data-testid="attachment">
       <audio src=${url} controls preload="none"></audio>
+      <a href=${url} target="_blank" rel="noopener">${name}</a>
+    </div>`;
+  }
+  if (type.startsWith("video/")) {
+    return html`<div class="video-att" data-testid="attachment">
+      <video src=${url} controls preload="metadata" muted playsinline></video>
       <a href=${url} target="_blank" rel="noopener">${name}</a>
     </div>`;
   }

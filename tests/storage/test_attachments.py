@@ -25,6 +25,7 @@ from storage.attachments import (
     human_size,
     safe_label,
     sniff,
+    sniff_data,
 )
 from storage.errors import DataTooLarge, InvalidData, RecordNotFound, UnsupportedData
 
@@ -112,6 +113,23 @@ def make_m4a(brand: bytes = b"M4A ") -> bytes:
     return ftyp + struct.pack(">I", 8) + b"free" + struct.pack(">I", 16) + b"mdat" + b"\x00" * 8
 
 
+def make_mp4_video() -> bytes:
+    """A real (tiny) MP4 with one H.264 video track, written by PyAV."""
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(3):
+            img = np.full((64, 64, 3), 40 * i, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
 def make_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -131,6 +149,7 @@ ACCEPTED_FILES: dict[str, tuple[Callable[[], bytes], str]] = {
     "m4a": (make_m4a, "audio/mp4"),
     "mp4-isom": (lambda: make_m4a(b"isom"), "audio/mp4"),
     "mp4-mp42": (lambda: make_m4a(b"mp42"), "audio/mp4"),
+    "mp4-video": (make_mp4_video, "video/mp4"),
 }
 
 REJECTED_FILES: dict[str, bytes] = {
@@ -164,16 +183,21 @@ class TestSniff:
     @pytest.mark.parametrize("name", ACCEPTED_FILES)
     def test_accepted_types(self, name: str) -> None:
         make, media_type = ACCEPTED_FILES[name]
-        assert sniff(make()) == media_type
+        assert sniff_data(make()) == media_type
         assert media_type in ACCEPTED
+
+    def test_the_head_alone_calls_an_mp4_video_audio(self) -> None:
+        # The ftyp brand (isom) is the same for M4A and MP4: only the video handler tells them apart.
+        assert sniff(make_mp4_video()[:64]) == "audio/mp4"
 
     def test_every_accepted_type_has_a_fixture(self) -> None:
         assert {media_type for _, media_type in ACCEPTED_FILES.values()} == set(ACCEPTED)
-        assert set(ACCEPTED.values()) == {"photo", "audio"}
+        assert set(ACCEPTED.values()) == {"photo", "audio", "video"}
 
     @pytest.mark.parametrize("name", REJECTED_FILES)
     def test_rejected_types(self, name: str) -> None:
         assert sniff(REJECTED_FILES[name]) is None
+        assert sniff_data(REJECTED_FILES[name]) is None
 
     @pytest.mark.parametrize("head", [b"", b"\xff", b"\xff\xd8", b"RIFF", b"\xff\xfb"])
     def test_short_heads(self, head: bytes) -> None:

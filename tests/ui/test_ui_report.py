@@ -425,7 +425,7 @@ def test_a_refused_upload_is_said_plainly(browser: Any, live_hub: Any) -> None:
         failure.wait_for()
         assert failure.inner_text() == (
             "照片上传失败：不支持的文件类型：照片须为 JPEG、PNG 或 WebP 格式，"
-            "录音须为 MP3、WAV、OGG、AMR 或 M4A 格式"
+            "录音须为 MP3、WAV、OGG、AMR 或 M4A 格式，视频须为 MP4 格式"
         )
         assert b.posts == ["/api/attachments"]  # the case was not reported
         assert page.is_visible(f"{DIALOG}[open]")
