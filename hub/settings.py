@@ -147,6 +147,14 @@ class Settings:
     webrtc_networks: tuple[str, ...] = ()
     #: Live video tiles (WebRTC) one seat may have open at once.
     video_live_per_seat: int = 4
+    #: Seconds between RTSP DESCRIBE checks of each camera nobody watches.
+    video_probe_interval: float = 5.0
+    #: Seconds a camera's session stays open after its last viewer or thumbnail tile leaves.
+    video_linger: float = 10.0
+    #: Seconds without a packet after which a camera's session counts as stalled and reconnects.
+    video_stall_timeout: float = 5.0
+    #: Seconds of each open camera kept (whole GOPs) for a snapshot's video clip; 0: no clips.
+    video_clip_seconds: float = 10.0
     #: HTTPS/WSS: a PEM certificate (chain) and its key; both empty: plain HTTP (browsers then allow
     #: the microphone on localhost only).
     tls_cert: str = ""
@@ -269,6 +277,19 @@ class Settings:
                 ) from None
         if self.warning_retries < 0 or self.warning_retry_delay < 0:
             raise SettingsError("CITYHUB_WARNING_RETRIES and _RETRY_DELAY must not be negative")
+        if not (0.5 <= self.video_probe_interval <= 10):
+            raise SettingsError(
+                "CITYHUB_VIDEO_PROBE_INTERVAL: 0.5 to 10 seconds (a camera that dies must show "
+                "offline within 15 s)"
+            )
+        if self.video_linger < 0 or self.video_stall_timeout <= 0:
+            raise SettingsError(
+                "CITYHUB_VIDEO_LINGER must not be negative and CITYHUB_VIDEO_STALL_TIMEOUT positive"
+            )
+        if not 0 <= self.video_clip_seconds <= 60:
+            raise SettingsError("CITYHUB_VIDEO_CLIP_SECONDS: 0 (no clips) to 60 seconds")
+        if self.video_live_per_seat < 1:
+            raise SettingsError("CITYHUB_VIDEO_LIVE_PER_SEAT must be at least 1")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("CITYHUB_TLS_CERT and CITYHUB_TLS_KEY go together")
         for name, path in (("CITYHUB_TLS_CERT", self.tls_cert), ("CITYHUB_TLS_KEY", self.tls_key)):

@@ -6,7 +6,7 @@
 # warning clips), and GStreamer's RTSP server for Debian's /usr/bin/python3 (the camera simulator,
 # video/simulator: gi + GstRtspServer, h264parse/rtph264pay, x264enc and the clock overlays).
 # With --run: only what `make run` needs (espeak-ng, so the demo city has its warning clips, and the
-# camera simulator's GStreamer packages).
+# camera simulator's GStreamer packages). With --bench: also ffmpeg (bench/video.py's reference).
 # Installs only what is missing; needs root (CI runs as root).
 set -euo pipefail
 need=()
@@ -18,6 +18,9 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
   need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-x)
+fi
+if [ "${1:-}" = "--bench" ]; then
+  command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 fi
 if [ "${1:-}" != "--run" ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)

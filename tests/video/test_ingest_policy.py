@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from video.ingest.backoff import Backoff, StallWatch
-from video.ingest.gop import GopCache, PacketQueue
+from video.ingest.gop import GopCache, PacketHistory, PacketQueue
 from video.ingest.source import VideoPacket, redact, with_credentials
 
 TB = Fraction(1, 90000)
@@ -94,6 +94,68 @@ class TestGopCache:
         assert len(g) == 2
         g.add(pkt(3, size=10))
         assert len(g) == 0
+
+
+def stream(seconds: float, gop: int = 50, fps: int = 25, size: int = 10) -> list[VideoPacket]:
+    """``seconds`` of a 25 fps stream, a keyframe every ``gop`` frames, ``arrived`` in seconds."""
+    out = []
+    for n in range(int(seconds * fps)):
+        p = pkt(n, key=n % gop == 0, size=size)
+        out.append(VideoPacket(p.data, p.pts, p.dts, p.time_base, p.keyframe, n / fps))
+    return out
+
+
+class TestPacketHistory:
+    def test_a_clip_starts_on_a_keyframe_and_covers_the_seconds_asked(self) -> None:
+        h = PacketHistory(10.0)
+        packets = stream(30)  # 0 … 29.96 s, keyframes every 2 s
+        for p in packets:
+            h.add(p)
+        now = packets[-1].arrived
+        clip = h.since(5.0, now)
+        assert clip[0].keyframe
+        assert clip[0].arrived <= now - 5.0  # at least 5 s
+        assert clip[0].arrived > now - 5.0 - 2.0  # and less than one GOP more
+        assert clip[-1] is packets[-1]
+        assert list(clip) == packets[packets.index(clip[0]) :]  # whole, in order
+
+    def test_it_keeps_only_the_seconds_it_was_made_for(self) -> None:
+        h = PacketHistory(6.0)
+        packets = stream(30)
+        for p in packets:
+            h.add(p)
+        now = packets[-1].arrived
+        oldest = h.since(1000.0, now)[0]
+        assert oldest.keyframe and now - 6.0 - 2.0 < oldest.arrived <= now - 6.0
+        assert h.nbytes == sum(len(p.data) for p in h.since(1000.0, now))
+
+    def test_bytes_are_bounded_but_the_newest_gop_stays(self) -> None:
+        h = PacketHistory(60.0, max_bytes=2000)
+        packets = stream(20, size=30)  # 1,500 bytes per GOP
+        for p in packets:
+            h.add(p)
+        kept = h.since(60.0, packets[-1].arrived)
+        assert kept[0].keyframe and h.nbytes <= 2000
+        assert kept[-1] is packets[-1]
+        big = PacketHistory(60.0, max_bytes=10)
+        for p in packets:
+            big.add(p)
+        assert big.since(60.0, packets[-1].arrived)[0] is packets[-50]  # the current GOP only
+
+    def test_nothing_before_the_first_keyframe_and_nothing_after_clear(self) -> None:
+        h = PacketHistory(10.0)
+        for p in stream(3)[1:40]:  # starts mid-GOP: the first keyframe is packet 50
+            h.add(p)
+        assert h.since(10.0, 2.0) == () and h.nbytes == 0
+        for p in stream(3):
+            h.add(p)
+        assert h.since(10.0, 3.0)
+        h.clear()
+        assert h.since(10.0, 3.0) == () and h.nbytes == 0
+
+    def test_seconds_must_be_positive(self) -> None:
+        with pytest.raises(ValueError):
+            PacketHistory(0)
 
 
 class TestPacketQueue:

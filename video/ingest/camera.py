@@ -11,6 +11,9 @@ keyframe), until the source fails, ends or stalls (no packet for ``stall_timeout
 ``offline`` with the ``Reason``, the source is closed and the next attempt waits for
 ``backoff.Backoff`` (exponential, full jitter, capped, reset after a stable period).
 
+With ``history_seconds`` the feed also keeps its last seconds as whole GOPs
+(``gop.PacketHistory``): ``recent()`` hands them to a snapshot's clip, copied, never re-encoded.
+
 A new subscriber first receives the cached GOP (keyframe first) and then live packets, so a viewer
 starts at once. When the last subscriber leaves, the session stays open ``linger`` seconds more
 (a viewer that comes right back, the next patrol page) and then closes; a pinned feed never does.
@@ -34,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from video.ingest.backoff import Backoff, StallWatch
-from video.ingest.gop import GopCache, PacketQueue
+from video.ingest.gop import GopCache, PacketHistory, PacketQueue
 from video.ingest.source import CameraId, Reason, Source, SourceError, StreamInfo, VideoPacket
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,7 @@ class CameraFeed:
         open_timeout: float = 15.0,
         backoff: Backoff | None = None,
         gop: GopCache | None = None,
+        history_seconds: float = 0.0,
         on_change: Callable[[CameraStatus], None] | None = None,
         wallclock: Callable[[], datetime] = _utcnow,
         draw: Callable[[], float] = random.random,
@@ -140,6 +144,8 @@ class CameraFeed:
         self.open_timeout = open_timeout
         self.backoff = backoff or Backoff()
         self.gop = gop or GopCache()
+        #: The last seconds as whole GOPs, for clips (``None`` when clips are off).
+        self.history = PacketHistory(history_seconds) if history_seconds > 0 else None
         self.on_change = on_change
         self._wallclock = wallclock
         self._draw = draw
@@ -185,6 +191,13 @@ class CameraFeed:
         self._cancel_linger()
         self._start()
         return sub
+
+    def recent(self, seconds: float) -> tuple[StreamInfo | None, tuple[VideoPacket, ...]]:
+        """The stream and its packets of about the last ``seconds`` (from a keyframe), as kept
+        for clips; no packets when clips are off or the session has just opened."""
+        if self.history is None:
+            return self.info, ()
+        return self.info, self.history.since(seconds, asyncio.get_running_loop().time())
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
@@ -275,6 +288,8 @@ class CameraFeed:
                 finally:
                     await source.close()
                     self.gop.clear()
+                    if self.history is not None:
+                        self.history.clear()
                 self._set(CameraState.OFFLINE, reason)
                 await asyncio.sleep(self.backoff.failed(loop.time(), self._draw()))
         except asyncio.CancelledError:
@@ -315,10 +330,13 @@ class CameraFeed:
     async def _pump(self, source: Source, watch: StallWatch) -> None:
         loop = asyncio.get_running_loop()
         gop = self.gop
+        history = self.history
         subs = self._subs
         async for packet in source.packets():
             watch.seen(loop.time())
             self.packets += 1
             gop.add(packet)
+            if history is not None:
+                history.add(packet)
             for sub in subs:
                 sub._push(packet)

@@ -8,6 +8,13 @@ before the first keyframe are not kept (nothing could decode them). If a GOP gro
 ``max_packets`` or ``max_bytes`` (a camera with a huge or missing keyframe interval) the cache is
 dropped until the next keyframe: new viewers then wait for it, memory stays bounded.
 
+``PacketHistory`` keeps the last few seconds as whole GOPs (kept only where clips are wanted): a
+snapshot's "last N seconds" clip is copied from it without re-encoding. It holds the GOPs whose
+span reaches back ``seconds`` from the newest packet, at most ``max_bytes`` (the oldest GOP goes
+first; the newest is always kept), and ``since(seconds, now)`` starts at the latest keyframe at or
+before ``now - seconds``, so a clip always begins on a keyframe and is at least that long when the
+history has it.
+
 ``PacketQueue`` is one subscriber's bounded queue. The slow-consumer policy: when a packet would
 exceed ``maxsize``, the whole backlog is dropped (counted in ``dropped``) and the queue waits for
 the next keyframe, so a slow viewer skips ahead to the newest pictures and never decodes a stream
@@ -60,6 +67,51 @@ class GopCache:
 
     def __len__(self) -> int:
         return len(self._packets)
+
+
+class PacketHistory:
+    def __init__(self, seconds: float, *, max_bytes: int = 8 * 1024 * 1024) -> None:
+        if seconds <= 0:
+            raise ValueError("a packet history keeps a positive number of seconds")
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self._gops: deque[list[VideoPacket]] = deque()
+        self._bytes = 0
+
+    def add(self, packet: VideoPacket) -> None:
+        if packet.keyframe:
+            self._gops.append([packet])
+        elif self._gops:
+            self._gops[-1].append(packet)
+        else:
+            return  # nothing before the first keyframe could be decoded
+        self._bytes += len(packet.data)
+        horizon = packet.arrived - self.seconds
+        gops = self._gops
+        # the second-oldest GOP already starts at or before the horizon: the oldest is not needed
+        while len(gops) > 1 and (gops[1][0].arrived <= horizon or self._bytes > self.max_bytes):
+            self._bytes -= sum(len(p.data) for p in gops.popleft())
+
+    def since(self, seconds: float, now: float) -> tuple[VideoPacket, ...]:
+        """The packets from the latest keyframe at or before ``now - seconds`` (or the oldest
+        one kept) to the newest; ``()`` before the first keyframe."""
+        start = 0
+        horizon = now - seconds
+        for i, gop in enumerate(self._gops):
+            if gop[0].arrived <= horizon:
+                start = i
+        out: list[VideoPacket] = []
+        for i in range(start, len(self._gops)):
+            out.extend(self._gops[i])
+        return tuple(out)
+
+    def clear(self) -> None:
+        self._gops.clear()
+        self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
 
 
 class PacketQueue:

@@ -41,7 +41,15 @@ from hub.core.errors import NotFound
 from video.ingest.camera import CameraFeed, CameraState, CameraStatus, Subscription
 from video.ingest.probe import ProbeResult, probe
 from video.ingest.rtsp import Handoff, RtspSource
-from video.ingest.source import CameraId, Reason, Source, redact, with_credentials
+from video.ingest.source import (
+    CameraId,
+    Reason,
+    Source,
+    StreamInfo,
+    VideoPacket,
+    redact,
+    with_credentials,
+)
 from video.ingest.thumbnails import Thumbnail, Thumbnailer
 
 log = logging.getLogger(__name__)
@@ -90,6 +98,7 @@ class IngestManager:
         linger: float = 10.0,
         stall_timeout: float = 5.0,
         thumbnail_idle: float = 15.0,
+        history_seconds: float = 0.0,
         on_change: Callable[[CameraId, CameraStatus | None], None] | None = None,
         wallclock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -100,6 +109,7 @@ class IngestManager:
         self.linger = linger
         self.stall_timeout = stall_timeout
         self.thumbnail_idle = thumbnail_idle
+        self.history_seconds = history_seconds
         self.on_change = on_change
         self._wallclock = wallclock
         self._entries: dict[CameraId, _Entry] = {}
@@ -224,6 +234,13 @@ class IngestManager:
                 await thumbnailer.keyframe_seen.wait()
         return await thumbnailer.snapshot()
 
+    def recent(
+        self, camera_id: CameraId, seconds: float
+    ) -> tuple[StreamInfo | None, tuple[VideoPacket, ...]]:
+        """About the last ``seconds`` of the camera's packets, from a keyframe (see
+        ``CameraFeed.recent``)."""
+        return self._entry(camera_id).feed.recent(seconds)
+
     # -- internals ----------------------------------------------------------------------------
 
     def _rtsp(self, camera: IngestCamera) -> Source:
@@ -239,6 +256,7 @@ class IngestManager:
             linger=self.linger,
             pinned=camera.pinned,
             stall_timeout=self.stall_timeout,
+            history_seconds=self.history_seconds,
             on_change=changed,
             wallclock=self._wallclock,
         )
