@@ -39,7 +39,7 @@ from video.ingest.camera import CameraStatus, Subscription
 from video.ingest.manager import IngestCamera, IngestManager
 from video.ingest.source import SourceError, VideoPacket
 from video.ingest.thumbnails import Thumbnail
-from video.mp4 import FragmentedMp4
+from video.mp4 import FragmentedMp4, mp4_clip
 from video.webrtc import LiveViewer, PacketTrack
 
 if TYPE_CHECKING:
@@ -101,7 +101,14 @@ def ingest_camera(c: store.Camera) -> IngestCamera:
 class VideoService:
     def __init__(self, hub: HubState, manager: IngestManager | None = None) -> None:
         self.hub = hub
-        self.manager = manager or IngestManager(on_change=self._status)
+        st = hub.settings
+        self.manager = manager or IngestManager(
+            probe_interval=st.video_probe_interval,
+            linger=st.video_linger,
+            stall_timeout=st.video_stall_timeout,
+            history_seconds=st.video_clip_seconds,
+            on_change=self._status,
+        )
         if manager is not None:
             manager.on_change = self._status
         self.cameras: dict[str, IngestCamera] = {}
@@ -187,6 +194,16 @@ class VideoService:
             return await self.manager.snapshot(cid)
         except SourceError:
             raise Conflict("暂无画面，无法截图", code="no_picture") from None
+
+    async def clip(self, camera_id: int, seconds: float) -> tuple[bytes, float]:
+        """About the last ``seconds`` of the camera as an MP4 (from a keyframe; packets copied,
+        never re-encoded, muxed in a worker thread) and the seconds it holds."""
+        cid = self._known(camera_id)
+        info, packets = self.manager.recent(cid, seconds)
+        if info is None or not packets:
+            raise Conflict("暂无可用的视频片段（画面刚接入）", code="no_clip")
+        data = await asyncio.to_thread(mp4_clip, info, packets)
+        return data, packets[-1].arrived - packets[0].arrived
 
     # -- live --------------------------------------------------------------------------------
 
