@@ -2,9 +2,10 @@
 //
 // Theory of operation: one dialog at a time (`action`: {kind, cameraId}). 截图立案 takes a
 // category (GET /api/categories, loaded once) and an optional description for a new case, or an
-// existing case by its number or id (a number is looked up with GET /api/cases?q=); then
-// POST /api/cameras/{id}/snapshot saves the camera's current full-size picture on the case and
-// answers {case_id, case_created, attachment: {id, sha256, url}, captured_at}. 喊话 plays a clip
+// existing case by its number or id (a number is looked up with GET /api/cases?q=), and
+// optionally the last seconds as a video clip; then POST /api/cameras/{id}/snapshot saves the
+// camera's current full-size picture (and clip) on the case and answers {case_id, case_created,
+// attachment: {id, sha256, url}, clip, clip_error?, captured_at}. 喊话 plays a clip
 // (GET /api/clips) at the camera's speaker (its `speaker_id`): POST /api/warnings
 // {clip_id, speaker_ids}. Errors are the API's own message, shown in the dialog.
 import { api } from "./api.js";
@@ -72,6 +73,7 @@ function SnapshotDialog({ cameraId }) {
   const cat = useSignal("");
   const desc = useSignal("");
   const caseRef = useSignal("");
+  const clipSeconds = useSignal("0");
   const busy = useSignal(false);
   const error = useSignal("");
   const cats = (categories.value || []).filter((c) => c.kind !== "component");
@@ -89,12 +91,18 @@ function SnapshotDialog({ cameraId }) {
       error.value = "请填写案件号";
       return;
     }
+    if (Number(clipSeconds.peek()) > 0) body.clip_seconds = Number(clipSeconds.peek());
     busy.value = true;
     try {
-      if (mode.peek() === "existing") body.case_id = await resolveCase(caseRef.peek());
+      if (mode.peek() === "existing") {
+        body.case_id = await resolveCase(caseRef.peek());
+        if (desc.peek().trim()) body.description = desc.peek().trim();
+      }
       const res = await api(`/api/cameras/${cameraId}/snapshot`, { method: "POST", body });
       lastSnapshot.value = { ...res, camera_id: cameraId };
-      toast(res.case_created ? `已截图并新建案件（编号 ${res.case_id}）` : `截图已加入案件（编号 ${res.case_id}）`);
+      const what = res.clip ? "截图和视频片段" : "截图";
+      const done = res.case_created ? `已${what}并新建案件（编号 ${res.case_id}）` : `${what}已加入案件（编号 ${res.case_id}）`;
+      toast(res.clip_error ? `${done}；视频片段未保存：${res.clip_error}` : done, res.clip_error ? 6000 : 3000);
       action.value = null;
     } catch (err) {
       error.value = err.message;
@@ -122,7 +130,17 @@ function SnapshotDialog({ cameraId }) {
                     onInput=${(e) => (desc.value = e.currentTarget.value)}></textarea></label>`
       : html`<label class="field">案件号或编号
           <input type="text" data-testid="snapshot-case" value=${caseRef.value}
-                 onInput=${(e) => (caseRef.value = e.currentTarget.value)} /></label>`}
+                 onInput=${(e) => (caseRef.value = e.currentTarget.value)} /></label>
+        <label class="field">补充说明（可选）
+          <textarea data-testid="snapshot-note" rows="2" maxlength="1000" value=${desc.value}
+                    onInput=${(e) => (desc.value = e.currentTarget.value)}></textarea></label>`}
+    <label class="field">附带视频片段
+      <select data-testid="snapshot-clip" value=${clipSeconds.value}
+              onChange=${(e) => (clipSeconds.value = e.currentTarget.value)}>
+        <option value="0">不附带</option>
+        <option value="5">最近 5 秒</option>
+        <option value="10">最近 10 秒</option>
+      </select></label>
   <//>`;
 }
 
@@ -180,7 +198,7 @@ export function SnapshotResult() {
   if (!s) return null;
   return html`<p class="wall-snap-result" data-testid="snapshot-result" data-case-id=${s.case_id}
                  data-sha256=${s.attachment?.sha256 || ""}>
-    截图${s.case_created ? "已新建案件" : "已加入案件"}
+    截图${s.clip ? "和视频片段" : ""}${s.case_created ? "已新建案件" : "已加入案件"}
     <a href=${`/board?case=${s.case_id}`} target="_blank" rel="noopener">编号 ${s.case_id}</a>
     <span class="muted">${fmtTime(s.captured_at, { seconds: true })}</span></p>`;
 }

@@ -170,3 +170,88 @@ async def test_a_snapshot_opens_a_case_with_the_picture(
     dispatcher = await login("dispatch1")
     refused = await dispatcher.post(f"/api/cameras/{cid}/snapshot", json={"category_id": cat["id"]})
     assert refused.status_code == 403  # a dispatcher does not report cases
+
+
+async def test_a_snapshot_with_a_clip_goes_onto_an_existing_case(
+    hub_state: HubState, login: Any, sim: CameraSimulator
+) -> None:
+    """截图加入已有案件: no new case; the picture and the last seconds as MP4 (copied packets:
+    1280x720 H.264 frames spanning the seconds asked) join the case as 补充证据, with the camera
+    and the capture time; a dispatcher may add evidence too, but not open a case."""
+    admin = await login("admin")
+    (cid,) = await add_cameras(admin, sim, 1)
+    await wait_state(hub_state, cid, "online")
+    seat = await login("seat1")
+    await thumbnail(seat, cid)
+    cat = (await seat.get("/api/categories")).json()["items"][0]
+    first = await seat.post(f"/api/cameras/{cid}/snapshot", json={"category_id": cat["id"]})
+    assert first.status_code == 201, first.text
+    case_id = first.json()["case_id"]
+    before = (await seat.get(f"/api/cases/{case_id}")).json()
+    await asyncio.sleep(4.5)  # the feed has kept more than 3 s of packets by now
+    r = await seat.post(
+        f"/api/cameras/{cid}/snapshot",
+        json={"case_id": case_id, "clip_seconds": 3, "description": "占道经营仍在继续"},
+    )
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert (out["case_id"], out["case_created"]) == (case_id, False)
+    after = (await seat.get(f"/api/cases/{case_id}")).json()
+    assert after["state"] == before["state"] and after["version"] == before["version"] + 1
+    new = {a["id"]: a for a in after["attachments"]}
+    assert len(new) == len(before["attachments"]) + 2
+    picture, clip = new[out["attachment"]["id"]], new[out["clip"]["id"]]
+    assert picture["kind"] == "snapshot" and clip["kind"] == "clip"
+    assert clip["media_type"] == "video/mp4"
+    assert picture["camera_id"] == clip["camera_id"] == cid
+    assert picture["captured_at"] == out["captured_at"]
+    event = after["timeline"][-1]
+    assert event["action"] == "add_evidence" and event["note"] == "占道经营仍在继续"
+    data = (await seat.get(clip["url"])).content
+    assert hashlib.sha256(data).hexdigest() == clip["sha256"]
+    with av.open(io.BytesIO(data)) as c:
+        stream = c.streams.video[0]
+        frames = list(c.decode(video=0))
+        assert (stream.codec_context.name, frames[0].width, frames[0].height) == ("h264", 1280, 720)
+        assert frames[0].key_frame
+        times = [float(f.time) for f in frames if f.time is not None]
+        assert times == sorted(times) and times[-1] - times[0] >= 2.9
+    dispatcher = await login("dispatch1")
+    more = await dispatcher.post(f"/api/cameras/{cid}/snapshot", json={"case_id": case_id})
+    assert more.status_code == 201, more.text
+    assert more.json()["case_created"] is False and more.json()["clip"] is None
+    refused = await dispatcher.post(f"/api/cameras/{cid}/snapshot", json={"category_id": cat["id"]})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "role_forbidden"
+
+
+async def test_snapshot_bad_requests_store_nothing(
+    hub_state: HubState, login: Any, sim: CameraSimulator
+) -> None:
+    admin = await login("admin")
+    (cid,) = await add_cameras(admin, sim, 1)
+    await wait_state(hub_state, cid, "online")
+    seat = await login("seat1")
+    await thumbnail(seat, cid)
+    cat = (await seat.get("/api/categories")).json()["items"][0]
+
+    async def attachments() -> int:
+        async with hub_state.pool.acquire() as conn:
+            n = await conn.fetchval("SELECT count(*) FROM attachments")
+            assert isinstance(n, int)
+            return n
+
+    stored = await attachments()
+    url = f"/api/cameras/{cid}/snapshot"
+    both = await seat.post(url, json={"category_id": cat["id"], "case_id": 1})
+    neither = await seat.post(url, json={})
+    assert both.status_code == neither.status_code == 422
+    assert both.json()["error"]["code"] == neither.json()["error"]["code"] == "category_or_case"
+    too_long = await seat.post(url, json={"category_id": cat["id"], "clip_seconds": 30})
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["code"] == "clip_too_long"
+    assert "10" in too_long.json()["error"]["message"]  # the longest clip this hub keeps
+    missing = await seat.post(url, json={"case_id": 999_999})
+    assert missing.status_code == 404
+    gone = await seat.post("/api/cameras/999999/snapshot", json={"category_id": cat["id"]})
+    assert gone.status_code == 404
+    assert await attachments() == stored
