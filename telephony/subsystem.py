@@ -2,8 +2,9 @@
 
 It declares the state channels of the voice warnings (``speakers``, ``warnings``) and of the hotline
 (``queue``, ``agents``), the warning and registry API, and ``cityhub speakers import``. ``run`` starts
-the voice-warning service (``telephony.warnings.service``: the SIP user agent, RTP, speaker health,
-warnings, live talk, schedules) and, for the demo city, 22 simulated speakers; handlers reach the
+the shared SIP and media stack (``telephony.stack``: the user agent, RTP ports, the media clock, the
+numbers served), then the voice-warning service on it (``telephony.warnings.service``: speaker
+health, warnings, live talk, schedules) and, for the demo city, 22 simulated speakers; handlers reach the
 service through ``hub.services["voice"]`` (503 in a process without the telephony role).
 """
 
@@ -56,10 +57,12 @@ class TelephonySubsystem:
 
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
+        from telephony.stack import TelephonyStack
         from telephony.warnings.service import VoiceService
 
         async with contextlib.AsyncExitStack() as stack:
-            voice = await stack.enter_async_context(VoiceService.running(hub))
+            sip = await stack.enter_async_context(TelephonyStack.running(hub.settings))
+            voice = await stack.enter_async_context(VoiceService.running(hub, sip))
             if hub.demo:
                 from telephony.warnings.demo import start_demo_speakers
 

@@ -1,11 +1,11 @@
-"""The voice-warning service of one telephony process: the SIP user agent, RTP ports and the media
-clock, speaker health, running warnings, live talk and the schedules.
+"""The voice-warning service of one telephony process: speaker health, running warnings, live talk
+and the schedules, on the process's shared SIP and media stack.
 
-Theory of operation: ``VoiceService.running(hub)`` opens everything on one ``AsyncExitStack`` and
-closes it in reverse. The pieces it owns:
+Theory of operation: ``VoiceService.running(hub, stack)`` opens everything on one ``AsyncExitStack``
+and closes it in reverse. It calls out through the ``TelephonyStack`` (``telephony.stack``: the
+``UserAgent``, the RTP ``PortPool`` and the ``MediaClock`` every stream shares, the registration to a
+PBX), which the 12319 hotline shares too. The pieces it owns:
 
-- the ``UserAgent`` on ``CITYHUB_SIP_HOST:PORT`` (port 0 in tests), the RTP ``PortPool`` from
-  ``CITYHUB_RTP_PORTS`` and one ``MediaClock`` shared by every stream;
 - the health monitor: OPTIONS to every active speaker each ``speaker_health_interval`` s; the
   ``HealthTable`` (``health.py``) turns answers and our own calls into online/busy/offline and
   since when, published on the ``speakers`` state channel;
@@ -35,9 +35,8 @@ from zoneinfo import ZoneInfo
 from hub.core.errors import Conflict, NotFound, ValidationFailed
 from storage import voice as store
 from storage.db import connect
-from telephony.rtp.clock import MediaClock
-from telephony.rtp.session import PortPool, RtpStream
-from telephony.sip.agent import Credentials, IncomingCall, UserAgent
+from telephony.rtp.session import RtpStream
+from telephony.sip.agent import Credentials
 from telephony.sip.registration import Registration
 from telephony.warnings import clips
 from telephony.warnings.delivery import Outcome, Target
@@ -47,6 +46,7 @@ from telephony.warnings.schedule import Recurrence, ScheduleError
 
 if TYPE_CHECKING:
     from hub.state import HubState
+    from telephony.stack import TelephonyStack
     from telephony.warnings.talk import TalkSession
 
 log = logging.getLogger(__name__)
@@ -71,21 +71,15 @@ def _instant(t: float | None) -> datetime | None:
 
 
 class VoiceService:
-    def __init__(self, hub: HubState) -> None:
+    def __init__(self, hub: HubState, stack: TelephonyStack) -> None:
         self.hub = hub
         s = hub.settings
         self.settings = s
-        self.agent = UserAgent(
-            s.sip_host,
-            s.sip_port,
-            user=s.sip_user,
-            advertise=s.sip_advertise,
-            media_timeout=s.media_timeout,
-        )
-        self.ports = PortPool(*s.rtp_port_range)
-        self.clock = MediaClock()
+        self.stack = stack
+        self.agent = stack.agent
+        self.ports = stack.ports
+        self.clock = stack.clock
         self.health = HealthTable()
-        self.registration: Registration | None = None
         self.runs: dict[int, WarningRun] = {}
         self.streams: dict[tuple[int, int], RtpStream] = {}
         self.closed_packets = [0]
@@ -100,42 +94,23 @@ class VoiceService:
 
     # -- life --------------------------------------------------------------------------------
 
+    @property
+    def registration(self) -> Registration | None:
+        return self.stack.registration
+
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, hub: HubState) -> AsyncIterator[VoiceService]:
-        service = cls(hub)
-        async with contextlib.AsyncExitStack() as stack:
-            service.agent.on_invite = service._on_invite
-            await service.agent.start()
-            stack.push_async_callback(service._close_agent)
-            if (s := service.settings).sip_registrar:  # REGISTER, refreshed; Expires 0 on exit
-                user, password = s.sip_username or s.sip_user, s.sip_password.reveal()
-                creds = Credentials(user, password) if s.sip_username or password else None
-                service.registration = Registration(
-                    service.agent, s.sip_registrar, s.sip_user, credentials=creds,
-                    expires=s.sip_register_expires,
-                )  # fmt: skip
-                service.registration.start()
-                stack.push_async_callback(service.registration.stop)
-            stack.push_async_callback(service._stop_all)
+    async def running(cls, hub: HubState, stack: TelephonyStack) -> AsyncIterator[VoiceService]:
+        service = cls(hub, stack)
+        async with contextlib.AsyncExitStack() as exits:
+            exits.push_async_callback(service._stop_all)
             async with connect(hub.pool) as conn:
                 ended = await store.fail_running_warnings(conn)
             if ended:
                 log.warning("%d warnings left running by an earlier hub were marked failed", ended)
             service._spawn(service._monitor(), "speaker-health")
             service._spawn(service._scheduler(), "warning-schedules")
-            host, port = service.agent.local_address
-            log.info("voice warnings: SIP on %s:%d, RTP %s", host, port, hub.settings.rtp_ports)
             yield service
-
-    async def _on_invite(self, incoming: IncomingCall) -> None:
-        """Nobody calls a loudspeaker hub: no number is served here yet (the 12319 hotline will
-        answer its own), so every incoming call is 404 Not Found, cleanly."""
-        await incoming.reject(404)
-
-    async def _close_agent(self) -> None:
-        self.agent.close()
-        await self.agent.wait_closed()
 
     async def _stop_all(self) -> None:
         for talk, _ in list(self.talks.values()):
@@ -165,22 +140,12 @@ class VoiceService:
     # -- observability -----------------------------------------------------------------------
 
     def health_check(self) -> str:
-        host, port = self.agent.local_address
-        reg = f", {self.registration.summary(self.tz)}" if self.registration else ""
-        return f"udp {host}:{port}, {len(self.runs)} warnings playing{reg}"
+        return f"{self.stack.health_summary()}, {len(self.runs)} warnings playing"
 
     def metrics_lines(self) -> list[str]:
         """Prometheus text: SIP counters, calls by state, RTP totals, and loss and jitter per
         stream up now (labelled by warning and speaker), speakers by state."""
-        st = self.agent.stats
-        out = ["# TYPE cityhub_sip_total counter"]
-        for key in ("received", "sent", "requests", "responses", "parse_errors", "garbage"):
-            out.append(f'cityhub_sip_total{{what="{key}"}} {st.get(key, 0)}')
-        out.append(f'cityhub_sip_total{{what="retransmissions"}} {st.get("retransmissions", 0)}')
-        out.append("# TYPE cityhub_sip_calls gauge")
-        for key, value in sorted(st.items()):
-            if key.startswith("calls_"):
-                out.append(f'cityhub_sip_calls{{state="{key[6:]}"}} {value}')
+        out = self.stack.metrics_lines()
         live = list(self.streams.items())
         sent = self.closed_packets[0] + sum(s.stats.packets_sent for _, s in live)
         out += [
