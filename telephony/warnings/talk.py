@@ -13,6 +13,11 @@ puts each 160-byte piece on every subscriber's queue.
 Consumers (the RTP streams towards the speakers) ``subscribe()`` a bounded queue; a full queue drops
 its oldest frame (a late speaker hears the newest voice, never an ever-growing delay) and counts it.
 
+With ``outbound`` (a local audio track: the 12319 hotline's caller audio towards the agent) the audio
+transceiver is ``sendrecv`` and carries that track; ``prefer`` lists codec names (``PCMA``, ``PCMU``):
+the offer is cut to the first of them it has before aiortc reads it (so G.711 passes through
+instead of being transcoded to Opus); ``codec`` then names the codec the answer chose.
+
 The session ends (``closed`` is set, ``end_reason`` says why) on ``close()``, when the peer
 connection fails or closes, when the remote track ends, or when no audio frame arrives for
 ``idle_timeout`` seconds (which also covers an offer whose ICE never connects).
@@ -128,6 +133,73 @@ def filter_candidates(sdp: str, networks: Networks) -> str:
     return "\r\n".join(kept)
 
 
+def offered_codecs(sdp: str) -> list[str]:
+    """The audio codec names of an SDP's first audio section, in its order."""
+    names: list[str] = []
+    in_audio = False
+    for line in sdp.replace("\r\n", "\n").split("\n"):
+        if line.startswith("m="):
+            if in_audio:
+                break
+            in_audio = line.startswith("m=audio ")
+        elif in_audio and line.startswith("a=rtpmap:"):
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                names.append(parts[1].split("/", 1)[0])
+    return names
+
+
+def prefer_codec(sdp: str, prefer: Sequence[str]) -> str:
+    """The offer with its first audio section cut to the first of ``prefer`` it has (and
+    telephone-event), so the answer can only choose that one (aiortc negotiates the codecs while it
+    reads the offer, in the offer's order); unchanged when it has none of them."""
+    offered = [n.upper() for n in offered_codecs(sdp)]
+    name = next((n.upper() for n in prefer if n.upper() in offered), None)
+    if name is None:
+        return sdp
+    keep_names = {name, "TELEPHONE-EVENT"}
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("m=audio "))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("m=")), len(lines))
+    keep_pts: set[str] = set()
+    for line in lines[start:end]:
+        if line.startswith("a=rtpmap:"):
+            pt, _, rest = line[len("a=rtpmap:") :].partition(" ")
+            if rest.split("/", 1)[0].upper() in keep_names:
+                keep_pts.add(pt)
+    out = lines[:start]
+    m = lines[start].split()
+    out.append(" ".join(m[:3] + [pt for pt in m[3:] if pt in keep_pts]))
+    for line in lines[start + 1 : end]:
+        for prefix in ("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"):
+            if line.startswith(prefix):
+                pt = line[len(prefix) :].split(" ", 1)[0]
+                if pt not in keep_pts:
+                    break
+        else:
+            out.append(line)
+    out += lines[end:]
+    return "\r\n".join(out)
+
+
+def answered_codec(sdp: str) -> str | None:
+    """The codec an answer chose: the first payload type of its audio section."""
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    first: str | None = None
+    in_audio = False
+    for line in lines:
+        if line.startswith("m="):
+            if in_audio:
+                break
+            in_audio = line.startswith("m=audio ")
+            parts = line.split()
+            if in_audio and len(parts) > 3:
+                first = parts[3]
+        elif in_audio and first is not None and line.startswith(f"a=rtpmap:{first} "):
+            return line.split(None, 1)[1].split("/", 1)[0]
+    return None
+
+
 class TalkError(TelephonyError):
     """A browser's offer that cannot be answered (not SDP, no audio, or a second offer)."""
 
@@ -158,8 +230,14 @@ class TalkSession:
         *,
         idle_timeout: float = 10.0,
         networks: Networks = (),
+        outbound: MediaStreamTrack | None = None,
+        prefer: Sequence[str] = (),
     ) -> None:
         self.law = law
+        self.outbound = outbound
+        self.prefer = tuple(prefer)
+        #: The audio codec of the answer (``"PCMA"``, ``"PCMU"``, ``"opus"`` …), once answered.
+        self.codec: str | None = None
         self.networks = list(networks)
         self.idle_timeout = idle_timeout
         self.closed = asyncio.Event()
@@ -191,9 +269,15 @@ class TalkSession:
         self._answered = True
         try:
             offer = filter_candidates(offer_sdp, self.networks)
+            if self.prefer:
+                offer = prefer_codec(offer, self.prefer)
             await self._pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            audio = [t for t in self._pc.getTransceivers() if t.kind == "audio"]
             for transceiver in self._pc.getTransceivers():
                 transceiver.direction = "recvonly" if transceiver.kind == "audio" else "inactive"
+            if self.outbound is not None and audio:
+                self._pc.addTrack(self.outbound)
+                audio[0].direction = "sendrecv"
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:  # aiortc's parser and checks raise all sorts (AssertionError…)
             await self._ended(EndReason.FAILED)
@@ -201,6 +285,7 @@ class TalkSession:
         self._watchdog = asyncio.get_running_loop().create_task(self._first_audio_watchdog())
         description = self._pc.localDescription
         assert description is not None
+        self.codec = answered_codec(str(description.sdp))
         return str(description.sdp)
 
     # -- consumers ---------------------------------------------------------------------------

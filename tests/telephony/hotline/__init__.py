@@ -1,0 +1,1 @@
+"""Tests of the 12319 hotline."""
