@@ -34,8 +34,9 @@ class SecurityHeadersMiddleware:
         (b"referrer-policy", b"same-origin"),
     )
     CSP = (
-        "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self'; script-src 'self';"
-        " connect-src 'self'{ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        "default-src 'self'; img-src 'self' data: blob:{tiles}; media-src 'self' blob:;"
+        " style-src 'self'; script-src 'self'; connect-src 'self'{ws}; frame-ancestors 'none';"
+        " base-uri 'none'; form-action 'self'"
     )
 
     @classmethod
