@@ -33,6 +33,9 @@ the wall of media time, so a pause between two talkspurts advances it too). Sour
   (the oldest dropped beyond it), a talkspurt starts once ``prebuffer`` frames are queued (marker
   bit), an empty queue at a tick is an underrun: nothing is sent, the timestamp still advances, and
   the next frame starts a new talkspurt.
+- `PullSource` asks a callback for each packet slot as it falls due (the 12319 hotline: a caller's
+  leg picks a prompt, hold music or the agent's voice at send time, with no task per call): a frame
+  is sent, ``None`` is a gap (the timestamp still advances; the next frame carries the marker).
 """
 
 from __future__ import annotations
@@ -52,7 +55,15 @@ import numpy as np
 
 from telephony.rtp.pacing import PTIME, SAMPLES_PER_PACKET
 
-__all__ = ["ClipSource", "ClockStats", "LiveSource", "MediaClock", "PlayResult", "SendState"]
+__all__ = [
+    "ClipSource",
+    "ClockStats",
+    "LiveSource",
+    "MediaClock",
+    "PlayResult",
+    "PullSource",
+    "SendState",
+]
 
 FRAME_BYTES: Final = SAMPLES_PER_PACKET
 """One 20 ms G.711 frame: 160 octets."""
@@ -482,4 +493,51 @@ class LiveSource(_Source):
         if self.ended and not self.queue:
             self.finish(True, now)
             return False
+        return True
+
+
+class PullSource(_Source):
+    """Frames asked of ``provider`` at each slot (160 octets, or ``None`` for a gap); runs until
+    stopped."""
+
+    def __init__(
+        self,
+        state: SendState,
+        addr: tuple[str, int],
+        done: asyncio.Future[PlayResult],
+        provider: Callable[[], bytes | None],
+    ) -> None:
+        super().__init__(state, addr, done)
+        self.provider = provider
+        self.talking = False
+        self._first_timestamp = 0
+        self._header = bytearray(12)
+
+    def attach(self, clock: MediaClock) -> None:
+        super().attach(clock)
+        self._first_timestamp = self.state.timestamp_at(self.started_at)
+
+    def on_tick(self, tick: int, now: float) -> bool:
+        state = self.state
+        upto = tick - self.start_tick + 1
+        while self.index < upto:
+            frame = self.provider()
+            if frame is None:
+                if self.talking:
+                    self.underruns += 1
+                self.talking = False
+                self.index += 1
+                continue
+            marker = 0 if self.talking else 0x80
+            self.talking = True
+            ts = self._first_timestamp + self.index * SAMPLES_PER_PACKET
+            _HEADER.pack_into(
+                self._header, 0, 0x80, marker | state.payload_type, state.next_sequence,
+                ts & 0xFFFFFFFF, state.ssrc,
+            )  # fmt: skip
+            state.send(bytes(self._header) + frame, self.addr)
+            state.next_sequence = (state.next_sequence + 1) & 0xFFFF
+            state.last_timestamp = ts
+            self._account(1, len(frame), now - self.due(self.index), now)
+            self.index += 1
         return True

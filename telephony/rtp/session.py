@@ -46,6 +46,7 @@ from telephony.rtp.clock import (
     LiveSource,
     MediaClock,
     PlayResult,
+    PullSource,
     SendState,
     silence_byte,
 )
@@ -230,7 +231,7 @@ class RtpStream:
         self._concealed_before = 0
         self._last_event_ts: int | None = None
         self._sent_at_report = 0
-        self._source: ClipSource | LiveSource | None = None
+        self._source: ClipSource | LiveSource | PullSource | None = None
         self._playout: asyncio.TimerHandle | None = None
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._rtp_transport: asyncio.DatagramTransport | None = None
@@ -379,9 +380,18 @@ class RtpStream:
         finally:
             pump_task.cancel()
 
+    async def play_pull(
+        self, provider: Callable[[], bytes | None], *, clock: MediaClock | None = None
+    ) -> PlayResult:
+        """Send what ``provider`` gives at each 20 ms slot (a 160-octet frame in the negotiated
+        law, or ``None`` for a gap) until `stop`, close or cancellation."""
+        addr, done = self._begin()
+        source = PullSource(self._state, addr, done, provider)
+        return await self._run(source, clock or MediaClock.shared(), done)
+
     async def _run(
         self,
-        source: ClipSource | LiveSource,
+        source: ClipSource | LiveSource | PullSource,
         clock: MediaClock,
         done: asyncio.Future[PlayResult],
     ) -> PlayResult:
@@ -406,7 +416,7 @@ class RtpStream:
         source.clock.remove(source)
         self._end(source)
 
-    def _end(self, source: ClipSource | LiveSource) -> None:
+    def _end(self, source: ClipSource | LiveSource | PullSource) -> None:
         now = self._loop.time()
         if isinstance(source, ClipSource):
             source.stop(now)

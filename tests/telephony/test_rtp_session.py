@@ -228,6 +228,40 @@ async def test_live_play_from_a_queue_with_irregular_arrivals_and_an_underrun() 
     assert sum(g < 0.005 for g in gaps) <= 3  # paced on the clock, not in the bursts they came in
 
 
+async def test_a_pulled_play_sends_what_the_provider_gives_at_each_slot() -> None:
+    """play_pull: a frame per 20 ms slot as the provider decides, a gap where it gives None (the
+    timestamp goes on, the next frame is marked), until stopped."""
+    a, b = await pair(pool())
+    got = recorder(b)
+    frames = iter([*(bytes([i]) * 160 for i in range(1, 11)), *([None] * 5),
+                   *(bytes([i]) * 160 for i in range(11, 21))])  # fmt: skip
+    asked = 0
+
+    def provider() -> bytes | None:
+        nonlocal asked
+        asked += 1
+        return next(frames, None)
+
+    try:
+        task = asyncio.create_task(a.play_pull(provider))
+        await wait_for(lambda: len(got) >= 20, 3.0)
+        await asyncio.sleep(0.1)
+        a.stop()
+        result = await asyncio.wait_for(task, 3.0)
+    finally:
+        a.close()
+        b.close()
+    assert not result.completed and result.packets == 20 and asked >= 25
+    packets = [p for _, p in got]
+    assert [p.payload[0] for p in packets] == list(range(1, 21))
+    assert [i for i, p in enumerate(packets) if p.marker] == [0, 10]
+    assert (packets[10].timestamp - packets[9].timestamp) & 0xFFFFFFFF == 6 * 160
+    assert [p.sequence for p in packets] == [(packets[0].sequence + i) & 0xFFFF for i in range(20)]
+    arrivals = [t for t, _ in got[:10]]
+    gaps = [t2 - t1 for t1, t2 in itertools.pairwise(arrivals)]
+    assert statistics.median(gaps) == pytest.approx(0.02, abs=0.004)
+
+
 async def test_live_play_transcodes_alaw_frames_for_a_pcmu_call() -> None:
     a, b = await pair(pool())
     a.set_remote((HOST, b.local_port), 0)
