@@ -11,7 +11,12 @@ Tree::
         │       └── SdpNegotiationError no common codec / unusable offer (488 Not Acceptable Here)
         ├── DigestError                 a malformed or unusable digest challenge, or credentials rejected
         ├── CallFailed                  an outgoing call that did not get answered; ``outcome`` says why
-        └── RtpError                    a short or malformed RTP/RTCP/telephone-event packet: drop, count
+        ├── RtpError                    a short or malformed RTP/RTCP/telephone-event packet: drop, count
+        └── HotlineError                the 12319 ACD refused an event (``telephony.hotline.acd``)
+            ├── UnknownCall             no such call (also a NotFound: 404 at the HTTP edge)
+            ├── AgentNotSignedIn        the agent is 签出 (also a Conflict: 409)
+            └── HotlineStateError       not in this state (also an IllegalTransition: 409)
+                └── AgentNotReady       a transfer or consultation to an agent who is not 示闲
 
 The sans-I/O cores raise these; the adapters translate them at the edge (a response with ``status``
 and ``reason`` for a request, a dropped datagram counted in the metrics otherwise).
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hub.core.errors import CityhubError
+from hub.core.errors import CityhubError, Conflict, IllegalTransition, NotFound
 
 if TYPE_CHECKING:
     from telephony.sip.message import Request
@@ -125,3 +130,63 @@ class CallFailed(TelephonyError):
         self.outcome = outcome
         self.status = status
         self.reason = reason
+
+
+class HotlineError(TelephonyError):
+    """The hotline's ACD refused an event; the ACD is unchanged. The message is zh-CN, for the agent's
+    console; ``details`` names the call, the agent and the state."""
+
+    code = "hotline_error"
+
+
+class UnknownCall(HotlineError, NotFound):
+    """An event for a call the ACD does not hold (never arrived, or already gone)."""
+
+    code = "hotline_unknown_call"
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(f"没有这个呼叫：{call_id}", details={"call_id": call_id})
+        self.call_id = call_id
+
+
+class AgentNotSignedIn(HotlineError, Conflict):
+    """An agent event (other than 签入) for an agent who is not signed in."""
+
+    code = "hotline_agent_not_signed_in"
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"坐席 {agent_id} 未签入", details={"agent_id": agent_id})
+        self.agent_id = agent_id
+
+
+class HotlineStateError(HotlineError, IllegalTransition):
+    """An event the call's or the agent's state does not allow (accepting a call that was not
+    offered to you, holding a call twice, signing out while talking)."""
+
+    code = "hotline_illegal_state"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        call_id: str | None = None,
+        agent_id: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, details={"call_id": call_id, "agent_id": agent_id, "state": state}
+        )
+        self.call_id = call_id
+        self.agent_id = agent_id
+        self.state = state
+
+
+class AgentNotReady(HotlineStateError):
+    """A transfer or consultation to an agent who is not 示闲 (ready)."""
+
+    code = "hotline_agent_not_ready"
+
+    def __init__(self, agent_id: str, state: str) -> None:
+        super().__init__(
+            f"坐席 {agent_id} 当前不是示闲状态（{state}），不能转接", agent_id=agent_id, state=state
+        )
