@@ -74,6 +74,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import multiprocessing as mp
 import os
 import platform
 import shutil
@@ -87,6 +88,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,20 @@ def proc_status(pid: int, key: str) -> int | None:
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return None
+
+
+def proc_switches(pid: int) -> tuple[float, int]:
+    """(system CPU seconds, context switches of all threads so far) of a process."""
+    stime, switches = 0.0, 0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stime = int(fields[12]) / CLK_TCK
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:  # voluntary and not
+                        switches += int(line.split()[1])
+    return stime, switches
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -358,6 +374,8 @@ class Window:
     seconds: float
     cpu: dict[str, float]  # label -> % of one core over the window
     machine: float  # % of all cores busy
+    hub_sys: float = math.nan  # the hub's system time, % of one core
+    hub_switches: float = math.nan  # the hub's context switches per second (all threads)
     note: str = ""
 
 
@@ -375,16 +393,20 @@ async def measure(seconds: float, groups: dict[str, list[int]]) -> Window:
             out[label] = None if any(v is None for v in values) else sum(v or 0.0 for v in values)
         return out
 
+    hub = groups.get("hub", [0])[0]
     b0, n0 = machine_ticks()
-    c0, t0 = sample(), time.monotonic()
+    s0, c0, t0 = proc_switches(hub), sample(), time.monotonic()
     await asyncio.sleep(seconds)
-    c1, wall = sample(), time.monotonic() - t0
+    s1, c1, wall = proc_switches(hub), sample(), time.monotonic() - t0
     b1, n1 = machine_ticks()
     cpu = {}
     for label in groups:
         a, b = c0[label], c1[label]
         cpu[label] = math.nan if a is None or b is None else 100.0 * (b - a) / wall
-    return Window(wall, cpu, 100.0 * (b1 - b0) / max(1, n1 - n0))
+    win = Window(wall, cpu, 100.0 * (b1 - b0) / max(1, n1 - n0))
+    if hub:
+        win.hub_sys, win.hub_switches = 100.0 * (s1[0] - s0[0]) / wall, (s1[1] - s0[1]) / wall
+    return win
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,6 +533,8 @@ class Viewer:
     first_frame_at: float = 0.0
     viewer_id: str = ""
     pc: Any = None
+    wire: dict[int, float] | None = None  # RTP timestamp -> when its last packet came
+    receiver: Any = None
     first: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -518,7 +542,9 @@ class Viewer:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTransceiver("video", direction="recvonly")
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        if self.wire is not None:
+            self._hook_wire(transceiver.receiver, self.wire)
 
         @pc.on("track")  # type: ignore[untyped-decorator, unused-ignore]
         def on_track(track: Any) -> None:
@@ -535,6 +561,29 @@ class Viewer:
         body = r.json()
         self.viewer_id = body["viewer_id"]
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+
+    def _hook_wire(self, receiver: Any, wire: dict[int, float]) -> None:
+        """Note when the last packet (marker bit) of each frame arrives, by RTP timestamp: aiortc
+        assembles a frame only when the next one's first packet is in, and decodes it after."""
+        self.receiver = receiver
+        handle = receiver._handle_rtp_packet
+
+        async def noted(packet: Any, arrival_time_ms: int) -> None:
+            if packet.marker:
+                wire[packet.timestamp] = time.time()
+                if len(wire) > 1000:
+                    del wire[next(iter(wire))]
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = noted
+
+    def wire_time(self, frame: Any) -> float | None:
+        """When the last packet of a decoded frame arrived (``wire`` viewers only)."""
+        mapper = getattr(self.receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+        origin = getattr(mapper, "_origin", None)
+        if self.wire is None or origin is None or frame.pts is None:
+            return None
+        return self.wire.pop((frame.pts + origin) % (1 << 32), None)
 
     async def _read(self, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
@@ -563,6 +612,97 @@ class Viewer:
         if self.pc is not None:
             await self.pc.close()
             self.pc = None
+
+
+class ViewerProcess:
+    """The seat's live viewers in a process of their own (spawned), so that their decoding (aiortc
+    always decodes) does not share this process's GIL with the latency measure."""
+
+    def __init__(self, base_url: str, token: str, ids: Sequence[int], lifetime: float) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=viewers_main, args=(child, base_url, token, list(ids), lifetime), daemon=True
+        )
+        self.proc.start()
+        PROCS.append(self)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.pid is not None
+        return self.proc.pid
+
+    def ask(self, what: str, within: float) -> Any:
+        self.conn.send(what)
+        if not self.conn.poll(within):
+            raise RuntimeError(f"the viewer process did not answer {what!r} within {within:g} s")
+        return self.conn.recv()
+
+    def started(self, within: float) -> int:
+        if not self.conn.poll(within):
+            raise RuntimeError(f"the viewer process did not start within {within:g} s")
+        reply = self.conn.recv()
+        if "error" in reply:
+            raise RuntimeError(f"viewer process: {reply['error']}")
+        return int(reply["started"])
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ask("stop", 15.0)
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+
+
+def viewers_main(
+    conn: Connection, base_url: str, token: str, ids: list[int], lifetime: float
+) -> None:
+    """The viewer process: open a live tile per camera, report, answer ``frames``, end on
+    ``stop`` (or when the parent goes, or after ``lifetime`` s)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_viewers(conn, base_url, token, ids, lifetime))
+
+
+async def _viewers(
+    conn: Connection, base_url: str, token: str, ids: list[int], lifetime: float
+) -> None:
+    import httpx
+
+    from telephony.warnings.talk import parse_networks, restrict_host_addresses
+
+    restrict_host_addresses(parse_networks(["127.0.0.0/8"]))
+    deadline = time.monotonic() + lifetime
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        api = Api(base_url, token, client)
+        viewers = [Viewer(api, cid) for cid in ids]
+        try:
+            try:
+                for v in viewers:
+                    await v.open()
+                for v in viewers:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(v.first.wait(), 10.0)
+            except Exception as exc:
+                conn.send({"error": str(exc)})
+                return
+            conn.send({"started": sum(v.first.is_set() for v in viewers)})
+            while time.monotonic() < deadline:
+                if not await asyncio.to_thread(conn.poll, 0.5):
+                    continue
+                try:
+                    what = conn.recv()
+                except EOFError:
+                    return
+                if what == "frames":
+                    conn.send([v.frames for v in viewers])
+                elif what == "stop":
+                    break
+        finally:
+            for v in viewers:
+                await v.close()
+            with contextlib.suppress(OSError):
+                conn.send("stopped")
 
 
 def read_timecode(frame: Any) -> int | None:
@@ -617,6 +757,8 @@ class Phase:
     ref_note: str = ""
     prototype: float = math.nan
     rss_mb: float = math.nan
+    sys: float = math.nan  # the hub's system time, % of one core
+    switches: float = math.nan  # the hub's context switches per second
     note: str = ""
 
 
@@ -625,6 +767,7 @@ class Results:
     phases: list[Phase] = field(default_factory=list)
     g2g_hub: list[float] = field(default_factory=list)
     g2g_direct: list[float] = field(default_factory=list)
+    g2g_wire: list[float] = field(default_factory=list)  # the hub's path up to the viewer's socket
     g2g_note: str = ""
     ttff: list[float] = field(default_factory=list)
     answer: list[float] = field(default_factory=list)
@@ -648,15 +791,17 @@ def fmt(v: float, digits: int = 1) -> str:
 
 
 async def seat_phases(args: argparse.Namespace, hub: Hub, sim: Simulator, res: Results,
-                      admin: Api, seat: Api) -> tuple[list[int], ThumbWall | None, list[Viewer]]:  # fmt: skip
+                      admin: Api, seat: Api) -> tuple[list[int], ThumbWall, ViewerProcess]:  # fmt: skip
     """Phases 0-3; leaves the wall and the live viewers running for the latency and first-frame
     measures (the caller stops them)."""
     w = args.seconds
-    groups = {"hub": [hub.pid], "sim": [sim.pid], "self": []}
+    groups: dict[str, list[int]] = {"hub": [hub.pid], "sim": [sim.pid], "self": [], "viewers": []}
 
     def phase(name: str, win: Window, **kw: Any) -> Phase:
-        p = Phase(name, win.cpu["hub"], win.cpu["sim"], win.cpu["self"], win.machine, **kw)
+        clients = win.cpu["self"] + win.cpu["viewers"]
+        p = Phase(name, win.cpu["hub"], win.cpu["sim"], clients, win.machine, **kw)
         p.rss_mb = (proc_status(hub.pid, "VmRSS") or 0) / 1024
+        p.sys, p.switches = win.hub_sys, win.hub_switches
         res.phases.append(p)
         log(f"{name}: hub {fmt(p.hub)} %, simulator {fmt(p.sim)} %, clients {fmt(p.clients)} %, "
             f"machine {fmt(p.machine, 0)} %")  # fmt: skip
@@ -674,7 +819,7 @@ async def seat_phases(args: argparse.Namespace, hub: Hub, sim: Simulator, res: R
     log(f"{online}/{n} cameras online")
     if online < n:
         res.notes.append(f"only {online}/{n} cameras online before phase 1")
-    await asyncio.sleep(args.settle)
+    await asyncio.sleep(args.settle + 3.0)  # the sessions' start-up (stream probing) is over
     log(f"phase 1: ingest alone, {n} pinned cameras ({w:g} s)")
     p1 = phase(f"1 ingest {n} cameras (pinned)", await measure(w, groups),
                units=n, unit="camera", prototype=PROTOTYPE["demux"])  # fmt: skip
@@ -699,8 +844,7 @@ async def seat_phases(args: argparse.Namespace, hub: Hub, sim: Simulator, res: R
         f"(hub meanwhile {fmt(win.cpu['hub'])} %)")  # fmt: skip
     p1.ref, p1.ref_procs = ref_cams, n
 
-    wall: ThumbWall | None = ThumbWall(seat, ids)
-    assert wall is not None
+    wall = ThumbWall(seat, ids)
     wall.start()
     if not await wall.wait_all(20.0):
         res.notes.append(f"thumbnails of only {len(wall.seen)}/{n} tiles before phase 2")
@@ -715,25 +859,23 @@ async def seat_phases(args: argparse.Namespace, hub: Hub, sim: Simulator, res: R
     p2.note = (f"{c['200']} x 200, {c['304']} x 304, {c['409']} x 409, {c['other']} other; "
                f"GET p50 {fmt(1000 * pct(wall.times, 50))} ms")  # fmt: skip
 
-    viewers = [Viewer(seat, cid) for cid in live_ids]
-    for v in viewers:
-        await v.open()
-    for v in viewers:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(v.first.wait(), 10.0)
-    started = sum(v.first.is_set() for v in viewers)
-    if started < len(viewers):
-        res.notes.append(f"only {started}/{len(viewers)} live viewers had a frame before phase 3")
+    token = seat.headers["Authorization"].removeprefix("Bearer ")
+    viewers = ViewerProcess(seat.base_url, token, live_ids, lifetime=600.0)
+    groups["viewers"] = [viewers.pid]
+    started = await asyncio.to_thread(viewers.started, 40.0)
+    if started < len(live_ids):
+        res.notes.append(f"only {started}/{len(live_ids)} live viewers had a frame before phase 3")
     await asyncio.sleep(args.settle)
-    f0 = [v.frames for v in viewers]
+    f0 = await asyncio.to_thread(viewers.ask, "frames", 10.0)
     wall.reset()
-    log(f"phase 3: + {len(viewers)} live viewers: the full seat ({w:g} s)")
+    log(f"phase 3: + {len(live_ids)} live viewers: the full seat ({w:g} s)")
     win = await measure(w, groups)
-    p3 = phase(f"3 + {len(viewers)} live viewers (full seat)", win,
-               units=len(viewers), unit="viewer", prototype=PROTOTYPE["viewer"])  # fmt: skip
-    p3.added = (p3.hub - p2.hub) / max(1, len(viewers))
+    f1 = await asyncio.to_thread(viewers.ask, "frames", 10.0)
+    p3 = phase(f"3 + {len(live_ids)} live viewers (full seat)", win,
+               units=len(live_ids), unit="viewer", prototype=PROTOTYPE["viewer"])  # fmt: skip
+    p3.added = (p3.hub - p2.hub) / max(1, len(live_ids))
     p3.ref, p3.ref_procs, p3.ref_note = ref_cams + ref_live, n + len(live_ids), ""
-    fps = [(v.frames - a) / win.seconds for v, a in zip(viewers, f0, strict=True)]
+    fps = [(b - a) / win.seconds for a, b in zip(f0, f1, strict=True)]
     p3.note = "viewers " + ", ".join(f"{f:.1f}" for f in fps) + " frames/s"
     return ids, wall, viewers
 
@@ -753,12 +895,16 @@ async def latency(
 
     def on_frame(frame: Any, now: float) -> None:
         code = read_timecode(frame)
+        wire = viewer.wire_time(frame)
         if code is not None and time.monotonic() >= skip_until[0] and len(ages) < args.frames:
             ages.append(float(timecode.age_ms(code, now)))
+            if wire is not None:
+                wire_ages.append(float(timecode.age_ms(code, wire)))
             if len(ages) == args.frames:
                 enough.set()
 
-    viewer = Viewer(other, cid, on_frame=on_frame)
+    wire_ages: list[float] = []
+    viewer = Viewer(other, cid, on_frame=on_frame, wire={})
     stop = threading.Event()
     timeout = args.frames / FPS + 25.0
     log(f"glass-to-glass: {args.frames} frames of the clock through the hub and straight from RTSP")
@@ -772,6 +918,7 @@ async def latency(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(enough.wait(), timeout)
         res.g2g_hub = list(ages)
+        res.g2g_wire = list(wire_ages)
         res.g2g_direct = await asyncio.wait_for(asyncio.shield(direct), timeout)
         frames_in = viewer.frames
         res.g2g_note = (f"{frames_in} frames received through the hub, "
@@ -811,13 +958,20 @@ async def scale_phase(args: argparse.Namespace, hub: Hub, res: Results, admin: A
     log(f"scale: a simulator with {n} mounts")
     sim = Simulator(n, clock=False)
     try:
+        t0 = time.monotonic()
         for cid in list((await admin.states()).keys()):
             await admin.call("DELETE", f"/api/cameras/{cid}")
-        ids = []
-        for k in range(1, n + 1):
-            ids.append(await admin.add_camera(f"规模摄像头{k:03d}", sim.url(k), pinned=True))
-        online = await admin.wait_online(ids, 120.0)
-        log(f"{online}/{n} cameras online")
+        ids: list[int] = []
+        for first in range(1, n + 1, 16):  # 16 registrations at a time
+            batch = range(first, min(n, first + 15) + 1)
+            ids += await asyncio.gather(
+                *(admin.add_camera(f"规模摄像头{k:03d}", sim.url(k), pinned=True) for k in batch)
+            )
+        log(f"{n} cameras registered in {time.monotonic() - t0:.1f} s")
+        online = await admin.wait_online(ids, 90.0)
+        log(
+            f"{online}/{n} cameras online {time.monotonic() - t0:.1f} s after the first was registered"
+        )
         await asyncio.sleep(args.settle + 2.0)
         win = await measure(args.seconds, {"hub": [hub.pid], "sim": [sim.pid], "self": []})
         states = await admin.states()
@@ -825,6 +979,7 @@ async def scale_phase(args: argparse.Namespace, hub: Hub, res: Results, admin: A
         p = Phase(f"{n} cameras ingested (pinned)", win.cpu["hub"], win.cpu["sim"], win.cpu["self"],
                   win.machine, units=n, unit="camera", prototype=PROTOTYPE["demux"])  # fmt: skip
         p.rss_mb = (proc_status(hub.pid, "VmRSS") or 0) / 1024
+        p.sys, p.switches = win.hub_sys, win.hub_switches
         threads = proc_status(hub.pid, "Threads")
         idle = res.phases[0].hub if res.phases else 0.0
         p.added = (p.hub - idle) / n
@@ -877,10 +1032,9 @@ async def run(args: argparse.Namespace, scratch: Path) -> Results:
             if "ttff" in args.phases:
                 await first_frames(args, ids, res, other)
         finally:
-            for v in viewers:
-                await v.close()
-            if wall is not None:
-                await wall.stop()
+            await asyncio.to_thread(viewers.stop)
+            PROCS.remove(viewers)
+            await wall.stop()
         sim.stop()
         PROCS.remove(sim)
         if "scale" in args.phases:
@@ -904,13 +1058,14 @@ def report(args: argparse.Namespace, res: Results, minutes: float) -> str:
     w(f"Video wall, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "
       f"{platform.python_version()}, {os.cpu_count()} cores; {args.cameras} simulated cameras "
       f"(720p25 H.264, 2 Mbit/s, 2 s GOP, one media), {args.seconds:g} s windows")  # fmt: skip
-    w("CPU in % of one core (utime+stime from /proc over the window); per unit = the hub above the "
-      "phase before, / cameras or viewers;")  # fmt: skip
+    w("CPU in % of one core (utime+stime from /proc over the window; (sys) = the hub's stime, ctxsw/s its "
+      "context switches, all threads); per unit = the hub above the phase before, / cameras or viewers;")  # fmt: skip
     w("ffmpeg = ffmpeg -rtsp_transport tcp -i URL -c copy -f null -, one process per stream, summed; "
       "/stream = per stream the phase adds; ratio = hub per unit / ffmpeg per stream")  # fmt: skip
     w("")
-    head = (f"{'phase':<40} {'hub %':>6} {'per unit':>15} {'proto':>6} {'ffmpeg %':>9} {'streams':>7} "
-            f"{'/stream':>7} {'ratio':>6} {'sim %':>6} {'client %':>8} {'mach':>5} {'RSS MB':>6}")  # fmt: skip
+    head = (f"{'phase':<40} {'hub %':>6} {'(sys)':>5} {'ctxsw/s':>7} {'per unit':>15} {'proto':>5} "
+            f"{'ffmpeg %':>8} {'procs':>5} {'/stream':>7} {'ratio':>5} {'sim %':>5} {'clients':>7} "
+            f"{'mach':>4} {'RSS MB':>6}")  # fmt: skip
     w(head)
     w("-" * len(head))
     rows = [*res.phases, *([res.scale] if res.scale else [])]
@@ -925,9 +1080,10 @@ def report(args: argparse.Namespace, res: Results, minutes: float) -> str:
         if p.ref_procs and p is not res.scale:
             before = p.ref, p.ref_procs
         unit = f"{fmt(p.added, 2)} /{p.unit}" if p.unit else ""
-        w(f"{p.name:<40} {fmt(p.hub):>6} {unit:>15} {fmt(p.prototype, 2):>6} {fmt(p.ref):>9} "
-          f"{(p.ref_procs or ''):>7} {fmt(per_stream, 2):>7} {fmt(ratio, 2):>6} {fmt(p.sim):>6} "
-          f"{fmt(p.clients):>8} {fmt(p.machine, 0):>4}% {fmt(p.rss_mb, 0):>6}")  # fmt: skip
+        w(f"{p.name:<40} {fmt(p.hub):>6} {fmt(p.sys, 0):>5} {fmt(p.switches, 0):>7} {unit:>15} "
+          f"{fmt(p.prototype, 2):>5} {fmt(p.ref):>8} {(p.ref_procs or ''):>5} {fmt(per_stream, 2):>7} "
+          f"{fmt(ratio, 2):>5} {fmt(p.sim):>5} {fmt(p.clients):>7} {fmt(p.machine, 0):>3}% "
+          f"{fmt(p.rss_mb, 0):>6}")  # fmt: skip
         extra = "; ".join(x for x in (p.ref_note, p.note) if x)
         if extra:
             w(f"{'':<4}{extra}")
@@ -944,6 +1100,9 @@ def report(args: argparse.Namespace, res: Results, minutes: float) -> str:
         w(f"glass-to-glass, clock camera ({res.g2g_note}):")
         w(f"  through the hub (WebRTC, aiortc viewer): p50 {fmt(pct(h, 50), 0)} ms, p95 "
           f"{fmt(pct(h, 95), 0)} ms, max {fmt(max(h) if h else math.nan, 0)} ms, {len(h)} frames")  # fmt: skip
+        g = res.g2g_wire
+        w(f"  ... of which on the wire (last packet in): p50 {fmt(pct(g, 50), 0)} ms, p95 "
+          f"{fmt(pct(g, 95), 0)} ms, max {fmt(max(g) if g else math.nan, 0)} ms, {len(g)} frames")  # fmt: skip
         w(f"  camera alone (PyAV on the RTSP URL):     p50 {fmt(pct(d, 50), 0)} ms, p95 "
           f"{fmt(pct(d, 95), 0)} ms, max {fmt(max(d) if d else math.nan, 0)} ms, {len(d)} frames")  # fmt: skip
         if h and d:
