@@ -15,7 +15,7 @@
 
 const KEEP_S = 10;
 const MAX_LAG_S = 1.0;
-const EDGE_S = 0.3;
+const EDGE_S = 0.15;
 
 function waitUpdate(sb) {
   if (!sb.updating) return Promise.resolve();
