@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hub.core.errors import CityhubError
 
@@ -155,6 +156,26 @@ class Settings:
     video_stall_timeout: float = 5.0
     #: Seconds of each open camera kept (whole GOPs) for a snapshot's video clip; 0: no clips.
     video_clip_seconds: float = 10.0
+    #: The 12319 hotline: the number it answers (the Request-URI's user part).
+    hotline_number: str = "12319"
+    #: Calls waiting at most (more get the overflow message).
+    hotline_max_queue: int = 100
+    #: Seconds a caller waits in the queue at most (then the overflow message).
+    hotline_max_wait: float = 600.0
+    #: Seconds an offered call rings at an agent before it goes back to its place in the queue.
+    hotline_ring_timeout: float = 15.0
+    #: Seconds of wrap-up (话后整理) after a call before the agent is offered the next one.
+    hotline_wrapup: float = 30.0
+    #: Service hours ("" = 24 hours; "08:00-20:00"; several: "08:00-12:00,13:00-20:00").
+    hotline_hours: str = ""
+    #: Seconds between position / expected-wait announcements to a queued caller.
+    hotline_announce_every: float = 30.0
+    #: The DTMF key a queued caller presses to be called back instead of waiting.
+    hotline_callback_key: str = "1"
+    #: Days recordings are kept (0: for ever).
+    hotline_recordings_days: int = 180
+    #: Networks (CIDR) trunks and PBXs call in from; empty: none (the demo adds loopback).
+    hotline_trunks: tuple[str, ...] = ()
     #: HTTPS/WSS: a PEM certificate (chain) and its key; both empty: plain HTTP (browsers then allow
     #: the microphone on localhost only).
     tls_cert: str = ""
@@ -290,6 +311,34 @@ class Settings:
             raise SettingsError("CITYHUB_VIDEO_CLIP_SECONDS: 0 (no clips) to 60 seconds")
         if self.video_live_per_seat < 1:
             raise SettingsError("CITYHUB_VIDEO_LIVE_PER_SEAT must be at least 1")
+        if not self.hotline_number or not all(c in "0123456789*#+" for c in self.hotline_number):
+            raise SettingsError("CITYHUB_HOTLINE_NUMBER: digits (and * # +), e.g. 12319")
+        if (
+            self.hotline_max_queue < 0
+            or min(self.hotline_max_wait, self.hotline_ring_timeout, self.hotline_announce_every)
+            <= 0
+            or self.hotline_wrapup < 0
+            or self.hotline_recordings_days < 0
+        ):
+            raise SettingsError(
+                "CITYHUB_HOTLINE_MAX_QUEUE, _WRAPUP and _RECORDINGS_DAYS must not be negative; "
+                "_MAX_WAIT, _RING_TIMEOUT and _ANNOUNCE_EVERY must be positive"
+            )
+        if len(self.hotline_callback_key) != 1 or self.hotline_callback_key not in "0123456789*#":
+            raise SettingsError("CITYHUB_HOTLINE_CALLBACK_KEY: one DTMF key (0-9, * or #)")
+        from telephony.hotline.hours import HoursError, parse_hours
+
+        try:
+            parse_hours(self.hotline_hours, ZoneInfo(self.timezone))
+        except HoursError as exc:
+            raise SettingsError(f"CITYHUB_HOTLINE_HOURS: {exc}") from None
+        for entry in self.hotline_trunks:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"CITYHUB_HOTLINE_TRUNKS: not an IP network: {entry!r}"
+                ) from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("CITYHUB_TLS_CERT and CITYHUB_TLS_KEY go together")
         for name, path in (("CITYHUB_TLS_CERT", self.tls_cert), ("CITYHUB_TLS_KEY", self.tls_key)):

@@ -436,7 +436,7 @@ class UserAgent:
             return
         tag = new_tag()
         if request.method == "INVITE":
-            self._new_invite(key, request, tag)
+            self._new_invite(key, request, tag, event.source)
         elif request.method == "OPTIONS":
             self.respond(key, self._options_ok(request, tag))
         elif request.method == "BYE":
@@ -455,7 +455,9 @@ class UserAgent:
         ]
         return make_response(request, 200, to_tag=tag, headers=headers)
 
-    def _new_invite(self, key: TransactionKey, request: Request, tag: str) -> None:
+    def _new_invite(
+        self, key: TransactionKey, request: Request, tag: str, source: Address = ("", 0)
+    ) -> None:
         answered = self._answered_by(request)
         if answered is not None:
             # the INVITE server transaction ended with our 2xx (§17.2.1), so a retransmission of
@@ -475,7 +477,7 @@ class UserAgent:
             self.respond(key, make_response(request, 480, to_tag=tag))
             return
         incoming = IncomingCall(
-            self, key, request, offer, tag, StateCell(CallState.PROCEEDING, self.counts)
+            self, key, request, offer, tag, StateCell(CallState.PROCEEDING, self.counts), source
         )
         self._pending[key] = incoming
 

@@ -269,8 +269,11 @@ class IncomingCall:
         offer: SessionDescription | None,
         local_tag: str,
         cell: StateCell,
+        source: tuple[str, int] = ("", 0),
     ) -> None:
         self._host = host
+        #: Where the INVITE came from (the trunk, PBX or phone's address and port).
+        self.source = source
         self.key = key
         self.request = request
         self.offer = offer

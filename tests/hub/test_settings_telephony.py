@@ -19,6 +19,11 @@ def test_defaults() -> None:
     assert (s.sip_host, s.sip_port, s.rtp_port_range) == ("127.0.0.1", 5060, (20000, 20999))
     assert s.sip_address == "127.0.0.1" and not s.tls
     assert settings(sip_advertise="10.1.2.3").sip_address == "10.1.2.3"
+    h = settings()
+    assert (h.hotline_number, h.hotline_max_queue, h.hotline_max_wait) == ("12319", 100, 600.0)
+    assert (h.hotline_hours, h.hotline_trunks, h.hotline_callback_key) == ("", (), "1")
+    t = settings(hotline_hours="08:00-20:00", hotline_trunks="10.0.0.0/8, 192.0.2.7")
+    assert t.hotline_trunks == ("10.0.0.0/8", "192.0.2.7")
 
 
 @pytest.mark.parametrize(
@@ -32,6 +37,12 @@ def test_defaults() -> None:
         ({"sip_registrar": "sip:hub:secret@pbx.example"}, "no password"),
         ({"sip_register_expires": "0"}, "CITYHUB_SIP_REGISTER_EXPIRES"),
         ({"warning_retries": "-1"}, "CITYHUB_WARNING_RETRIES"),
+        ({"hotline_number": "12 319"}, "CITYHUB_HOTLINE_NUMBER"),
+        ({"hotline_max_wait": "0"}, "_MAX_WAIT"),
+        ({"hotline_max_queue": "-1"}, "CITYHUB_HOTLINE_MAX_QUEUE"),
+        ({"hotline_callback_key": "12"}, "CITYHUB_HOTLINE_CALLBACK_KEY"),
+        ({"hotline_hours": "8-20"}, "CITYHUB_HOTLINE_HOURS"),
+        ({"hotline_trunks": "pbx.example"}, "CITYHUB_HOTLINE_TRUNKS"),
         ({"tls_cert": "/nonexistent.pem"}, "go together"),
         ({"tls_cert": "/nonexistent.pem", "tls_key": "/nonexistent.key"}, "no such file"),
     ],
