@@ -230,8 +230,13 @@ class VideoService:
             self.viewers.pop(viewer_id, None)
 
         viewer = LiveViewer(track, on_close=closed)
-        answer = await viewer.answer(offer_sdp)  # LiveError (422) closes it
-        self.viewers[viewer_id] = (user_id, cid, viewer)
+        self.viewers[viewer_id] = (user_id, cid, viewer)  # the slot is taken before any await
+        try:
+            answer = await viewer.answer(offer_sdp)  # LiveError (422) closes it
+        except BaseException:
+            self.viewers.pop(viewer_id, None)
+            sub.close()
+            raise
         return viewer_id, answer
 
     async def live_mp4(
