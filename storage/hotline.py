@@ -437,6 +437,21 @@ class CallerHistory:
     calls: tuple[Call, ...]
 
 
+#: The open cases of a (normalised) number: reported with it, or linked to its calls; $2 = limit.
+#: Two indexed lookups joined by UNION (an OR would make PostgreSQL normalise every case's phone).
+CALLER_OPEN_CASES: Final = (
+    "WITH ids AS ("
+    "  SELECT id FROM cases WHERE contact_phone <> ''"
+    f"  AND state NOT IN {_CLOSED_CASE_STATES} AND hotline_norm_number(contact_phone) = $1"
+    "  UNION SELECT case_id FROM hotline_calls WHERE caller_norm = $1 AND case_id IS NOT NULL)"
+    " SELECT c.id, c.case_no, c.state, cat.minor_name AS category, c.address,"
+    " left(c.description, 200) AS description, c.reported_at"
+    " FROM ids JOIN cases c ON c.id = ids.id JOIN categories cat ON cat.id = c.category_id"
+    f" WHERE c.state NOT IN {_CLOSED_CASE_STATES}"
+    " ORDER BY c.reported_at DESC, c.id DESC LIMIT $2"
+)
+
+
 async def caller_history(
     conn: asyncpg.Connection,
     number: str,
@@ -450,18 +465,7 @@ async def caller_history(
     if not norm:
         return CallerHistory(norm, (), ())
     with map_pg_errors():
-        cases = await conn.fetch(
-            "SELECT c.id, c.case_no, c.state, cat.minor_name AS category, c.address,"
-            " left(c.description, 200) AS description, c.reported_at"
-            " FROM cases c JOIN categories cat ON cat.id = c.category_id"
-            f" WHERE c.state NOT IN {_CLOSED_CASE_STATES}"
-            " AND ((c.contact_phone <> '' AND hotline_norm_number(c.contact_phone) = $1)"
-            "  OR c.id IN (SELECT h.case_id FROM hotline_calls h"
-            "   WHERE h.caller_norm = $1 AND h.case_id IS NOT NULL))"
-            " ORDER BY c.reported_at DESC, c.id DESC LIMIT $2",
-            norm,
-            limit,
-        )
+        cases = await conn.fetch(CALLER_OPEN_CASES, norm, limit)
         calls = await conn.fetch(
             f"SELECT {_CALL_COLS} {_CALL_FROM}"
             " WHERE h.caller_norm = $1 AND h.id IS DISTINCT FROM $3::bigint"

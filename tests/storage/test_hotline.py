@@ -349,3 +349,10 @@ async def test_agent_state_log(conn: asyncpg.Connection) -> None:
     assert [s.state for s in only_a] == ["not_ready", "talking"]
     with pytest.raises(InvalidData):
         await hotline.log_agent_state(conn, a, "Not Ready!")
+
+
+async def test_the_open_cases_lookup_uses_the_contact_index(conn: asyncpg.Connection) -> None:
+    # A hotline with years of cases must not normalise every case's phone for each call.
+    plan = await conn.fetch("EXPLAIN " + hotline.CALLER_OPEN_CASES, MOBILE, 20)
+    text = "\n".join(r[0] for r in plan)
+    assert "cases_contact_open_idx" in text and "hotline_calls_caller_idx" in text, text
