@@ -32,16 +32,13 @@ Queued callers hear hold music and, on queue entry and every ``announce_every`` 
 (1 + the waiting calls ahead) and the expected wait: ``position × average handle time ÷ max(1,
 agents signed in)``, rounded up to minutes, where the handle time is talk plus wrap-up of the last
 ``handle_samples`` calls (``default_handle_time`` before any). The maximum wait counts from queue
-entry (or from the transfer back to the queue) and applies to QUEUED calls; a call whose offer fails
-after it is re-queued and overflows at once. A call once answered ends ``answered``, whatever follows.
+entry (or from the transfer back to the queue) and applies to QUEUED calls; a call whose offer
+fails after its maximum wait is back in the queue and overflows at once. A call once answered ends ``answered``, whatever follows.
 
-Transfers: blind to the queue (front) or to a ready agent (offered with the caller on music; the
-first agent goes to wrap-up at once); attended: ``consult`` puts the caller on hold and offers a
-consultation to a ready agent; when they accept, the two agents talk; ``transfer_complete`` bridges
-the caller to them (the first agent goes to wrap-up); ``transfer_cancel``, a declined or unanswered
-consultation, or the consulted agent hanging up returns the caller to the first agent, off hold.
-Supervisors monitor connected calls (listen, whisper, barge); one call at a time each, and the
-monitoring ends when the call leaves its agent. Commands and views are in ``commands.py``.
+Transfers (``transfer.py``): blind to the queue (front) or to a ready agent; attended: consult
+(the caller on hold), then complete or cancel. Supervisors monitor connected calls (listen,
+whisper, barge), one call at a time each; the monitoring ends when the call leaves its agent. The
+tables and records are in ``states.py``; the commands and the views in ``commands.py``.
 
 No I/O and no clock: ``now`` (float epoch seconds: records and service hours need wall time) comes
 in with every event; ``next_deadline()`` says when to call ``tick(now)`` (ring timeouts, wrap-up
@@ -51,13 +48,13 @@ ends, announcements, maximum waits).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import itertools
 import math
 from collections import deque
 from collections.abc import Callable
 
 from telephony.errors import AgentNotReady, AgentNotSignedIn, HotlineStateError, UnknownCall
+from telephony.hotline import transfer
 from telephony.hotline.commands import (
     AgentChanged,
     AgentState,
@@ -68,7 +65,6 @@ from telephony.hotline.commands import (
     Connect,
     Consult,
     Disconnect,
-    EndConsult,
     Hangup,
     Monitor,
     MonitorMode,
@@ -80,13 +76,24 @@ from telephony.hotline.commands import (
     RecordCallback,
     StartMusic,
     StopMusic,
-    Transferred,
     Unmonitor,
 )
+from telephony.hotline.states import (
+    AGENT_LABELS,
+    AGENT_TRANSITIONS,
+    CALL_LABELS,
+    CALL_TRANSITIONS,
+    TALKING,
+    WAITING,
+    Agent,
+    AgentEvent,
+    Call,
+    CallEvent,
+    CallState,
+)
 from telephony.hotline.stats import Outcome
+from telephony.hotline.transfer import QUEUE as QUEUE
 
-#: ``transfer_blind`` to this instead of an agent id: back to the queue.
-QUEUE = "queue"
 RING_TIMEOUT_REASON = "未接听"
 DECLINED_REASON = "拒接"
 SIGN_IN_REASON = "签入"
@@ -118,164 +125,6 @@ class AcdConfig:
             raise ValueError("waits, timeouts and the announcement period must be positive")
         if len(self.callback_key) != 1 or self.callback_key not in "0123456789*#":
             raise ValueError("the callback key is one DTMF digit")
-
-
-class CallState(enum.Enum):
-    WELCOME = "welcome"
-    OUT_OF_HOURS = "out_of_hours"
-    QUEUED = "queued"
-    OFFERED = "offered"
-    CONNECTED = "connected"
-    CONSULTING = "consulting"  # attended transfer: caller on hold, a consultation offered or up
-    FAREWELL = "farewell"  # ended; the last prompt plays
-    ENDED = "ended"
-
-
-class CallEvent(enum.Enum):
-    PROMPT_DONE = "prompt_done"
-    CALLBACK_KEY = "callback_key"
-    CALLER_HANGUP = "caller_hangup"
-    MAX_WAIT = "max_wait"
-    OFFER = "offer"
-    ACCEPT = "accept"
-    OFFER_FAILED = "offer_failed"  # declined, ring timeout, the agent signed out
-    AGENT_HANGUP = "agent_hangup"
-    HOLD = "hold"
-    TRANSFER_QUEUE = "transfer_queue"
-    TRANSFER_AGENT = "transfer_agent"
-    CONSULT = "consult"
-    CONSULT_ACCEPT = "consult_accept"
-    CONSULT_END = "consult_end"  # cancelled, declined, unanswered, the consulted agent hung up
-    CONSULT_COMPLETE = "consult_complete"
-
-
-C, CE = CallState, CallEvent
-CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], CallState] = {
-    (C.WELCOME, CE.PROMPT_DONE): C.QUEUED,
-    (C.OUT_OF_HOURS, CE.PROMPT_DONE): C.ENDED,
-    (C.OUT_OF_HOURS, CE.CALLBACK_KEY): C.FAREWELL,
-    (C.QUEUED, CE.CALLBACK_KEY): C.FAREWELL,
-    (C.OFFERED, CE.CALLBACK_KEY): C.FAREWELL,
-    (C.QUEUED, CE.MAX_WAIT): C.FAREWELL,
-    (C.QUEUED, CE.OFFER): C.OFFERED,
-    (C.OFFERED, CE.ACCEPT): C.CONNECTED,
-    (C.OFFERED, CE.OFFER_FAILED): C.QUEUED,
-    (C.CONNECTED, CE.HOLD): C.CONNECTED,
-    (C.CONNECTED, CE.AGENT_HANGUP): C.ENDED,
-    (C.CONNECTED, CE.TRANSFER_QUEUE): C.QUEUED,
-    (C.CONNECTED, CE.TRANSFER_AGENT): C.OFFERED,
-    (C.CONNECTED, CE.CONSULT): C.CONSULTING,
-    (C.CONSULTING, CE.CONSULT_ACCEPT): C.CONSULTING,
-    (C.CONSULTING, CE.CONSULT_END): C.CONNECTED,
-    (C.CONSULTING, CE.CONSULT_COMPLETE): C.CONNECTED,
-    (C.FAREWELL, CE.PROMPT_DONE): C.ENDED,
-    # an announcement (or a prompt cut short by an answer) ended: nothing changes
-    **{(s, CE.PROMPT_DONE): s for s in (C.QUEUED, C.OFFERED, C.CONNECTED, C.CONSULTING)},
-    **{(s, CE.CALLER_HANGUP): C.ENDED for s in C if s is not C.ENDED},
-}
-
-
-class AgentEvent(enum.Enum):
-    SIGN_IN = "sign_in"
-    SIGN_OUT = "sign_out"
-    SET_READY = "set_ready"
-    SET_NOT_READY = "set_not_ready"
-    OFFER = "offer"
-    ACCEPT = "accept"
-    OFFER_FAILED = "offer_failed"  # declined or ring timeout: not ready
-    OFFER_CANCELLED = "offer_cancelled"  # the caller went: ready again
-    CALL_DONE = "call_done"  # hung up, transferred away: wrap-up
-    CONSULT_DONE = "consult_done"  # a consultation ended: ready
-    WRAP_END = "wrap_end"
-
-
-A, AgE = AgentState, AgentEvent
-AGENT_TRANSITIONS: dict[tuple[AgentState, AgentEvent], AgentState] = {
-    (A.SIGNED_OUT, AgE.SIGN_IN): A.NOT_READY,
-    (A.NOT_READY, AgE.SET_READY): A.READY,
-    (A.NOT_READY, AgE.SET_NOT_READY): A.NOT_READY,
-    (A.READY, AgE.OFFER): A.OFFERED,
-    (A.READY, AgE.SET_NOT_READY): A.NOT_READY,
-    (A.OFFERED, AgE.ACCEPT): A.TALKING,
-    (A.OFFERED, AgE.OFFER_FAILED): A.NOT_READY,
-    (A.OFFERED, AgE.OFFER_CANCELLED): A.READY,
-    (A.TALKING, AgE.CALL_DONE): A.WRAP_UP,
-    (A.TALKING, AgE.CONSULT_DONE): A.READY,
-    (A.WRAP_UP, AgE.SET_READY): A.READY,
-    (A.WRAP_UP, AgE.WRAP_END): A.READY,
-    (A.WRAP_UP, AgE.SET_NOT_READY): A.NOT_READY,
-    **{(s, AgE.SIGN_OUT): A.SIGNED_OUT for s in (A.NOT_READY, A.READY, A.OFFERED, A.WRAP_UP)},
-}
-del C, CE, A, AgE
-
-AGENT_LABELS = {
-    AgentState.SIGNED_OUT: "签出",
-    AgentState.NOT_READY: "示忙",
-    AgentState.READY: "示闲",
-    AgentState.OFFERED: "振铃",
-    AgentState.TALKING: "通话",
-    AgentState.WRAP_UP: "话后整理",
-}
-CALL_LABELS = {
-    CallState.WELCOME: "欢迎语",
-    CallState.OUT_OF_HOURS: "非服务时间提示",
-    CallState.QUEUED: "排队",
-    CallState.OFFERED: "振铃",
-    CallState.CONNECTED: "通话",
-    CallState.CONSULTING: "咨询转接",
-    CallState.FAREWELL: "结束提示",
-    CallState.ENDED: "已结束",
-}
-_WAITING = (CallState.QUEUED, CallState.OFFERED)
-_TALKING = (CallState.CONNECTED, CallState.CONSULTING)
-
-
-@dataclasses.dataclass(slots=True)
-class Consultation:
-    target: str
-    answered: bool = False
-
-
-@dataclasses.dataclass(slots=True)
-class Call:
-    id: str
-    caller: str
-    arrived: float
-    seq: int  # arrival order: the queue key
-    state: CallState = CallState.WELCOME
-    front: int | None = None  # set by a transfer: ahead of every arrival-ordered call
-    queued_at: float | None = None
-    wait_from: float | None = None  # the max wait counts from here
-    announce_at: float | None = None
-    agent: str | None = None  # offered to, or connected with
-    last_agent: str | None = None
-    answered_at: float | None = None
-    connected_from: float | None = None
-    talked: float = 0.0
-    held: bool = False
-    consult: Consultation | None = None
-    transfers: int = 0
-    monitors: dict[str, MonitorMode] = dataclasses.field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (0, self.front) if self.front is not None else (1, self.seq)
-
-
-@dataclasses.dataclass(slots=True)
-class Agent:
-    id: str
-    state: AgentState = AgentState.SIGNED_OUT
-    reason: str = ""
-    call: str | None = None
-    since: float = 0.0
-    idle_since: float | None = None
-    ready_order: int = 0
-    ring_until: float | None = None
-    wrap_until: float | None = None
-    talk_from: float | None = None
-    wrap_from: float | None = None
-    talked: float = 0.0
 
 
 class Acd:
@@ -527,7 +376,7 @@ class Acd:
             agent = self.agents[call.agent or ""]
             out.append(CancelOffer(call_id, agent.id, "callback"))
             self._set(agent, AgentEvent.OFFER_CANCELLED, now, out)
-        if call.state in _WAITING:
+        if call.state in WAITING:
             out.append(StopMusic(call_id))
         out.append(RecordCallback(call_id, call.caller, now))
         self._end(call, Outcome.CALLBACK, now, out, farewell=True)
@@ -556,9 +405,9 @@ class Acd:
             agent = self.agents[call.agent or ""]
             out.append(CancelOffer(call_id, agent.id, "abandoned"))
             self._set(agent, AgentEvent.OFFER_CANCELLED, now, out)
-        elif state in _TALKING:
+        elif state in TALKING:
             if call.consult is not None:
-                self._end_consultation(call, now, out, why="abandoned")
+                transfer.end_consultation(self, call, now, out, why="abandoned")
             agent = self.agents[call.agent or ""]
             out.append(Disconnect(call_id, agent.id))
             self._set(agent, AgentEvent.CALL_DONE, now, out)
@@ -662,7 +511,7 @@ class Acd:
             if not call.consult.answered:
                 raise HotlineStateError(f"呼叫 {call_id} 的咨询尚未接通", call_id=call_id)
             out: list[Command] = []
-            self._end_consultation(call, now, out, why="consult_cancelled")
+            transfer.end_consultation(self, call, now, out, why="consult_cancelled")
             self._call_back(call, now, out)
             self._distribute(now, out)
             return out
@@ -674,96 +523,24 @@ class Acd:
         self._end(call, Outcome.ANSWERED, now, out, farewell=False)
         return out
 
-    # ---- transfers ---------------------------------------------------------------------------
+    # ---- transfers (transfer.py) -------------------------------------------------------------
 
     def transfer_blind(self, call_id: str, from_agent: str, to: str, now: float) -> list[Command]:
         """To the queue (``QUEUE``: at the front) or to a ready agent (offered; if they do not
         answer, the call goes to the front of the queue). The first agent goes to wrap-up."""
-        event = CallEvent.TRANSFER_QUEUE if to == QUEUE else CallEvent.TRANSFER_AGENT
-        call = self._call(call_id, event)
-        agent = self._agent(from_agent, AgentEvent.CALL_DONE, call_id)
-        self._own(call, agent)
-        target = None if to == QUEUE else self._ready_target(to, from_agent)
-        out: list[Command] = [Transferred(call_id, from_agent, to), Disconnect(call_id, from_agent)]
-        self._set(agent, AgentEvent.CALL_DONE, now, out)
-        self._leave_agent(call, now, out)
-        call.transfers += 1
-        call.agent = None
-        if target is None:
-            self._move(call, CallEvent.TRANSFER_QUEUE)
-            self._enqueue(call, now, out, front=True)
-            return out
-        call.front = next(self._front)
-        call.wait_from = now
-        call.announce_at = now + self.config.announce_every
-        if not call.held:
-            out.append(StartMusic(call_id))
-        call.held = False
-        self._offer(call, target, now, out)
-        return out
+        return transfer.transfer_blind(self, call_id, from_agent, to, now)
 
     def consult(self, call_id: str, from_agent: str, to: str, now: float) -> list[Command]:
         """Attended transfer, step 1: the caller on hold, a consultation offered to ``to``."""
-        call = self._call(call_id, CallEvent.CONSULT)
-        agent = self._agent(from_agent, AgentEvent.CALL_DONE, call_id)
-        self._own(call, agent)
-        target = self._ready_target(to, from_agent)
-        out: list[Command] = []
-        if not call.held:
-            out.append(StartMusic(call_id))
-        call.held = True
-        self._move(call, CallEvent.CONSULT)
-        call.consult = Consultation(to)
-        self._set(target, AgentEvent.OFFER, now, out, call=call_id)
-        out.append(Offer(call_id, to, call.caller, consult_from=from_agent))
-        return out
+        return transfer.consult(self, call_id, from_agent, to, now)
 
     def transfer_complete(self, call_id: str, from_agent: str, now: float) -> list[Command]:
         """Attended transfer, step 2: the caller to the consulted agent; the first to wrap-up."""
-        call = self._call(call_id, CallEvent.CONSULT_COMPLETE)
-        agent = self._agent(from_agent, AgentEvent.CALL_DONE, call_id)
-        self._own(call, agent)
-        consult = call.consult
-        assert consult is not None
-        if not consult.answered:
-            raise HotlineStateError(f"呼叫 {call_id} 的咨询尚未接通", call_id=call_id)
-        target = consult.target
-        out: list[Command] = [
-            Transferred(call_id, from_agent, target, attended=True),
-            EndConsult(call_id, target),
-            Disconnect(call_id, from_agent),
-            StopMusic(call_id),
-            Connect(call_id, target),
-        ]
-        self._set(agent, AgentEvent.CALL_DONE, now, out)
-        self._move(call, CallEvent.CONSULT_COMPLETE)
-        call.consult = None
-        call.held = False
-        call.agent = call.last_agent = target
-        call.transfers += 1
-        return out
+        return transfer.transfer_complete(self, call_id, from_agent, now)
 
     def transfer_cancel(self, call_id: str, from_agent: str, now: float) -> list[Command]:
         """Attended transfer abandoned: the consultation ends, the caller is back, off hold."""
-        call = self._call(call_id, CallEvent.CONSULT_END)
-        agent = self._agent(from_agent, AgentEvent.CALL_DONE, call_id)
-        self._own(call, agent)
-        out: list[Command] = []
-        self._end_consultation(call, now, out, why="consult_cancelled")
-        self._call_back(call, now, out)
-        self._distribute(now, out)
-        return out
-
-    def _end_consultation(self, call: Call, now: float, out: list[Command], *, why: str) -> None:
-        """The consulted agent leaves: ready again (their idle time kept if they only rang)."""
-        assert call.consult is not None
-        target = self.agents[call.consult.target]
-        if call.consult.answered:
-            out.append(EndConsult(call.id, target.id))
-            self._set(target, AgentEvent.CONSULT_DONE, now, out)
-        else:
-            out.append(CancelOffer(call.id, target.id, why))
-            self._set(target, AgentEvent.OFFER_CANCELLED, now, out)
+        return transfer.transfer_cancel(self, call_id, from_agent, now)
 
     # ---- supervisors -------------------------------------------------------------------------
 
@@ -772,7 +549,7 @@ class Acd:
     ) -> list[Command]:
         """Listen, whisper or barge on a connected call (one call at a time per supervisor)."""
         call = self._call(call_id)
-        if call.state not in _TALKING:
+        if call.state not in TALKING:
             raise HotlineStateError(
                 f"呼叫 {call_id} 当前为{CALL_LABELS[call.state]}，不能监听", call_id=call_id
             )
@@ -847,11 +624,11 @@ class Acd:
 
     def waiting_count(self) -> int:
         """Calls that hold a place: in the welcome prompt, queued or ringing an agent."""
-        states = (CallState.WELCOME, *_WAITING)
+        states = (CallState.WELCOME, *WAITING)
         return sum(1 for c in self.calls.values() if c.state in states)
 
     def position(self, call: Call) -> int:
-        return 1 + sum(1 for c in self.calls.values() if c.state in _WAITING and c.key < call.key)
+        return 1 + sum(1 for c in self.calls.values() if c.state in WAITING and c.key < call.key)
 
     def expected_wait(self, position: int) -> float:
         """Seconds: position × average handle time ÷ max(1, agents signed in)."""
@@ -861,7 +638,7 @@ class Acd:
 
     def queue_view(self, now: float) -> list[QueueEntry]:
         waiting = sorted(
-            (c for c in self.calls.values() if c.state in _WAITING), key=lambda c: c.key
+            (c for c in self.calls.values() if c.state in WAITING), key=lambda c: c.key
         )
         return [
             QueueEntry(

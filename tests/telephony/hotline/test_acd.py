@@ -18,7 +18,7 @@ from telephony.errors import (
     HotlineStateError,
     UnknownCall,
 )
-from telephony.hotline.acd import QUEUE, Acd, AcdConfig, CallState
+from telephony.hotline.acd import QUEUE, Acd, AcdConfig
 from telephony.hotline.commands import (
     AgentChanged,
     AgentState,
@@ -43,6 +43,7 @@ from telephony.hotline.commands import (
     Unmonitor,
 )
 from telephony.hotline.hours import parse_hours
+from telephony.hotline.states import CallState
 from telephony.hotline.stats import Outcome
 
 T = TypeVar("T")
