@@ -34,10 +34,11 @@ class TelephonySubsystem:
     name = "telephony"
 
     def routes(self) -> Sequence[ApiRoute]:
+        from telephony.hotline.routes import ROUTES as HOTLINE_ROUTES
         from telephony.warnings.registry_routes import ROUTES as REGISTRY_ROUTES
         from telephony.warnings.routes import make_routes
 
-        return [*REGISTRY_ROUTES, *make_routes(voice_service)]
+        return [*REGISTRY_ROUTES, *make_routes(voice_service), *HOTLINE_ROUTES]
 
     def web_routes(self) -> Sequence[BaseRoute]:
         return []
@@ -57,22 +58,30 @@ class TelephonySubsystem:
 
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
+        from telephony.hotline.prompts import Prompts
+        from telephony.hotline.service import HotlineService
         from telephony.stack import TelephonyStack
         from telephony.warnings.service import VoiceService
 
         async with contextlib.AsyncExitStack() as stack:
             sip = await stack.enter_async_context(TelephonyStack.running(hub.settings))
             voice = await stack.enter_async_context(VoiceService.running(hub, sip))
+            st = hub.settings
+            prompts = Prompts(st.data_dir / "prompts", number=st.hotline_number,
+                              callback_key=st.hotline_callback_key)  # fmt: skip
+            hotline = await stack.enter_async_context(HotlineService.running(hub, sip, prompts))
             if hub.demo:
                 from telephony.warnings.demo import start_demo_speakers
 
                 await stack.enter_async_context(start_demo_speakers(hub))
                 voice.speakers_changed()
             hub.services["voice"] = voice
+            hub.services["hotline"] = hotline
             try:
                 yield
             finally:
                 hub.services.pop("voice", None)
+                hub.services.pop("hotline", None)
 
 
 def voice_service(request: Request) -> VoiceService:

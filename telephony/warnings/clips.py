@@ -12,7 +12,9 @@ Both files go to the content-addressed store (``storage.attachments``). The stor
 it recognises, so the A-law is kept in a WAV container (format tag 6); ``read_pcma`` returns the
 bare A-law payload the RTP player sends (8000 bytes a second, 160 per 20 ms packet).
 
-``synthesize`` runs Debian's ``espeak-ng`` with its Mandarin voice (``-v cmn``), text on standard
+``synthesize`` runs Debian's ``espeak-ng`` with its Mandarin voice (``-v cmn-latn-pinyin``: Debian's
+espeak-ng 1.51 reads the tone digits of some dictionary entries in plain ``cmn`` as English words,
+"您好" as "nin two hao three"; the pinyin variant does not), text on standard
 input (so no text is ever read as an option), under a timeout, and decodes its WAV the same way.
 Every refusal of content is a 422 with a zh-CN message (413 for too large a file); a missing
 ``espeak-ng`` is 503.
@@ -180,7 +182,7 @@ async def synthesize(
     *,
     max_seconds: float,
     time_limit: float = TTS_TIMEOUT,
-    voice: str = "cmn",
+    voice: str = "cmn-latn-pinyin",
     executable: str = "espeak-ng",
 ) -> PreparedClip:
     """Mandarin speech for ``text`` with espeak-ng, as a clip."""
