@@ -21,6 +21,7 @@ from telephony.hotline.commands import (
     Connect,
     Disconnect,
     EndConsult,
+    Monitor,
     Offer,
     StartMusic,
     StopMusic,
@@ -97,6 +98,8 @@ def transfer_complete(acd: Acd, call_id: str, from_agent: str, now: float) -> li
         Connect(call_id, target),
     ]
     acd._set(agent, AgentEvent.CALL_DONE, now, out)
+    # supervisors stay on the call and now hear (or whisper to) the new agent
+    out += [Monitor(call_id, sup, mode, target) for sup, mode in call.monitors.items()]
     acd._move(call, CallEvent.CONSULT_COMPLETE)
     call.consult = None
     call.held = False

@@ -500,6 +500,20 @@ class TestSupervisor:
         out = acd.agent_hangup("a", "c1", 3.0)
         assert Unmonitor("c1", "s") in out and acd.monitoring == {}
 
+    def test_the_monitoring_follows_an_attended_transfer_to_the_new_agent(self) -> None:
+        acd = TestAttendedTransfer().consulting()
+        acd.monitor("c1", "s", MonitorMode.WHISPER, 13.0)
+        out = acd.transfer_complete("c1", "a", 20.0)
+        assert Monitor("c1", "s", MonitorMode.WHISPER, "b") in out
+        assert acd.monitoring == {"s": "c1"}
+
+    def test_a_blind_transfer_ends_the_monitoring(self) -> None:
+        acd = Acd()
+        connected(acd, "c1", "a", 0.0)
+        acd.monitor("c1", "s", MonitorMode.LISTEN, 1.0)
+        assert Unmonitor("c1", "s") in acd.transfer_blind("c1", "a", QUEUE, 2.0)
+        assert acd.monitoring == {}
+
     def test_one_call_at_a_time(self) -> None:
         acd = Acd()
         connected(acd, "c1", "a", 0.0)
