@@ -52,9 +52,10 @@ class TelephonySubsystem:
         ]
 
     def cli_commands(self) -> Sequence[CliCommand]:
+        from telephony.hotline.cli import CALL_CLI
         from telephony.warnings.cli import SPEAKERS_CLI
 
-        return [SPEAKERS_CLI]
+        return [SPEAKERS_CLI, CALL_CLI]
 
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
