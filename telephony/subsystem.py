@@ -10,6 +10,7 @@ service through ``hub.services["voice"]`` (503 in a process without the telephon
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, cast
@@ -60,6 +61,7 @@ class TelephonySubsystem:
     @contextlib.asynccontextmanager
     async def run(self, hub: HubState) -> AsyncIterator[None]:
         from telephony.hotline.prompts import Prompts
+        from telephony.hotline.retention import run_retention
         from telephony.hotline.service import HotlineService
         from telephony.stack import TelephonyStack
         from telephony.warnings.service import VoiceService
@@ -71,6 +73,11 @@ class TelephonySubsystem:
             prompts = Prompts(st.data_dir / "prompts", number=st.hotline_number,
                               callback_key=st.hotline_callback_key)  # fmt: skip
             hotline = await stack.enter_async_context(HotlineService.running(hub, sip, prompts))
+            retention = asyncio.get_running_loop().create_task(
+                run_retention(hub.pool, st.data_dir / "recordings", st.hotline_recordings_days),
+                name="hotline-retention",
+            )
+            stack.callback(retention.cancel)
             if hub.demo:
                 from telephony.warnings.demo import start_demo_speakers
 
