@@ -57,6 +57,11 @@ Theory of operation:
    the seat's cameras deleted and 312 pinned ones registered; once they are online, the hub's CPU
    over a window and the count still online at its end. The ffmpeg reference is a sample of 48
    streams (312 ``ffmpeg`` processes would swamp a 2-core machine), scaled to 312, as printed.
+8. **PyAV alone** (``--phases ...,pyav``; not by default): N threads in a process of their own
+   demux the seat's cameras with PyAV as ``video/ingest/rtsp.py`` does, with PyAV's interrupt
+   ``timeout=(5, 5)`` (as the hub opens) and without it, twice each: the ingest's demux cost
+   without the hub around it, and what the interrupt callback (which takes the GIL each time
+   FFmpeg polls it) costs in CPU and context switches.
 
 Goals (issue 9): a full seat (48 thumbnails + 4 live) under 35 % of one core; glass-to-glass
 under 150 ms p50; first frame under 1 s (every cycle); 312 cameras in one process under one
@@ -802,6 +807,7 @@ class Results:
     ttff_note: str = ""
     scale: Phase | None = None
     scale_online: str = ""
+    pyav: list[dict[str, Any]] = field(default_factory=list)
     load_before: str = ""
     load_after: str = ""
     notes: list[str] = field(default_factory=list)
@@ -1044,6 +1050,71 @@ async def scale_phase(args: argparse.Namespace, hub: Hub, res: Results, admin: A
         PROCS.remove(sim)
 
 
+def demux_main(
+    conn: Connection, urls: list[str], interrupt: bool, settle: float, seconds: float
+) -> None:
+    """The ``pyav`` phase's worker process: one thread per URL demuxing it with PyAV as the hub's
+    ingest does (packets copied to bytes, nothing else), with or without PyAV's interrupt
+    ``timeout=``; reports its CPU, system time and context switches over ``seconds``."""
+    import av
+
+    stop = threading.Event()
+    options = {"rtsp_transport": "tcp", "timeout": "5000000"}
+
+    def worker(url: str) -> None:
+        kw: dict[str, Any] = {"timeout": (5.0, 5.0)} if interrupt else {}
+        with contextlib.suppress(Exception), av.open(url, options=options, **kw) as container:
+            for packet in container.demux(container.streams.video[0]):
+                bytes(packet)
+                if stop.is_set():
+                    break
+
+    threads = [threading.Thread(target=worker, args=(url,), daemon=True) for url in urls]
+    for t in threads:
+        t.start()
+    time.sleep(settle)
+    pid = os.getpid()
+    c0, (s0, w0), t0 = proc_cpu(pid) or 0.0, proc_switches(pid), time.monotonic()
+    time.sleep(seconds)
+    c1, (s1, w1), wall = proc_cpu(pid) or 0.0, proc_switches(pid), time.monotonic() - t0
+    alive = sum(t.is_alive() for t in threads)
+    stop.set()
+    for t in threads:
+        t.join(7.0)
+    switched = sum(n - w0.get(tid, 0) for tid, n in w1.items())
+    conn.send({"cpu": 100 * (c1 - c0) / wall, "sys": 100 * (s1 - s0) / wall,
+               "switches": switched / wall, "alive": alive})  # fmt: skip
+
+
+async def pyav_phase(args: argparse.Namespace, sim: Simulator, res: Results) -> None:
+    """The ingest's demux without the hub: N PyAV threads in a process of their own, with PyAV's
+    interrupt timeout (as ``video/ingest/rtsp.py`` opens) and without it, twice each, alternated."""
+    urls = [sim.url(k) for k in range(1, args.cameras + 1)]
+    seconds = max(5.0, args.seconds / 2)
+    log(f"pyav: {len(urls)} PyAV demux threads with and without timeout= ({seconds:g} s windows)")
+    ctx = mp.get_context("spawn")
+    for interrupt in (True, False, True, False):
+        conn, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=demux_main,
+            args=(child, urls, interrupt, args.settle + 3.0, seconds),
+            daemon=True,
+        )
+        proc.start()
+        try:
+            got = await asyncio.to_thread(conn.poll, seconds + args.settle + 30.0)
+            if got:
+                r = conn.recv()
+                res.pyav.append({"timeout": interrupt, **r})
+                log(f"pyav timeout={'(5, 5)' if interrupt else 'none'}: {fmt(r['cpu'])} % "
+                    f"(sys {fmt(r['sys'])} %), {fmt(r['switches'], 0)} switches/s, {r['alive']} alive")  # fmt: skip
+        finally:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
 async def run(args: argparse.Namespace, scratch: Path) -> Results:
     import httpx
 
@@ -1073,6 +1144,8 @@ async def run(args: argparse.Namespace, scratch: Path) -> Results:
             await asyncio.to_thread(viewers.stop)
             PROCS.remove(viewers)
             await wall.stop()
+        if "pyav" in args.phases:
+            await pyav_phase(args, sim, res)
         sim.stop()
         PROCS.remove(sim)
         if "scale" in args.phases:
@@ -1158,6 +1231,10 @@ def report(args: argparse.Namespace, res: Results, minutes: float) -> str:
           + ", ".join(f"{t:.0f}" for t in finite) + (f"; {res.ttff_note}" if res.ttff_note else ""))  # fmt: skip
     if res.scale is not None:
         w(f"{res.scale.name}: {res.scale_online}")
+    for r in res.pyav:
+        w(f"{args.cameras} PyAV demux threads alone, {'with' if r['timeout'] else 'without'} PyAV's "
+          f"timeout=(5, 5): {fmt(r['cpu'])} % of one core (sys {fmt(r['sys'])} %), "
+          f"{fmt(r['switches'], 0)} context switches/s, {r['alive']} threads still reading")  # fmt: skip
     for note in res.notes:
         w(f"NOTE: {note}")
     w("")
@@ -1206,8 +1283,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cycles", type=int, default=None,
                    help="first-frame cycles (default 10; --quick 4)")  # fmt: skip
     p.add_argument("--phases", default=None,
-                   help="comma separated among latency,ttff,scale (the seat phases always run; "
-                   "default all; --quick latency,ttff)")  # fmt: skip
+                   help="comma separated among latency,ttff,scale,pyav (the seat phases always run; "
+                   "default latency,ttff,scale; --quick latency,ttff)")  # fmt: skip
     p.add_argument(
         "--scale-cameras", type=int, default=312, help="cameras of the scale phase (312)"
     )
@@ -1226,7 +1303,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.settle = args.settle if args.settle is not None else (2.0 if args.quick else 3.0)
     phases = args.phases or ("latency,ttff" if args.quick else "latency,ttff,scale")
     args.phases = {x.strip() for x in phases.split(",") if x.strip()}
-    unknown = args.phases - {"latency", "ttff", "scale", "seat"}
+    unknown = args.phases - {"latency", "ttff", "scale", "pyav", "seat"}
     if unknown:
         p.error(f"unknown phases: {', '.join(sorted(unknown))}")
     if not 1 <= args.cameras <= 99 or args.viewers < 1 or args.viewers > min(4, args.cameras):
