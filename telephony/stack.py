@@ -10,6 +10,8 @@ the PBX and the speakers, and one port pool that never hands a port to two strea
 
 An incoming INVITE is routed by the number dialled (the Request-URI's user part): ``serve(number,
 handler)`` registers a service's handler; a number nobody serves is answered 404 Not Found, cleanly.
+A REGISTER goes to the one handler ``serve_register`` set (the hotline's registrar: desk phones of
+agents register to the hub); without one it is answered 501.
 Leaving the context stops the registration (unregistering) and closes the agent, after the services
 above it (entered later on the same exit stack) have hung up their calls.
 """
@@ -24,7 +26,8 @@ from zoneinfo import ZoneInfo
 
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.session import PortPool
-from telephony.sip.agent import Credentials, IncomingCall, UserAgent
+from telephony.sip.agent import Address, Credentials, IncomingCall, UserAgent
+from telephony.sip.message import Request, Response
 from telephony.sip.registration import Registration
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 InviteHandler = Callable[[IncomingCall], Awaitable[None]]
+RegisterHandler = Callable[[Request, Address], Response | None]
 
 
 class TelephonyStack:
@@ -50,6 +54,7 @@ class TelephonyStack:
         self.clock = MediaClock()
         self.registration: Registration | None = None
         self.numbers: dict[str, InviteHandler] = {}
+        self.registrar: RegisterHandler | None = None
         self.tz = ZoneInfo(s.timezone)
 
     @classmethod
@@ -57,6 +62,7 @@ class TelephonyStack:
     async def running(cls, settings: Settings) -> AsyncIterator[TelephonyStack]:
         stack = cls(settings)
         stack.agent.on_invite = stack._on_invite
+        stack.agent.on_register = stack._on_register
         await stack.agent.start()
         try:
             s = settings
@@ -88,6 +94,23 @@ class TelephonyStack:
                 del self.numbers[number]
 
         return stop
+
+    def serve_register(self, handler: RegisterHandler) -> Callable[[], None]:
+        """Answer REGISTERs with ``handler`` (the hotline's registrar for desk phones); returns the
+        function that stops it. Without one, REGISTER is answered 501."""
+        if self.registrar is not None:
+            raise ValueError("REGISTER is already served")
+        self.registrar = handler
+
+        def stop() -> None:
+            if self.registrar is handler:
+                self.registrar = None
+
+        return stop
+
+    def _on_register(self, request: Request, source: Address) -> Response | None:
+        handler = self.registrar
+        return None if handler is None else handler(request, source)
 
     async def _on_invite(self, incoming: IncomingCall) -> None:
         handler = self.numbers.get(incoming.user or "")

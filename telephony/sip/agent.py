@@ -8,6 +8,9 @@ again). One timer (``loop.call_at``) is armed on the earliest of the layer's ``n
 the 2xx retransmitters' (§13.3.1.4) and the calls' media deadlines; when it fires everything due is
 ticked and the timer re-armed. Nothing blocks and nothing sleeps in a loop.
 
+REGISTER (either way of a dialog) goes to ``on_register`` (the hub as a registrar for desk
+phones: ``telephony.sip.registrar``), which returns the final response; 501 when none is set.
+
 UAC (``invite``): INVITE with the caller's extra headers; 1xx move the call (§13.2.2.1); a 2xx
 creates the dialog and is ACKed by the core (a new branch, never through a transaction); 401/407
 are answered once with ``DigestClient``; the ring timeout (or the task being cancelled) sends CANCEL
@@ -75,6 +78,8 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 InviteHandler = Callable[[IncomingCall], Awaitable[None]]
+#: A REGISTER's answer (``telephony.sip.registrar``); None: nobody registers phones here (501).
+RegisterHandler = Callable[[Request, Address], Response | None]
 SUPPORTED = ""
 BUSY = frozenset({486, 600})
 
@@ -101,6 +106,7 @@ class UserAgent:
         )
         self.layer = TransactionLayer(timers)
         self.on_invite: InviteHandler | None = None
+        self.on_register: RegisterHandler | None = None
         self.counts: Counter[CallState] = Counter()
         self.retransmissions = 0  # our requests and responses sent again by a timer
         self.absorbed = 0  # the peer's retransmitted requests answered by a transaction
@@ -431,6 +437,9 @@ class UserAgent:
         if request.method == "CANCEL":
             self._cancel_received(event)
             return
+        if request.method == "REGISTER":
+            self._register(key, request, event.source)
+            return
         if request.to_tag is not None:
             self._in_dialog(key, request)
             return
@@ -445,6 +454,21 @@ class UserAgent:
             self.respond(
                 key, make_response(request, 501, to_tag=tag, headers=[("Allow", ", ".join(ALLOW))])
             )
+
+    def _register(self, key: TransactionKey, request: Request, source: Address) -> None:
+        """REGISTER goes to ``on_register`` (a registrar); 501 without one, 500 if it fails."""
+        handler = self.on_register
+        response: Response | None = None
+        if handler is not None:
+            try:
+                response = handler(request, source)
+            except Exception:
+                log.exception("on_register handler failed for %s", request.call_id)
+                response = make_response(request, 500, to_tag=new_tag())
+        if response is None:
+            allow = [("Allow", ", ".join(ALLOW))]
+            response = make_response(request, 501, to_tag=new_tag(), headers=allow)
+        self.respond(key, response)
 
     def _options_ok(self, request: Request, tag: str | None) -> Response:
         headers = [
