@@ -105,9 +105,9 @@ ev AS (
 dl AS (
     SELECT x.case_id, x.version, x.department_id,
            CASE WHEN x.action = 'approve_extension' THEN (
-                    SELECT (r.data ->> 'extension_until')::timestamptz FROM ev r
-                     WHERE r.case_id = x.case_id AND r.action = 'request_extension'
-                       AND r.version < x.version
+                    SELECT (r.data ->> 'extension_until')::timestamptz FROM case_events r
+                     WHERE r.case_id = x.case_id AND r.version < x.version
+                       AND r.action = 'request_extension'
                      ORDER BY r.version DESC LIMIT 1)
                 ELSE (x.data ->> 'deadline')::timestamptz END AS deadline
       FROM ev x
