@@ -6,7 +6,8 @@
 # warning clips), and GStreamer's RTSP server for Debian's /usr/bin/python3 (the camera simulator,
 # video/simulator: gi + GstRtspServer, h264parse/rtph264pay, x264enc and the clock overlays).
 # With --run: only what `make run` needs (espeak-ng, so the demo city has its warning clips, and the
-# camera simulator's GStreamer packages). With --bench: also ffmpeg (bench/video.py's reference).
+# camera simulator's GStreamer packages). With --bench: also ffmpeg (bench/video.py's reference)
+# and baresip (the reference of bench/warnings.py and bench/hotline.py).
 # Installs only what is missing; needs root (CI runs as root).
 set -euo pipefail
 need=()
@@ -21,6 +22,7 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
 fi
 if [ "${1:-}" = "--bench" ]; then
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+  command -v baresip >/dev/null 2>&1 || need+=(baresip)
 fi
 if [ "${1:-}" != "--run" ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
