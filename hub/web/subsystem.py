@@ -24,7 +24,7 @@ from realtime_ui import STATIC_DIR
 
 log = logging.getLogger("cityhub.web")
 
-PAGES = ("login.html", "board.html", "ops.html", "speakers.html", "wall.html")
+PAGES = ("login.html", "board.html", "ops.html", "speakers.html", "wall.html", "hotline.html")
 
 
 def _page(name: str) -> Route:

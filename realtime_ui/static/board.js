@@ -119,6 +119,8 @@ function renderUser() {
   newBtn.hidden = !REPORT_ROLES.has(u.role);
   document.getElementById("speakers-link").hidden = !["admin", "seat", "dispatcher", "viewer"].includes(u.role);
   document.getElementById("wall-link").hidden = !["admin", "seat", "dispatcher", "viewer"].includes(u.role);
+  document.getElementById("hotline-link").hidden = !["admin", "agent"].includes(u.role);
+  document.getElementById("hotline-board-link").hidden = !["seat", "dispatcher", "viewer"].includes(u.role);
   newBtn.addEventListener("click", () => report.open());
   document.getElementById("logout-button").addEventListener("click", async () => {
     try {

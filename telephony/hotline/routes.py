@@ -26,6 +26,7 @@ from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
 from hub.web.routes.common import BigId, Id, hub
 from storage import hotline as store
 from storage.db import connect
+from storage.users import list_users
 from telephony.hotline.acd import QUEUE
 from telephony.hotline.commands import MonitorMode
 from telephony.hotline.service import HotlineService
@@ -146,9 +147,11 @@ async def my_state(request: Request, p: Principal) -> Response:
     service = hotline(request)
     agent = me(p)
     view = next((a for a in service.acd.agents_view() if a.agent == agent), None)
-    out: dict[str, Any] = {"agent": agent, "state": "signed_out", "reason": "", "call": None}
+    out: dict[str, Any] = {"agent": agent, "state": "signed_out", "reason": "", "call": None,
+                           "since": None, "wrapup_seconds": service.settings.hotline_wrapup}  # fmt: skip
     if view is not None:
-        out.update(state=view.state.value, reason=view.reason, call=view.call)
+        out.update(state=view.state.value, reason=view.reason, call=view.call,
+                   since=service.agent_json(view)["since"])  # fmt: skip
     current = service.current(agent)
     if current is not None:
         out["current"] = await service.current_json(current)
@@ -330,6 +333,11 @@ async def board(request: Request, p: Principal) -> Response:
     service = hotline(request)
     out = service.board()
     out["agents"] = [service.agent_json(a) for a in service.acd.agents_view()]
+    async with connect(hub(request).pool) as conn:
+        users = await list_users(conn)
+    # the console and the big screen name agents (the channels carry only their user ids)
+    out["agent_names"] = {str(u.id): u.display_name or u.username for u in users
+                          if u.role in (Role.AGENT.value, Role.ADMIN.value)}  # fmt: skip
     return JSONResponse(out)
 
 
