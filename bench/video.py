@@ -1120,13 +1120,13 @@ async def pyav_phase(args: argparse.Namespace, sim: Simulator, res: Results) -> 
                 proc.join(5)
 
 
-async def run(args: argparse.Namespace, scratch: Path) -> Results:
+async def run(args: argparse.Namespace, scratch: Path, res: Results, deadline: float) -> Results:
     import httpx
 
     from telephony.warnings.talk import parse_networks, restrict_host_addresses
 
     restrict_host_addresses(parse_networks(["127.0.0.0/8"]))  # our viewers stay on loopback too
-    res = Results(load_before=loadavg())
+    res.load_before = loadavg()
     log(f"load average {res.load_before}; starting the simulator ({args.cameras} cameras + clock)")
     sim = Simulator(args.cameras, clock=True)
     hub = Hub(scratch)
@@ -1154,8 +1154,12 @@ async def run(args: argparse.Namespace, scratch: Path) -> Results:
         sim.stop()
         PROCS.remove(sim)
         if "scale" in args.phases:
-            try:
-                await scale_phase(args, hub, res, admin, ids)
+            try:  # within what is left of the run's bound, less a minute to clean up
+                left = deadline - time.monotonic() - 60.0
+                await asyncio.wait_for(scale_phase(args, hub, res, admin, ids), max(1.0, left))
+            except TimeoutError:
+                res.notes.append("scale phase cut off: the run's time bound was reached")
+                log("scale phase cut off: the run's time bound was reached")
             except (RuntimeError, httpx.HTTPError) as exc:
                 res.notes.append(f"scale phase failed: {type(exc).__name__} {exc}")
                 log(f"scale phase failed: {type(exc).__name__} {exc}")
@@ -1347,20 +1351,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         150.0 if args.quick and "scale" in args.phases else 0
     )
     rc = 1
+    res = Results()
     try:
-        res = asyncio.run(asyncio.wait_for(run(args, scratch), budget))
+        try:
+            asyncio.run(asyncio.wait_for(run(args, scratch, res, started + budget), budget))
+            rc = 0
+        except TimeoutError:  # what was measured so far is still reported
+            res.notes.append(f"the run was cut off at its time bound ({budget / 60:.1f} min)")
+            res.load_after = loadavg()
         text = report(args, res, (time.monotonic() - started) / 60)
         print(text, flush=True)
         if args.output:
             args.output.write_text(text + "\n")
         if args.raw:
             args.raw.write_text(json.dumps(dataclasses.asdict(res), default=str, indent=1) + "\n")
-        rc = 0
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr, flush=True)
         rc = 130
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
-        print(f"bench/video.py: {exc or 'out of time'}", file=sys.stderr, flush=True)
+        print(f"bench/video.py: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         hub = next((p for p in PROCS if isinstance(p, Hub)), None)
         if hub is not None:
             print(f"--- hub log (tail) ---\n{hub.log_tail()}", file=sys.stderr)
