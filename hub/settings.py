@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -176,6 +177,8 @@ class Settings:
     hotline_recordings_days: int = 180
     #: Networks (CIDR) trunks and PBXs call in from; empty: none (the demo adds loopback).
     hotline_trunks: tuple[str, ...] = ()
+    #: The digest realm agents' desk phones register in (their HA1 is computed with it).
+    hotline_realm: str = "cityhub"
     #: HTTPS/WSS: a PEM certificate (chain) and its key; both empty: plain HTTP (browsers then allow
     #: the microphone on localhost only).
     tls_cert: str = ""
@@ -339,6 +342,10 @@ class Settings:
                 raise SettingsError(
                     f"CITYHUB_HOTLINE_TRUNKS: not an IP network: {entry!r}"
                 ) from None
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.hotline_realm):
+            raise SettingsError(
+                "CITYHUB_HOTLINE_REALM: 1 to 64 letters, digits, '.', '-' or '_' (e.g. cityhub)"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("CITYHUB_TLS_CERT and CITYHUB_TLS_KEY go together")
         for name, path in (("CITYHUB_TLS_CERT", self.tls_cert), ("CITYHUB_TLS_KEY", self.tls_key)):

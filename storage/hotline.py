@@ -663,3 +663,71 @@ async def agent_states(
             agent_id,
         )
     return [_state(r) for r in rows]
+
+
+# -- desk phones (migration 0009) ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Phone:
+    """An agent's desk phone or softphone account: the SIP user it registers as and the digest
+    HA1 (``MD5(sip_user:realm:password)``; the password itself is never stored)."""
+
+    user_id: int
+    sip_user: str
+    ha1: str = dataclasses.field(repr=False)
+    realm: str
+    updated_at: datetime
+    username: str = ""
+    display_name: str = ""
+
+
+_PHONE_COLS = (
+    "p.user_id, p.sip_user, p.ha1, p.realm, p.updated_at, u.username, u.display_name"
+    " FROM hotline_phones p JOIN users u ON u.id = p.user_id"
+)
+
+
+def _phone(rec: Mapping[str, Any]) -> Phone:
+    return Phone(**{f.name: rec[f.name] for f in dataclasses.fields(Phone)})
+
+
+async def set_phone(
+    conn: asyncpg.Connection, user_id: int, sip_user: str, ha1: str, *, realm: str = "cityhub"
+) -> Phone:
+    """Create or replace the user's phone account (one per user; ``RecordConflict`` when another
+    user's phone already has ``sip_user``)."""
+    with map_pg_errors():
+        await conn.execute(
+            "INSERT INTO hotline_phones (user_id, sip_user, ha1, realm) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (user_id) DO UPDATE SET sip_user = EXCLUDED.sip_user,"
+            " ha1 = EXCLUDED.ha1, realm = EXCLUDED.realm, updated_at = now()",
+            user_id,
+            sip_user,
+            ha1,
+            realm,
+        )
+        rec = await conn.fetchrow(f"SELECT {_PHONE_COLS} WHERE p.user_id = $1", user_id)
+    assert rec is not None
+    return _phone(rec)
+
+
+async def get_phone_by_sip_user(conn: asyncpg.Connection, sip_user: str) -> Phone | None:
+    with map_pg_errors():
+        rec = await conn.fetchrow(f"SELECT {_PHONE_COLS} WHERE p.sip_user = $1", sip_user)
+    return None if rec is None else _phone(rec)
+
+
+async def delete_phone(conn: asyncpg.Connection, user_id: int) -> Phone | None:
+    """Remove the user's phone account; the account as it was, or None when there was none."""
+    with map_pg_errors():
+        rec = await conn.fetchrow(f"SELECT {_PHONE_COLS} WHERE p.user_id = $1", user_id)
+        if rec is not None:
+            await conn.execute("DELETE FROM hotline_phones WHERE user_id = $1", user_id)
+    return None if rec is None else _phone(rec)
+
+
+async def list_phones(conn: asyncpg.Connection) -> list[Phone]:
+    with map_pg_errors():
+        rows = await conn.fetch(f"SELECT {_PHONE_COLS} ORDER BY p.sip_user")
+    return [_phone(r) for r in rows]

@@ -26,12 +26,11 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 
 from telephony.g711 import G711Law
-from telephony.hotline.bridge import AgentLeg
 from telephony.hotline.recorder import CallRecorder
 from telephony.rtp.session import RtpStream
 from telephony.sip.call import Call, IncomingCall
@@ -67,10 +66,29 @@ def newest(q: asyncio.Queue[bytes] | None) -> bytes | None:
     return q.get_nowait()
 
 
+class AgentSide(Protocol):
+    """What a call asks of an agent's leg: the browser's ``AgentLeg`` or a desk phone's
+    ``phone.PhoneLeg``."""
+
+    closed: asyncio.Event
+
+    @property
+    def codec(self) -> str | None: ...
+
+    @property
+    def passthrough(self) -> bool: ...
+
+    def push(self, payload: bytes) -> None: ...
+
+    def subscribe(self, maxsize: int = 10) -> asyncio.Queue[bytes]: ...
+
+    async def close(self) -> None: ...
+
+
 class Peer:
     """An agent or supervisor leg attached to the call, with its frame queue."""
 
-    def __init__(self, user: str, leg: AgentLeg) -> None:
+    def __init__(self, user: str, leg: AgentSide) -> None:
         self.user = user
         self.leg = leg
         self.queue = leg.subscribe(maxsize=10)
@@ -194,8 +212,8 @@ class CallerLeg:
 
     # -- ending --------------------------------------------------------------------------------
 
-    def peers(self) -> list[AgentLeg]:
-        legs = [] if self.agent is None else [self.agent.leg]
+    def peers(self) -> list[AgentSide]:
+        legs: list[AgentSide] = [] if self.agent is None else [self.agent.leg]
         if self.consult is not None:
             legs += [p.leg for p in self.consult]
         legs += [p.leg for p, _ in self.monitors.values()]

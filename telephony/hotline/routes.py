@@ -23,8 +23,9 @@ from hub.core.errors import Forbidden, NotFound, Unavailable
 from hub.core.workflow import Role
 from hub.web.auth import Principal
 from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
-from hub.web.routes.common import BigId, Id, hub
+from hub.web.routes.common import BigId, Id, client_ip, hub
 from storage import hotline as store
+from storage import users as user_store
 from storage.db import connect
 from storage.users import list_users
 from telephony.hotline.acd import QUEUE
@@ -152,6 +153,7 @@ async def my_state(request: Request, p: Principal) -> Response:
     if view is not None:
         out.update(state=view.state.value, reason=view.reason, call=view.call,
                    since=service.agent_json(view)["since"])  # fmt: skip
+    out.update(service.phones.json(agent))  # device (browser / phone) and the desk phone
     current = service.current(agent)
     if current is not None:
         out["current"] = await service.current_json(current)
@@ -401,4 +403,111 @@ ROUTES: list[ApiRoute] = [
     ApiRoute("GET", "/api/hotline/callbacks", callbacks, "待回拨", AGENTS, tag=TAG),
     ApiRoute("POST", "/api/hotline/callbacks/{callback_id:int}/done", callback_done, "已回拨",
              AGENTS, params=CallbackRef, errors=(404,), tag=TAG),
+]  # fmt: skip
+
+
+# -- desk phones (telephony/hotline/phone.py) ----------------------------------------------------
+
+SipUser = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{2,32}$")]
+
+
+class UserRef(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: Id
+
+
+class PhoneBody(msgspec.Struct, forbid_unknown_fields=True):
+    sip_user: SipUser
+    #: the phone's SIP password: only its digest HA1 is kept
+    password: Annotated[str, msgspec.Meta(min_length=8, max_length=64)]
+
+
+class DeviceBody(msgspec.Struct, forbid_unknown_fields=True):
+    device: Literal["browser", "phone"]
+
+
+def _phones(request: Request) -> HotlineService | None:
+    """The hotline service if this process runs it (phone accounts are kept in PostgreSQL either
+    way; registrations only live where the telephony role runs)."""
+    service = hub(request).services.get("hotline")
+    return None if service is None else cast(HotlineService, service)
+
+
+def phone_json(phone: store.Phone, service: HotlineService | None) -> dict[str, Any]:
+    contacts = None if service is None else service.phones.bindings_json(phone.sip_user)
+    return {
+        "user_id": phone.user_id, "username": phone.username, "display_name": phone.display_name,
+        "sip_user": phone.sip_user, "realm": phone.realm, "updated_at": phone.updated_at.isoformat(),
+        "registered": None if contacts is None else bool(contacts), "contacts": contacts,
+    }  # fmt: skip
+
+
+async def list_phone_accounts(request: Request, p: Principal) -> Response:
+    async with connect(hub(request).pool) as conn:
+        phones = await store.list_phones(conn)
+    service = _phones(request)
+    return JSONResponse({"items": [phone_json(ph, service) for ph in phones]})
+
+
+async def set_phone_account(request: Request, p: Principal) -> Response:
+    """Provision (or re-provision) an agent's desk phone: SIP user and password. The password is
+    turned into HA1 = MD5(sip_user:realm:password) here and never stored or shown."""
+    from telephony.sip.registrar import ha1
+
+    h = hub(request)
+    uid = params_of(request, UserRef).user_id
+    body = body_of(request, PhoneBody)
+    realm = h.settings.hotline_realm
+    async with connect(h.pool) as conn:
+        user = await user_store.get_user(conn, uid)
+        if user is None:
+            raise NotFound("用户不存在")
+        if user.role not in (Role.AGENT.value, Role.ADMIN.value):
+            raise Forbidden("只能为坐席配置话机", code="not_an_agent")
+        async with conn.transaction():
+            phone = await store.set_phone(conn, uid, body.sip_user,
+                                          ha1(body.sip_user, realm, body.password), realm=realm)  # fmt: skip
+            await user_store.audit(conn, user_id=p.user.id, action="hotline_phone_set",
+                                   target=f"user:{uid}", detail={"sip_user": body.sip_user},
+                                   ip=client_ip(request))  # fmt: skip
+    service = _phones(request)
+    if service is not None:
+        service.phones.account_changed(str(uid), phone)
+    return JSONResponse(phone_json(phone, service))
+
+
+async def delete_phone_account(request: Request, p: Principal) -> Response:
+    h = hub(request)
+    uid = params_of(request, UserRef).user_id
+    async with connect(h.pool) as conn, conn.transaction():
+        phone = await store.delete_phone(conn, uid)
+        if phone is None:
+            raise NotFound("该用户没有话机", code="no_phone")
+        await user_store.audit(conn, user_id=p.user.id, action="hotline_phone_delete",
+                               target=f"user:{uid}", detail={"sip_user": phone.sip_user},
+                               ip=client_ip(request))  # fmt: skip
+    service = _phones(request)
+    if service is not None:
+        service.phones.account_changed(str(uid), None)
+    return JSONResponse({"user_id": uid, "sip_user": phone.sip_user, "deleted": True})
+
+
+async def set_device(request: Request, p: Principal) -> Response:
+    """Take calls in the browser (WebRTC) or on the desk phone provisioned for the agent."""
+    service, agent = hotline(request), me(p)
+    device = body_of(request, DeviceBody).device
+    if device == "phone" and service.phones.account_of(agent) is None:
+        raise NotFound("尚未为您配置话机，请联系管理员", code="no_phone")
+    service.phones.set_device(agent, device)
+    return await my_state(request, p)
+
+
+ROUTES += [
+    ApiRoute("POST", "/api/hotline/me/device", set_device, "接听设备（浏览器/话机）", AGENTS,
+             DeviceBody, errors=(404,), tag=TAG),
+    ApiRoute("GET", "/api/hotline/phones", list_phone_accounts, "坐席话机与注册状态", SUPERVISORS,
+             tag=TAG),
+    ApiRoute("PUT", "/api/hotline/phones/{user_id:int}", set_phone_account, "配置坐席话机",
+             SUPERVISORS, PhoneBody, params=UserRef, errors=(403, 404, 409, 422), tag=TAG),
+    ApiRoute("DELETE", "/api/hotline/phones/{user_id:int}", delete_phone_account, "删除坐席话机",
+             SUPERVISORS, params=UserRef, errors=(404,), tag=TAG),
 ]  # fmt: skip

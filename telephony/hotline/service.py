@@ -11,6 +11,11 @@ commands it returns, in order (``_run``), then republishes the queue and re-arms
   (``legs.py``) on a fresh RTP stream whose ``play_pull`` provider the shared media clock asks
   every 20 ms — prompt, music or agent, chosen at send time; DTMF (RFC 4733) goes to
   ``acd.dtmf``; the caller's BYE (or a media timeout) to ``acd.caller_hangup``.
+- Or on their desk phone (``phone.py``): the hub is the phones' registrar (REGISTER with digest,
+  from the stack's ``serve_register``); an agent who chose the phone is offered calls by INVITE to
+  its contact, its 200 is ``accept``, 486/603 ``decline``, its BYE the agent hanging up; a
+  ``PhoneLeg`` (RTP, G.711 re-coded by table when the phone took the other law) stands where the
+  browser's ``AgentLeg`` would.
 - Agents answer from the browser: ``answer(agent, call, offer)`` makes an ``AgentLeg`` (WebRTC,
   ``bridge.py``) and only then tells the ACD ``accept``; its ``Connect`` bridges the two legs and
   starts the call's recording (``recorder.py``, stereo WAV under ``data_dir/recordings``). An
@@ -48,7 +53,8 @@ from telephony.hotline import commands as c
 from telephony.hotline.acd import Acd, AcdConfig
 from telephony.hotline.bridge import AgentLeg
 from telephony.hotline.hours import parse_hours
-from telephony.hotline.legs import CallerLeg, Mode, Peer
+from telephony.hotline.legs import AgentSide, CallerLeg, Mode, Peer
+from telephony.hotline.phone import Phones
 from telephony.hotline.prompts import Prompts, PromptsUnavailable
 from telephony.hotline.recorder import CallRecorder, recording_relpath
 from telephony.hotline.stats import CallRecord, Outcome, Tally, day_of
@@ -100,7 +106,7 @@ class HotlineService:
         self.trunks = [ipaddress.ip_network(t, strict=False) for t in trunks]
         self.recordings = s.data_dir / "recordings"
         self.legs: dict[str, CallerLeg] = {}
-        self._pending: dict[tuple[str, str], AgentLeg] = {}  # (call, agent) → answered leg
+        self._pending: dict[tuple[str, str], AgentSide] = {}  # (call, agent) → answered leg
         self._agent_calls: dict[str, str] = {}  # agent → the call their leg is bridged in
         self._ids: dict[str, asyncio.Future[int | None]] = {}  # call → its row id, until it ends
         self._next = 0
@@ -109,6 +115,7 @@ class HotlineService:
         self._tasks: set[asyncio.Task[Any]] = set()
         now = time.time()
         self.tally = Tally(day_of(now, self.tz), self.tz)
+        self.phones = Phones(self)
 
     # -- life ------------------------------------------------------------------------------------
 
@@ -121,6 +128,7 @@ class HotlineService:
         async with connect(hub.pool) as conn:
             failed = await store.fail_running_calls(conn)
             await service._seed_tally(conn)
+            await service.phones.load(conn)
         if failed:
             log.warning(
                 "%d hotline calls left running by an earlier hub were marked failed", failed
@@ -128,11 +136,14 @@ class HotlineService:
         writer = service._spawn(service._writer(), "hotline-writer")
         service._spawn(service._prepare_prompts(), "hotline-prompts")
         stop = stack.serve(hub.settings.hotline_number, service.on_invite)
+        stop_register = stack.serve_register(service.phones.on_register)
         service._publish_board()
         try:
             yield service
         finally:
             stop()
+            stop_register()
+            await service.phones.aclose()
             await service._hang_up_all()
             if service._timer is not None:
                 service._timer.cancel()
@@ -362,6 +373,7 @@ class HotlineService:
                 peer, _ = leg.monitors.pop(cmd.supervisor)
                 self._spawn(peer.leg.close(), f"monitor {cmd.supervisor}")
         elif isinstance(cmd, c.CancelOffer):
+            self.phones.cancel(cmd.call, cmd.agent)
             pending = self._pending.pop((cmd.call, cmd.agent), None)
             if pending is not None:
                 self._spawn(pending.close(), f"cancelled {cmd.call}")
@@ -370,6 +382,7 @@ class HotlineService:
                         {"reason": cmd.reason})  # fmt: skip
         elif isinstance(cmd, c.Offer):
             self._event(cmd.call, "offered", cmd.agent, {"consult_from": cmd.consult_from})
+            self.phones.offer(cmd)  # an agent on their desk phone: the INVITE rings it
         elif isinstance(cmd, c.Queued):
             self._queued(cmd)
         elif isinstance(cmd, c.Transferred):
@@ -419,6 +432,7 @@ class HotlineService:
         return parse_networks(self.settings.webrtc_networks)
 
     def _connect(self, cmd: c.Connect, leg: CallerLeg | None) -> None:
+        self.phones.cancel(cmd.call, cmd.agent)  # answered in the browser: the phone stops ringing
         agent_leg = self._pending.pop((cmd.call, cmd.agent), None)
         if leg is None:
             if agent_leg is not None:
@@ -454,8 +468,8 @@ class HotlineService:
 
         self._write(answered)
 
-    def _watch(self, agent_leg: AgentLeg, call_id: str, agent: str) -> None:
-        """An agent's browser that goes away hangs up its side of the call."""
+    def _watch(self, agent_leg: AgentSide, call_id: str, agent: str) -> None:
+        """An agent's browser that goes away (or desk phone that hangs up) hangs up their side."""
 
         async def watch() -> None:
             await agent_leg.closed.wait()
@@ -674,7 +688,8 @@ class HotlineService:
                 f" {self.acd.waiting_count()} waiting, {st.answered} answered today")  # fmt: skip
 
     def metrics_lines(self) -> list[str]:
-        st = self.tally.stats(time.time())
+        now = time.time()
+        st = self.tally.stats(now)
         agents: dict[str, int] = {}
         for a in self.acd.agents_view():
             agents[a.state.value] = agents.get(a.state.value, 0) + 1
@@ -684,6 +699,9 @@ class HotlineService:
                "# TYPE cityhub_hotline_today counter"]  # fmt: skip
         for key in ("arrived", "offered", "answered", "abandoned", "callbacks", "overflow"):
             out.append(f'cityhub_hotline_today{{what="{key}"}} {getattr(st, key)}')
+        out.append("# TYPE cityhub_hotline_phones_registered gauge")
+        registered = sum(1 for a in self.phones.accounts if self.phones.registrar.lookup(a, now))
+        out.append(f"cityhub_hotline_phones_registered {registered}")
         out.append("# TYPE cityhub_hotline_agents gauge")
         for state, n in sorted(agents.items()):
             out.append(f'cityhub_hotline_agents{{state="{state}"}} {n}')
