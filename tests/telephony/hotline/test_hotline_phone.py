@@ -26,6 +26,7 @@ from hub.state import HubState
 from hub.web.app import build_state, close_state, create_app
 from storage.db import connect
 from telephony.g711 import G711Law
+from telephony.hotline.acd import DECLINED_REASON, RING_TIMEOUT_REASON
 from telephony.hotline.phone import UNREGISTERED, PhoneLeg
 from telephony.hotline.service import HotlineService
 from telephony.rtp.session import PortPool
@@ -155,12 +156,12 @@ async def register(
 class DeskPhone:
     """The call side of the phone: sipp running phone_answer.xml on ``port``."""
 
-    def __init__(self, tmp: Path, *, talk_ms: int = 4000) -> None:
-        self.cwd = tmp / "phone"
+    def __init__(self, tmp: Path, name: str = "phone_answer.xml", *, talk_ms: int = 4000) -> None:
+        self.cwd = tmp / f"phone-{name}"
         self.cwd.mkdir(exist_ok=True)
         self.port = free_udp_port()
         tone = tone_file(self.cwd / "tone.pcmu")
-        self.path = scenario(self.cwd, "phone_answer.xml", tone=str(tone), talk_ms=str(talk_ms))
+        self.path = scenario(self.cwd, name, tone=str(tone), talk_ms=str(talk_ms))
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> DeskPhone:
@@ -316,6 +317,51 @@ async def test_a_wrong_password_is_refused_and_the_call_is_not_offered_to_the_ph
         )
     assert [(a["action"], a["user_id"]) for a in actions] == [
         ("hotline_phone_set", admin.user["id"]), ("hotline_phone_delete", admin.user["id"])]  # fmt: skip
+
+
+async def test_a_busy_phone_declines_and_a_phone_ringing_out_is_cancelled(
+    hub: HubState, api: Any, caller: Caller, tmp_path: Path
+) -> None:
+    """486 from the phone is the agent declining; a phone that only rings is CANCELled at the
+    ACD's ring timeout (10 s here). Both times the call goes back to its place in the queue."""
+    service = hotline(hub)
+    _, hub_port = service.stack.agent.local_address
+    admin, agent = await api("admin"), await api("agent1")
+    me = str(agent.user["id"])
+    assert (await provision(admin, agent.user["id"])).status_code == 200
+    assert (await agent.post("/api/hotline/me/state", json={"state": "signed_in"})).is_success
+    assert (await agent.post("/api/hotline/me/device", json={"device": "phone"})).is_success
+
+    def agent_is(state: str, reason: str) -> bool:
+        a = channel(hub, "agents").get(me, {})
+        return bool(a.get("state") == state and a.get("reason") == reason)
+
+    def queued() -> bool:
+        calls = channel(hub, "queue").get("calls", [])
+        return len(calls) == 1 and calls[0]["state"] == "queued"
+
+    async with DeskPhone(tmp_path, "uas_486.xml") as busy:
+        rc = await register(tmp_path, hub_port, busy.port, password=PASSWORD, expect=200)
+        assert rc == 0
+        assert (await agent.post("/api/hotline/me/state", json={"state": "ready"})).is_success
+        await caller.dial(hub_port)
+        await until(lambda: agent_is("not_ready", DECLINED_REASON), 20, "486 = declined")
+        await until(queued, 5, "the call back in the queue")
+        assert await busy.finish() == 0, busy.errors()
+
+    async with DeskPhone(tmp_path, "uas_ring.xml") as ringing:
+        rc = await register(tmp_path, hub_port, ringing.port, password=PASSWORD, expect=200)
+        assert rc == 0
+        assert service.phones.contacts(me)[0].contact.endswith(f":{ringing.port}")  # the newest
+        assert (await agent.post("/api/hotline/me/state", json={"state": "ready"})).is_success
+        await until(lambda: channel(hub, "agents")[me]["state"] == "offered", 10, "ringing")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await until(lambda: agent_is("not_ready", RING_TIMEOUT_REASON), 20, "ring timeout")
+        assert 8.0 <= loop.time() - started <= 12.0
+        assert await ringing.finish() == 0, ringing.errors()  # it got the CANCEL (and 487'd)
+        await until(queued, 5, "the call back in the queue")
+    assert service.phones._ringing == {}
 
 
 async def test_a_register_storm_and_garbage_leave_the_registrar_answering(
