@@ -89,7 +89,7 @@ export function QueueBoard({ big = false }) {
     <div class="hl-figures hl-figures-now">
       <${Figure} label="排队" value=${calls.filter((c) => c.state === "queued").length} testid="board-waiting-count"
                  raw=${calls.filter((c) => c.state === "queued").length} />
-      <${Figure} label="最长等待" value=${fmtSeconds(longest)} testid="board-longest-wait" raw=${Math.floor(longest)} />
+      <${Figure} label="今日最长等待" value=${fmtSeconds(longest)} testid="board-longest-wait" raw=${Math.floor(longest)} />
     </div>
     <div class="hl-board-cols">
       <div class="hl-board-col"><h3>排队来电</h3><${Waiting} calls=${calls} at=${at} /></div>

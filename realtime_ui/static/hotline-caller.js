@@ -124,27 +124,10 @@ async function linkOne(call, c) {
   setLinked(res.case);
 }
 
-export function CallerPanel() {
-  const call = lastCall.value;
-  const mode = useSignal("");
-  const err = useSignal("");
-  if (!call) return null;
+function History({ call, canAct, err }) {
   const open = call.open_cases || [];
   const earlier = call.calls || [];
-  const canAct = !!call.id && !call.case;
-  return html`<section class="hl-panel hl-caller" aria-label="来电人历史" data-testid="caller-panel" data-call-id=${call.id ?? ""}>
-    <div class="hl-panel-head"><h2>来电人 ${call.caller}</h2>
-      ${call.case ? html`<span class="tag" data-testid="call-case">已关联 ${caseLink(call.case)}</span>` : html`<span class="muted">未关联案件</span>`}</div>
-    ${canAct &&
-    html`<div class="hl-caller-buttons">
-      <button type="button" class="btn btn-primary btn-small" data-testid="new-case"
-              onClick=${() => { mode.value = "new"; loadCategories(); }}>新建案件</button>
-      <button type="button" class="btn btn-small" data-testid="link-case-open" onClick=${() => (mode.value = "link")}>关联案件</button>
-    </div>`}
-    ${canAct && mode.value === "new" && html`<${NewCaseForm} call=${call} onDone=${() => (mode.value = "")} />`}
-    ${canAct && mode.value === "link" && html`<${LinkForm} call=${call} onDone=${() => (mode.value = "")} />`}
-    ${err.value && html`<div class="banner banner-error" role="alert">${err.value}</div>`}
-    <h3>未办结案件（${open.length}）</h3>
+  return html`<div data-testid="caller-history"><h3>未办结案件（${open.length}）</h3>
     ${open.length === 0
       ? html`<p class="muted" data-testid="no-open-cases">该号码没有未办结的案件</p>`
       : html`<ul class="hl-history" data-testid="open-cases">${open.map((c) => html`
@@ -164,5 +147,27 @@ export function CallerPanel() {
             ${h.case_no && html` <span class="muted">案件 ${h.case_no}</span>`}
             ${h.note && html`<div class="muted">${h.note}</div>`}
           </li>`)}</ul>`}
+  </div>`;
+}
+
+export function CallerPanel() {
+  const call = lastCall.value;
+  const mode = useSignal("");
+  const err = useSignal("");
+  if (!call) return null;
+  const canAct = !!call.id && !call.case;
+  return html`<section class="hl-panel hl-caller" aria-label="来电人历史" data-testid="caller-panel" data-call-id=${call.id ?? ""}>
+    <div class="hl-panel-head"><h2>来电人 ${call.caller}</h2>
+      ${call.case ? html`<span class="tag" data-testid="call-case">已关联 ${caseLink(call.case)}</span>` : html`<span class="muted">未关联案件</span>`}</div>
+    ${canAct &&
+    html`<div class="hl-caller-buttons">
+      <button type="button" class="btn btn-primary btn-small" data-testid="new-case"
+              onClick=${() => { mode.value = "new"; loadCategories(); }}>新建案件</button>
+      <button type="button" class="btn btn-small" data-testid="link-case-open" onClick=${() => (mode.value = "link")}>关联案件</button>
+    </div>`}
+    ${canAct && mode.value === "new" && html`<${NewCaseForm} call=${call} onDone=${() => (mode.value = "")} />`}
+    ${canAct && mode.value === "link" && html`<${LinkForm} call=${call} onDone=${() => (mode.value = "")} />`}
+    ${err.value && html`<div class="banner banner-error" role="alert">${err.value}</div>`}
+    ${call.open_cases && html`<${History} call=${call} canAct=${canAct} err=${err} />`}
   </section>`;
 }

@@ -28,6 +28,12 @@ export async function reloadCalls() {
   }
 }
 
+/** The agent's newest call when it is answered and has no wrap-up yet (a page reloaded in 话后整理). */
+export function lastUndisposed() {
+  const c = (calls.peek() || [])[0];
+  return c && c.outcome === "answered" && !c.disposition ? c : null;
+}
+
 export async function reloadCallbacks() {
   try {
     callbacks.value = (await api("/api/hotline/callbacks")).items || [];

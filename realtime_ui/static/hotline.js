@@ -21,15 +21,17 @@ import { CallAudio, CallPanel, RingBanner } from "./hotline-call.js";
 import { CallerPanel } from "./hotline-caller.js";
 import { followRing } from "./hotline-ring.js";
 import { QueueBoard } from "./hotline-board.js";
-import { Callbacks, MyCalls, followRecords, reloadCallbacks, reloadCalls } from "./hotline-records.js";
+import { Callbacks, MyCalls, followRecords, lastUndisposed, reloadCallbacks, reloadCalls } from "./hotline-records.js";
 import {
   AGENT_ROLES,
   BOARD_ROLES,
   agents,
   consoleError,
   followMine,
+  lastCall,
   loadBoard,
   loadMe,
+  mine,
   queue,
   user,
 } from "./hotline-state.js";
@@ -83,6 +85,7 @@ async function start() {
   setCityTimeZone(who.timezone);
   renderUser(who.user);
   const app = document.getElementById("app");
+  app.textContent = ""; // the 正在加载… placeholder goes; Preact draws into an empty <main>
   const role = who.user.role;
   if (!BOARD_ROLES.has(role)) {
     render(html`<p class="banner banner-warn hl-denied" data-testid="hotline-denied">
@@ -125,6 +128,11 @@ async function start() {
     .filter(Boolean);
   if (failed.length) showError(`加载失败：${failed.join("；")}`);
   if (results[0].status === "rejected") consoleError.value = results[0].reason.message;
+  // Reloaded during 话后整理: the wrap-up form is for the newest call still without one.
+  const pending = lastUndisposed();
+  if (pending && !lastCall.peek() && mine.peek().state === "wrap_up") {
+    lastCall.value = { id: pending.id, call: null, caller: pending.caller, case: pending.case };
+  }
 }
 
 start();

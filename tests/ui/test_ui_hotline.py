@@ -61,6 +61,7 @@ def hotline_hub(scratch_root: Path) -> Iterator[LiveHub]:
     hub = start_hub(
         scratch_dir(scratch_root, "hotline") / "data",
         demo_cases=50,
+        timeout=180.0,  # the demo city, prompts and simulators on a busy machine
         env={
             "CITYHUB_SIP_PORT": str(sip_port),
             "CITYHUB_HOTLINE_TRUNKS": "127.0.0.0/8",
@@ -345,6 +346,28 @@ def test_a_call_answered_in_the_browser(browser: Any, hotline_hub: LiveHub) -> N
         pcm = caller.last(1.0).astype(np.float64)
         assert np.sqrt(np.mean(pcm**2)) > 500, "the caller hears silence"
 
+        def tone() -> bool:
+            return abs(dominant(caller.last(0.5)) - TONE_HZ) < 20
+
+        def rms() -> float:
+            return float(np.sqrt(np.mean(caller.last(0.5).astype(np.float64) ** 2)))
+
+        # 保持: the caller hears the hold music instead of the agent; 恢复: the agent again.
+        c.click('[data-testid="hold"]')
+        c.wait_for_selector('[data-testid="call-panel"][data-held="true"]')
+        assert panel.locator('[data-testid="call-status"]').inner_text() == "保持中"
+        until(lambda: not tone() and rms() > 300, 10, "hold music instead of the agent")
+        c.click('[data-testid="hold"]')
+        c.wait_for_selector('[data-testid="call-panel"][data-held="false"]')
+        assert panel.locator('[data-testid="call-status"]').inner_text() == "通话中"
+        until(tone, 10, "the agent's tone after 恢复")
+        # 静音: the microphone's track disabled: the caller hears (near) silence, then the tone.
+        c.click('[data-testid="mute"]')
+        c.wait_for_selector('[data-testid="call-panel"][data-muted="true"]')
+        until(lambda: rms() < 100, 10, "silence while muted")
+        c.click('[data-testid="mute"]')
+        until(tone, 10, "the agent's tone after 取消静音")
+
         # 新建案件 from the call: source hotline, the caller's number, linked on the record.
         c.click('[data-testid="new-case"]')
         form = c.locator('[data-testid="new-case-form"]')
@@ -376,6 +399,12 @@ def test_a_call_answered_in_the_browser(browser: Any, hotline_hub: LiveHub) -> N
         clock = c.locator('[data-testid="agent-bar"] [data-testid="wrapup-countdown"]')
         assert 100 <= int(clock.get_attribute("data-left") or 0) <= 120
         wrap = c.locator('[data-testid="wrapup-panel"]')
+        wrap.wait_for()
+        assert wrap.get_attribute("data-call-id") == str(record["id"])
+        # A reload in 话后整理 brings the form back for the same call record.
+        c.reload()
+        c.wait_for_selector('[data-testid="agent-bar"][data-state="wrap_up"]')
+        console.wait_live()
         wrap.wait_for()
         assert wrap.get_attribute("data-call-id") == str(record["id"])
         c.wait_for_function(
@@ -412,6 +441,41 @@ def test_a_call_answered_in_the_browser(browser: Any, hotline_hub: LiveHub) -> N
             f'[data-testid="today-answered"][data-value="{answered_before + 1}"]', timeout=CALL_MS
         )
         assert b.locator('[data-testid="waiting-call"]').count() == 0
+
+        # The same number calls again: its open case comes first, the earlier call after it,
+        # and one click links the new call to that case.
+        again = CallerThread()
+        try:
+            again.dial(hotline_hub.sip_port, CALLER)  # type: ignore[attr-defined]
+            c.click('[data-testid="answer"]', timeout=CALL_MS)
+            c.wait_for_selector(
+                '[data-testid="call-panel"][data-peer="connected"]', timeout=CALL_MS
+            )
+            history = c.locator('[data-testid="caller-history"]')
+            history.wait_for()
+            item = history.locator(f'[data-testid="open-case"][data-case-id="{case_id}"]')
+            item.wait_for()
+            assert case["case_no"] in item.inner_text() and "幸福路 12 号" in item.inner_text()
+            assert history.locator('[data-testid="earlier-call"]').count() == 1
+            assert "投诉举报" in history.locator('[data-testid="earlier-call"]').inner_text()
+            item.locator('[data-testid="open-case-link"]').click()
+            c.locator('[data-testid="call-case"]', has_text=case["case_no"]).wait_for()
+            console.shot("hotline-console-in-call")
+            board.shot("hotline-board-view")
+            second = agent_api.get("/api/hotline/calls")["items"][0]
+            assert second["id"] != record["id"] and second["case"]["id"] == case_id, second
+            c.click('[data-testid="hangup"]')
+            c.wait_for_selector('[data-testid="agent-bar"][data-state="wrap_up"]')
+            c.select_option('[data-testid="wrapup-code"]', "follow_up")
+            c.click('[data-testid="wrapup-save"]')
+            c.wait_for_selector('[data-testid="wrapup-panel"]', state="detached")
+            assert agent_api.get("/api/hotline/calls")["items"][0]["disposition"] == "follow_up"
+            b.wait_for_selector(
+                f'[data-testid="today-answered"][data-value="{answered_before + 2}"]',
+                timeout=CALL_MS,
+            )
+        finally:
+            again.close()
         assert not console.unexpected_errors(), console.errors
         assert not board.unexpected_errors(), board.errors
     finally:
