@@ -27,14 +27,18 @@ from hub.web.app import build_state, close_state, create_app
 from storage.db import connect
 from telephony.g711 import G711Law
 from telephony.hotline.acd import DECLINED_REASON, RING_TIMEOUT_REASON
-from telephony.hotline.phone import UNREGISTERED, PhoneLeg
+from telephony.hotline.phone import UNREGISTERED, PhoneLeg, transcoder
 from telephony.hotline.service import HotlineService
 from telephony.rtp.session import PortPool
 from telephony.sip.agent import UserAgent
+from telephony.sip.message import Response, parse
 from tests.conftest import Api
 from tests.conftest import test_settings as settings_for
 from tests.telephony.hotline.test_hotline_call import Caller
 from tests.telephony.test_sip_endpoint import SIPP_DIR, run_sipp, sipp_or_skip
+from tests.telephony.test_sip_registrar import answer as digest_answer
+from tests.telephony.test_sip_registrar import register as reg_request
+from tests.telephony.test_sip_registrar import wire
 from tests.telephony.test_sip_sipp import free_udp_port
 from tests.telephony.warnings.test_talk import dominant
 
@@ -362,6 +366,58 @@ async def test_a_busy_phone_declines_and_a_phone_ringing_out_is_cancelled(
         assert await ringing.finish() == 0, ringing.errors()  # it got the CANCEL (and 487'd)
         await until(queued, 5, "the call back in the queue")
     assert service.phones._ringing == {}
+
+
+async def test_a_phone_that_unregisters_makes_its_ready_agent_not_ready(
+    hub: HubState, api: Any
+) -> None:
+    """Hand-made REGISTERs (the client side's digest maths) bind, then unbind with Expires 0: the
+    agent waiting for calls on that phone becomes 示忙 话机未注册."""
+    service = hotline(hub)
+    host, hub_port = service.stack.agent.local_address
+    admin, agent = await api("admin"), await api("agent1")
+    me = str(agent.user["id"])
+    assert (await provision(admin, agent.user["id"])).status_code == 200
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
+        contact = f"<sip:{SIP_USER}@127.0.0.1:{port}>"
+        uri = f"sip:{host}:{hub_port}"
+
+        async def send(request: Any) -> Response:
+            await loop.sock_sendto(sock, wire(request, port), (host, hub_port))
+            async with asyncio.timeout(3.0):
+                for _ in range(5):
+                    answer_ = parse(await loop.sock_recv(sock, 65536))
+                    if isinstance(answer_, Response) and answer_.status >= 200:
+                        return answer_
+            raise AssertionError("no final response")
+
+        first = await send(reg_request(contact, user=SIP_USER, uri=uri, expires="300"))
+        auth = digest_answer(first, user=SIP_USER, password=PASSWORD, uri=uri)
+        ok = await send(reg_request(contact, user=SIP_USER, uri=uri, expires="300", cseq=2,
+                                    auth=auth))  # fmt: skip
+        assert ok.status == 200 and len(service.phones.contacts(me)) == 1
+        assert (await agent.post("/api/hotline/me/state", json={"state": "signed_in"})).is_success
+        assert (await agent.post("/api/hotline/me/device", json={"device": "phone"})).is_success
+        assert (await agent.post("/api/hotline/me/state", json={"state": "ready"})).is_success
+        auth = digest_answer(first, user=SIP_USER, password=PASSWORD, uri=uri, nc=2)
+        gone = await send(reg_request(contact, user=SIP_USER, uri=uri, expires="0", cseq=3,
+                                      auth=auth))  # fmt: skip
+        assert gone.status == 200 and service.phones.contacts(me) == []
+    await until(lambda: channel(hub, "agents")[me]["reason"] == UNREGISTERED, 5, "示忙")
+    assert channel(hub, "agents")[me]["state"] == "not_ready"
+
+
+def test_the_law_tables_re_code_like_decoding_and_encoding() -> None:
+    codes = bytes(range(256))
+    a2u = transcoder(G711Law.ALAW, G711Law.ULAW)
+    assert a2u is not None and codes.translate(a2u) == G711Law.ULAW.encode(
+        G711Law.ALAW.decode(codes)
+    )
+    assert transcoder(G711Law.ULAW, G711Law.ULAW) is None  # the same law passes through
 
 
 async def test_a_register_storm_and_garbage_leave_the_registrar_answering(
