@@ -316,9 +316,13 @@ class Phones:
             local = LocalMedia(s.sip_address, rtp.local_port, Direction.SENDRECV,
                                codecs=(first, second))  # fmt: skip
             _, sdp = build_offer(SdpSession(secrets.randbelow(2**31), 1, s.sip_address), local)
+            number = "".join(ch for ch in caller.caller if ch.isdigit() or ch == "+")[:32]
+            # the caller's number for the phone's display (phones show P-Asserted-Identity
+            # from their registrar); an anonymous caller shows the hub
+            who = [("P-Asserted-Identity", f"<sip:{number}@{s.sip_address}>")] if number else []
             try:
                 call = await service.stack.agent.invite(
-                    contact, sdp, ring_timeout=s.hotline_ring_timeout + 5.0
+                    contact, sdp, headers=who, ring_timeout=s.hotline_ring_timeout + 5.0
                 )
             except (CallFailed, OSError) as exc:
                 self._ringing.pop(key, None)

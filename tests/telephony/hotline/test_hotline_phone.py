@@ -259,6 +259,7 @@ async def test_a_desk_phone_registers_with_digest_and_answers_a_queued_call(
         assert await asyncio.wait_for(caller.call.ended, 5) == "remote_bye"
         assert await phone.finish() == 0, phone.errors()
         assert "INVITE sip:8001@127.0.0.1" in phone.messages()
+        assert "P-Asserted-Identity: <sip:13800001111@127.0.0.1>" in phone.messages()
 
     await until(lambda: channel(hub, "queue")["today"]["answered"] == 1, 10, "counted")
     items = (await agent.get("/api/hotline/calls")).json()["items"]
@@ -281,6 +282,9 @@ async def test_a_wrong_password_is_refused_and_the_call_is_not_offered_to_the_ph
                                json={"sip_user": SIP_USER, "password": PASSWORD})  # fmt: skip
     assert r.status_code == 403  # only an admin provisions phones
     assert (await provision(admin, agent.user["id"])).status_code == 200
+    other = await api("agent2")
+    r = await provision(admin, other.user["id"])  # the same SIP user for another agent
+    assert r.status_code == 409, r.text
 
     phone_port = free_udp_port()
     rc = await register(tmp_path, hub_port, phone_port, password="not-the-password", expect=403)
