@@ -5,7 +5,8 @@ queue while the big screen (the viewer account, ``/hotline?view=board``) shows t
 ticking wait; agent1 signs in, goes ready, sees the 来电 banner, answers in the browser (Chromium's
 fake microphone plays a 1000 Hz sine from a WAV file), and the caller hears that tone; a case made
 from the call carries source hotline and the caller's number and is linked on the call record; the
-agent hangs up, saves the wrap-up and is ready again; the big screen counts the answered call. Also:
+agent hangs up, saves the wrap-up and is ready again; the big screen counts the answered call; an
+attended transfer between two consoles, then a blind one back to the queue. Also:
 no inline scripts or styles in the files, the board's links by role, and a department user who
 gets neither the API nor the page.
 
@@ -39,6 +40,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 PASSWORDS.setdefault("admin", "Admin#2026")
 PASSWORDS.setdefault("dept01", "Dept#2026")
 PASSWORDS.setdefault("agent1", "Agent#2026")
+PASSWORDS.setdefault("agent2", "Agent#2026")
 CALLER = "13800001111"
 MASKED = "138****1111"
 TONE_HZ = 1000.0
@@ -486,3 +488,70 @@ def test_a_call_answered_in_the_browser(browser: Any, hotline_hub: LiveHub) -> N
             agent_api.close()
             console.close()
             board.close()
+
+
+def test_attended_then_blind_transfer(browser: Any, hotline_hub: LiveHub) -> None:
+    """agent1 answers, consults agent2 (咨询转接: agent2's console rings and answers) and hands the
+    caller over (完成转接: agent1 to wrap-up, agent2 in the call with the full number); agent2 sends
+    the caller back to the queue (blind), where it waits at the front until agent1 is ready and
+    takes it again."""
+    api1, api2 = Api(hotline_hub.base_url, "agent1"), Api(hotline_hub.base_url, "agent2")
+    id1, id2 = str(api1.user["id"]), str(api2.user["id"])
+    caller = CallerThread()
+    one = open_page(browser, hotline_hub, "agent1", "/hotline", '[data-testid="hotline-console"]')
+    two = open_page(browser, hotline_hub, "agent2", "/hotline", '[data-testid="hotline-console"]')
+    p1, p2 = one.page, two.page
+
+    def states() -> dict[str, str]:
+        return {a["agent"]: a["state"] for a in api1.get("/api/hotline/board")["agents"]}
+
+    try:
+        for p in (p1, p2):
+            p.click('[data-testid="sign-in"]')
+            p.wait_for_selector('[data-testid="agent-bar"][data-state="not_ready"]')
+        p1.click('[data-testid="set-ready"]')
+        caller.dial(hotline_hub.sip_port, "13900002222")  # type: ignore[attr-defined]
+        p1.click('[data-testid="answer"]', timeout=CALL_MS)
+        p1.wait_for_selector('[data-testid="call-panel"][data-peer="connected"]', timeout=CALL_MS)
+
+        # 咨询转接 to agent2, who is ready now and listed as a target.
+        p2.click('[data-testid="set-ready"]')
+        p1.wait_for_selector(
+            f'[data-testid="transfer-target"] option[value="{id2}"]', state="attached"
+        )
+        p1.select_option('[data-testid="transfer-target"]', id2)
+        p1.check('[data-testid="transfer-attended"]')
+        p1.click('[data-testid="transfer"]')
+        p1.wait_for_selector('[data-testid="transfer-pending"]')
+        p2.click('[data-testid="answer"]', timeout=CALL_MS)
+        p2.wait_for_selector('[data-testid="call-panel"][data-peer="connected"]', timeout=CALL_MS)
+        p1.click('[data-testid="transfer-complete"]')
+        p1.wait_for_selector('[data-testid="agent-bar"][data-state="wrap_up"]', timeout=CALL_MS)
+        p2.wait_for_selector('[data-testid="call-number"]:has-text("13900002222")')
+        assert p1.locator('[data-testid="call-panel"]').count() == 0
+        until(lambda: states().get(id2) == "talking", 10, "agent2 talking")
+
+        # agent2: blind back to the queue; it waits (agent1 is in wrap-up) until agent1 is ready.
+        p2.select_option('[data-testid="transfer-target"]', "queue")
+        p2.click('[data-testid="transfer"]')
+        p2.wait_for_selector('[data-testid="agent-bar"][data-state="wrap_up"]', timeout=CALL_MS)
+        p1.wait_for_selector('[data-testid="waiting-call"][data-state="queued"]')
+        p1.click('[data-testid="set-ready"]')
+        p1.click('[data-testid="answer"]', timeout=CALL_MS)
+        p1.wait_for_selector('[data-testid="call-panel"][data-peer="connected"]', timeout=CALL_MS)
+        p1.wait_for_selector('[data-testid="call-number"]:has-text("13900002222")')
+        assert states()[id1] == "talking" and states()[id2] == "wrap_up"
+        p1.click('[data-testid="hangup"]')
+        p1.wait_for_selector('[data-testid="agent-bar"][data-state="wrap_up"]', timeout=CALL_MS)
+        assert not one.unexpected_errors(), one.errors
+        assert not two.unexpected_errors(), two.errors
+    finally:
+        try:
+            for a in (api1, api2):
+                a.http.post("/api/hotline/me/state", json={"state": "signed_out"})
+        finally:
+            caller.close()
+            api1.close()
+            api2.close()
+            one.close()
+            two.close()
