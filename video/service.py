@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds between re-reads of the camera registry.
 SYNC_PERIOD = 60.0
-#: Packets a live viewer may queue before it is skipped to the next keyframe.
-VIEWER_QUEUE = 256
+#: Packets a live viewer may queue before it is skipped to the next keyframe: about 5 s at 25 fps,
+#: room for the cached GOP a new viewer starts with (up to a 4 s GOP) and no more, so a viewer that
+#: falls behind jumps to the newest picture instead of draining a long backlog.
+VIEWER_QUEUE = 128
 #: Seconds an MSE viewer waits for the camera's first keyframe before it is refused.
 FIRST_PICTURE_TIMEOUT = 15.0
 

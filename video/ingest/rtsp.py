@@ -3,8 +3,11 @@
 Theory of operation
 -------------------
 ``open()`` starts a daemon thread that ``av.open``s the URL (TCP interleaved by default, FFmpeg's
-socket ``timeout`` and PyAV's interrupt ``timeout=(open, read)`` so no call blocks longer than
-``open_timeout``/``read_timeout``), picks the first video stream and reports its ``StreamInfo`` to
+own socket ``timeout`` of ``read_timeout`` on every connect and read, so no call blocks longer;
+PyAV's interrupt ``timeout=`` is *not* used: its callback takes the GIL on every check FFmpeg
+makes while it reads, and with 48 demux threads that tipped the process into a GIL convoy — 100-180
+thousand context switches a second and over a core of CPU instead of ~0.4 % per camera, measured
+by bench/video.py), picks the first video stream and reports its ``StreamInfo`` to
 the loop through a future (``loop.call_soon_threadsafe``). The thread then demuxes packets (their
 bytes copied: PyAV reuses its buffers) into a bounded ``deque`` — when the loop falls behind the
 oldest packet goes and ``dropped`` counts it — and wakes the loop through a ``Handoff``: a source
@@ -272,9 +275,7 @@ class RtspSource:
         }
         started = time.monotonic()
         try:
-            container = av.open(
-                self.url, options=options, timeout=(self.open_timeout, self.read_timeout)
-            )
+            container = av.open(self.url, options=options)
         except av.error.FFmpegError as exc:
             reason = _reason(exc, time.monotonic() - started, self.open_timeout)
             return SourceError(reason, f"open: {type(exc).__name__}")
