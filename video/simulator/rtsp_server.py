@@ -31,7 +31,8 @@ and a client joins it mid-GOP.
 ``/clock``: ``videotestsrc is-live=true pattern=ball`` (I420) with ``clockoverlay`` (``%H:%M:%S``;
 GLib's strftime has no sub-second field) and a ``textoverlay`` rewritten from a pad probe on every
 frame with the UTC wall time to the millisecond (``HH:MM:SS.mmm``), encoded live with ``x264enc
-tune=zerolatency``: a viewer compares the picture with its own clock to read the latency. The same
+tune=zerolatency``, one pipeline per client (not shared, unlike the cameras): a viewer compares the
+picture with its own clock to read the latency. The same
 probe writes that millisecond into the raw frame as a machine-readable stripe of black and white
 blocks (``timecode``: rows 336-367, 37 blocks of 32 px; the frame's memory is mapped through ctypes,
 the bindings here copy on map), which ``timecode.decode`` reads back from a decoded frame: the
@@ -300,6 +301,11 @@ class Simulator:
         self.clock = clock
         if clock:
             factory = self._factory(CLOCK_LAUNCH)
+            # Not shared: a shared live media is torn down when its last client leaves, and a
+            # client arriving meanwhile got 503 (every other immediate reopen did); a media of its
+            # own per client costs an encoder each, and nothing once they have gone (pinning the
+            # shared one would keep x264 running, ~30 % of a core, for good).
+            factory.set_shared(False)
             factory.connect("media-configure", self._clock_configure)
             self.mounts.add_factory("/clock", factory)
 
