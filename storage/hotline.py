@@ -43,7 +43,7 @@ OUTCOMES: Final = frozenset(
 EVENT_KINDS: Final = frozenset(
     {"queued", "offered", "ring_timeout", "declined", "answered", "held", "unheld",
      "transferred", "consult", "monitored", "whisper", "barge", "callback_requested", "overflow",
-     "abandoned", "ended"}
+     "abandoned", "offer_cancelled", "ended"}
 )  # fmt: skip
 #: Case states that are no longer open (``hub.core.workflow.TERMINAL_STATES``; the migration's
 #: ``cases_contact_open_idx`` has the same list in its predicate).

@@ -106,7 +106,7 @@ CREATE TABLE hotline_call_events (
     kind      text NOT NULL CHECK (kind IN
                 ('queued', 'offered', 'ring_timeout', 'declined', 'answered', 'held', 'unheld',
                  'transferred', 'consult', 'monitored', 'whisper', 'barge', 'callback_requested',
-                 'overflow', 'abandoned', 'ended')),
+                 'overflow', 'abandoned', 'offer_cancelled', 'ended')),
     agent_id  integer REFERENCES users (id),
     detail    jsonb NOT NULL DEFAULT '{}'
 );

@@ -356,3 +356,13 @@ async def test_the_open_cases_lookup_uses_the_contact_index(conn: asyncpg.Connec
     plan = await conn.fetch("EXPLAIN " + hotline.CALLER_OPEN_CASES, MOBILE, 20)
     text = "\n".join(r[0] for r in plan)
     assert "cases_contact_open_idx" in text and "hotline_calls_caller_idx" in text, text
+
+
+async def test_every_event_kind_is_accepted_by_the_table(conn: asyncpg.Connection) -> None:
+    """The Python list and the table's CHECK agree: every kind the service may write is stored
+    (a withdrawn offer, ``offer_cancelled``, was once refused by the CHECK)."""
+    call = await hotline.create_call(conn, caller="13800138000", arrived_at=T0)
+    for kind in sorted(hotline.EVENT_KINDS):
+        await hotline.add_call_event(conn, call.id, kind, detail={"k": kind})
+    kinds = [e.kind for e in await hotline.call_events(conn, call.id)]
+    assert sorted(kinds) == sorted(hotline.EVENT_KINDS) and "offer_cancelled" in kinds
