@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hub.core.errors import Conflict, NotFound
+from hub.ice import parse_networks, restrict_host_addresses
 from storage import cameras as store
 from storage.db import connect
 from video.ingest.camera import CameraStatus, Subscription
@@ -117,6 +118,10 @@ class VideoService:
         self.viewers: dict[str, tuple[int, str, LiveViewer | Mp4Viewer]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sync_lock = asyncio.Lock()
+        # CITYHUB_WEBRTC_NETWORKS for live tiles too (a web+video process runs no telephony)
+        self.networks = parse_networks(hub.settings.webrtc_networks)
+        if self.networks:
+            restrict_host_addresses(self.networks)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -231,7 +236,7 @@ class VideoService:
             sub.close()
             self.viewers.pop(viewer_id, None)
 
-        viewer = LiveViewer(track, on_close=closed)
+        viewer = LiveViewer(track, on_close=closed, networks=self.networks)
         self.viewers[viewer_id] = (user_id, cid, viewer)  # the slot is taken before any await
         try:
             answer = await viewer.answer(offer_sdp)  # LiveError (422) closes it

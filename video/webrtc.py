@@ -39,6 +39,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from hub.core.errors import ValidationFailed
+from hub.ice import Networks, filter_candidates
 from video.ingest.source import VideoPacket
 
 log = logging.getLogger(__name__)
@@ -192,8 +193,16 @@ def _h264_section(section: list[str]) -> list[str]:
 class LiveViewer:
     """One browser tile live: ``answer(offer)`` → answer SDP; ``close()``; ``closed`` when over."""
 
-    def __init__(self, track: PacketTrack, *, on_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        track: PacketTrack,
+        *,
+        on_close: Callable[[], None] | None = None,
+        networks: Networks = (),
+    ) -> None:
         self.track = track
+        #: ``CITYHUB_WEBRTC_NETWORKS``: the offer's candidates outside them are dropped.
+        self.networks = list(networks)
         self.closed = asyncio.Event()
         self._on_close = on_close
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -207,7 +216,7 @@ class LiveViewer:
             await self.close()
             raise LiveError("SDP 中没有视频")
         try:
-            offer = h264_only(offer_sdp)
+            offer = filter_candidates(h264_only(offer_sdp), self.networks)
             await self._pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
             if not any(t.kind == "video" for t in self._pc.getTransceivers()):
                 raise LiveError("SDP 中没有视频")

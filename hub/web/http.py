@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,6 +123,8 @@ class ErrorMiddleware:
                 "数据库暂时不可用，请稍后重试", details={"reason": type(exc).__name__}
             )
             await error_response(outage)(scope, receive, send)
+        except ClientDisconnect:  # the browser went away mid-request: nobody to answer
+            log.debug("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             ref = secrets.token_hex(6)
             log.exception(

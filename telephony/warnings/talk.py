@@ -41,15 +41,12 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import ipaddress
 import logging
 import time
 from collections.abc import Sequence
 from typing import Final
 
-import aioice.ice
 import av
-import ifaddr
 import numpy as np
 import numpy.typing as npt
 from aiortc import (
@@ -60,6 +57,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from hub.ice import Networks, filter_candidates, parse_networks, restrict_host_addresses
 from telephony.errors import TelephonyError
 from telephony.g711 import G711Law
 
@@ -67,10 +65,12 @@ __all__ = [
     "FRAME_BYTES",
     "FRAME_SAMPLES",
     "EndReason",
+    "Networks",
     "TalkError",
     "TalkSession",
     "TalkStats",
     "filter_candidates",
+    "parse_networks",
     "restrict_host_addresses",
 ]
 
@@ -79,58 +79,6 @@ log = logging.getLogger("cityhub.telephony.talk")
 FRAME_SAMPLES: Final = 160  # 20 ms at 8 kHz
 FRAME_BYTES: Final = FRAME_SAMPLES  # one G.711 byte per sample
 MAX_OFFER_BYTES: Final = 64 * 1024
-
-
-Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-
-
-def parse_networks(texts: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(t.strip(), strict=False) for t in texts if t.strip()]
-
-
-def _inside(address: str, networks: Networks) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False  # a hostname (mDNS ``.local``): not resolvable to a known network
-    return any(ip in n for n in networks)
-
-
-def restrict_host_addresses(networks: Networks) -> None:
-    """Make aioice (every peer connection of this process) gather only local addresses inside
-    ``networks``; an empty list restores aioice's own choice."""
-    original = getattr(aioice.ice, "_cityhub_original", aioice.ice.get_host_addresses)
-    aioice.ice._cityhub_original = original  # type: ignore[attr-defined]
-    if not networks:
-        aioice.ice.get_host_addresses = original
-        return
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        found: list[str] = []
-        for adapter in ifaddr.get_adapters():
-            for ip in adapter.ips:
-                address = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
-                wanted = use_ipv4 if isinstance(ip.ip, str) else use_ipv6
-                if wanted and _inside(address, networks) and address not in found:
-                    found.append(address)
-        return found
-
-    aioice.ice.get_host_addresses = host_addresses
-
-
-def filter_candidates(sdp: str, networks: Networks) -> str:
-    """The offer without ICE candidates outside ``networks`` (unchanged when there is no limit)."""
-    if not networks:
-        return sdp
-    lines = sdp.replace("\r\n", "\n").split("\n")
-    kept = []
-    for line in lines:
-        if line.startswith("a=candidate:"):
-            parts = line.split()
-            if len(parts) < 5 or not _inside(parts[4], networks):
-                continue
-        kept.append(line)
-    return "\r\n".join(kept)
 
 
 def offered_codecs(sdp: str) -> list[str]:
