@@ -204,3 +204,56 @@ async def test_a_call_is_queued_offered_answered_bridged_and_recorded(
     mid = pcm[len(pcm) // 4 : len(pcm) * 3 // 4]
     assert abs(dominant(mid[:, 0]) - 440.0) < 20  # the caller, left
     assert abs(dominant(mid[:, 1]) - 1000.0) < 20  # the agent, right
+
+
+async def test_a_supervisor_listens(hub: HubState, api: Any, caller: Caller) -> None:
+    """监听: the supervisor (admin) joins a connected call from a browser and hears both sides
+    (440 Hz caller + 1000 Hz agent), while the caller does not hear the supervisor (700 Hz)."""
+    from aiortc import RTCSessionDescription
+
+    service = hotline(hub)
+    agent = await api("agent1")
+    admin = await api("admin")
+    me = str(agent.user["id"])
+    await agent.post("/api/hotline/me/state", json={"state": "signed_in"})
+    await agent.post("/api/hotline/me/state", json={"state": "ready"})
+    _, port = service.stack.agent.local_address
+    await caller.dial(port)
+    await until(lambda: channel(hub, "agents").get(me, {}).get("state") == "offered", 40, "offer")
+    call = channel(hub, "agents")[me]["call"]
+    browser, sup = AgentBrowser(1000.0), AgentBrowser(700.0)
+    try:
+        await browser.pc.setLocalDescription(await browser.pc.createOffer())
+        r = await agent.post(f"/api/hotline/live/{call}/answer",
+                             json={"sdp": browser.pc.localDescription.sdp})  # fmt: skip
+        assert r.status_code == 200, r.text
+        await browser.pc.setRemoteDescription(RTCSessionDescription(r.json()["sdp"], "answer"))
+        await until(lambda: channel(hub, "agents")[me]["state"] == "talking", what="talking")
+        refused = await agent.post(f"/api/hotline/live/{call}/monitor", json={"sdp": "v=0" * 10})
+        assert refused.status_code == 403  # monitoring is the supervisor's
+        await sup.pc.setLocalDescription(await sup.pc.createOffer())
+        r = await admin.post(f"/api/hotline/live/{call}/monitor",
+                             json={"sdp": sup.pc.localDescription.sdp, "mode": "listen"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        await sup.pc.setRemoteDescription(RTCSessionDescription(r.json()["sdp"], "answer"))
+        await until(lambda: len(sup.heard) >= 100, what="the supervisor hears")
+        heard = sup.pcm_8k(sup.heard[-50:])
+        spectrum = np.abs(np.fft.rfft(heard.astype(np.float64) * np.hanning(len(heard))))
+        freqs = np.fft.rfftfreq(len(heard), 1 / 8000)
+
+        def energy(f: float) -> float:
+            return float(spectrum[(freqs > f - 15) & (freqs < f + 15)].sum())
+
+        noise = energy(2500.0) + 1.0
+        assert energy(440.0) > 20 * noise and energy(1000.0) > 20 * noise  # both sides
+        # the caller does not hear the supervisor while listening
+        assert energy_of(caller.last(1.0), 700.0) < 0.05 * energy_of(caller.last(1.0), 1000.0)
+    finally:
+        await browser.close()
+        await sup.close()
+
+
+def energy_of(pcm: np.ndarray, f: float) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64) * np.hanning(len(pcm))))
+    freqs = np.fft.rfftfreq(len(pcm), 1 / 8000)
+    return float(spectrum[(freqs > f - 15) & (freqs < f + 15)].sum())
