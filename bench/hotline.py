@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import csv
 import multiprocessing as mp
@@ -1270,6 +1271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="cityhub-hotline-", dir=args.data_dir))
+    # Registered before pgserver registers its own exit handler (which touches a lock file in the
+    # runtime dir), so this one runs after it: nothing is left behind.
+    atexit.register(shutil.rmtree, scratch, True)
     # pgserver runs PostgreSQL as an unprivileged user when we are root: it must reach its data dir.
     scratch.chmod(0o755)
     (scratch / "run").mkdir(mode=0o700)
