@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRITE_RETRY_MAX = 30.0
+#: Seconds a call arriving right after a start waits (ringing) for the prompts to be made.
+PROMPTS_WAIT = 10.0
 
 
 def mask(number: str) -> str:
@@ -113,6 +115,7 @@ class HotlineService:
         self._timer: asyncio.TimerHandle | None = None
         self._writes: asyncio.Queue[Callable[[Any], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._prompts_task: asyncio.Task[Any] | None = None
         now = time.time()
         self.tally = Tally(day_of(now, self.tz), self.tz)
         self.phones = Phones(self)
@@ -134,7 +137,7 @@ class HotlineService:
                 "%d hotline calls left running by an earlier hub were marked failed", failed
             )
         writer = service._spawn(service._writer(), "hotline-writer")
-        service._spawn(service._prepare_prompts(), "hotline-prompts")
+        service._prompts_task = service._spawn(service._prepare_prompts(), "hotline-prompts")
         stop = stack.serve(hub.settings.hotline_number, service.on_invite)
         stop_register = stack.serve_register(service.phones.on_register)
         service._publish_board()
@@ -210,6 +213,13 @@ class HotlineService:
         if incoming.offer is None:
             await incoming.reject(488)
             return
+        prepared = self._prompts_task
+        if prepared is not None and not prepared.done():
+            # the first calls after a start wait (ringing) for the prompts, a few seconds at most
+            await incoming.ring()
+            await asyncio.wait([prepared], timeout=PROMPTS_WAIT)
+            if incoming.cancelled.is_set():
+                return
         host = self.settings.sip_address
         rtp = await RtpStream.open(self.stack.ports, self.settings.sip_host)
         try:
@@ -235,7 +245,12 @@ class HotlineService:
             return
         rtp.set_remote((media.remote_address, media.remote_port), media.codec.payload_type,
                        event_payload_type=media.telephone_event)  # fmt: skip
-        rtp.on_audio = leg.caller_audio
+        # The caller's audio goes through the jitter buffer only while someone hears it (an agent,
+        # the recorder): for a queued caller that work cost 3-4 times the music it is sent
+        # (bench/hotline.py) and delayed the media clock. Every packet still feeds the media guard.
+        rtp.on_audio = None
+        sip_call = leg.sip
+        rtp.on_packet = lambda _packet: sip_call.media_seen()
         rtp.on_digit = lambda digit: self._safe(lambda now: self.acd.dtmf(call_id, digit, now))
         leg.on_prompt_end = self._prompt_ended
         self.legs[call_id] = leg
@@ -349,6 +364,7 @@ class HotlineService:
         elif isinstance(cmd, c.Disconnect):
             if leg is not None and leg.agent is not None and leg.agent.user == cmd.agent:
                 gone, leg.agent = leg.agent, None
+                leg.rtp.on_audio = None
                 self._agent_calls.pop(cmd.agent, None)
                 self._spawn(gone.leg.close(), f"agent leg {cmd.agent}")
         elif isinstance(cmd, c.Consult):
@@ -450,6 +466,7 @@ class HotlineService:
             self._watch(agent_leg, cmd.call, cmd.agent)
         previous = leg.agent
         leg.agent = agent_peer
+        leg.rtp.on_audio = leg.caller_audio
         leg.prompt = None
         leg.music = leg.held = False
         self._agent_calls[cmd.agent] = cmd.call
