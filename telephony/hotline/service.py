@@ -69,8 +69,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRITE_RETRY_MAX = 30.0
-#: Seconds a call arriving right after a start waits (ringing) for the prompts to be made.
-PROMPTS_WAIT = 10.0
 
 
 def mask(number: str) -> str:
@@ -213,13 +211,6 @@ class HotlineService:
         if incoming.offer is None:
             await incoming.reject(488)
             return
-        prepared = self._prompts_task
-        if prepared is not None and not prepared.done():
-            # the first calls after a start wait (ringing) for the prompts, a few seconds at most
-            await incoming.ring()
-            await asyncio.wait([prepared], timeout=PROMPTS_WAIT)
-            if incoming.cancelled.is_set():
-                return
         host = self.settings.sip_address
         rtp = await RtpStream.open(self.stack.ports, self.settings.sip_host)
         try:

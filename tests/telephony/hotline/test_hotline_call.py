@@ -150,6 +150,8 @@ async def test_a_call_is_queued_offered_answered_bridged_and_recorded(
     r = await agent.post("/api/hotline/me/state", json={"state": "signed_in"})
     assert r.status_code == 200 and r.json()["state"] == "not_ready", r.text
 
+    # the prompts are made (not the stand-in of a fresh start)
+    await until(lambda: service.prompts.ready, what="prompts made")
     _, port = service.stack.agent.local_address
     await caller.dial(port)
     # the welcome prompt plays, then the call waits: on the queue board, number masked
