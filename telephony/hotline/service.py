@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hub.core.errors import NotFound
+from hub.ice import parse_networks
 from storage import hotline as store
 from storage.db import connect
 from storage.errors import StorageError, StorageUnavailable
@@ -105,6 +106,7 @@ class HotlineService:
         trunks = list(s.hotline_trunks) or (["127.0.0.0/8", "::1/128"] if hub.demo else [])
         self.trunks = [ipaddress.ip_network(t, strict=False) for t in trunks]
         self.recordings = s.data_dir / "recordings"
+        self.networks = parse_networks(s.webrtc_networks)  # CITYHUB_WEBRTC_NETWORKS, parsed once
         self.legs: dict[str, CallerLeg] = {}
         self._pending: dict[tuple[str, str], AgentSide] = {}  # (call, agent) → answered leg
         self._agent_calls: dict[str, str] = {}  # agent → the call their leg is bridged in
@@ -113,7 +115,6 @@ class HotlineService:
         self._timer: asyncio.TimerHandle | None = None
         self._writes: asyncio.Queue[Callable[[Any], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._prompts_task: asyncio.Task[Any] | None = None
         now = time.time()
         self.tally = Tally(day_of(now, self.tz), self.tz)
         self.phones = Phones(self)
@@ -135,7 +136,7 @@ class HotlineService:
                 "%d hotline calls left running by an earlier hub were marked failed", failed
             )
         writer = service._spawn(service._writer(), "hotline-writer")
-        service._prompts_task = service._spawn(service._prepare_prompts(), "hotline-prompts")
+        service._spawn(service._prepare_prompts(), "hotline-prompts")
         stop = stack.serve(hub.settings.hotline_number, service.on_invite)
         stop_register = stack.serve_register(service.phones.on_register)
         service._publish_board()
@@ -414,8 +415,7 @@ class HotlineService:
         leg = self.legs.get(call_id)
         if leg is None:
             raise NotFound("通话不存在或已结束", code="no_call")
-        networks = self._networks()
-        agent_leg = AgentLeg(leg.law, networks=networks)
+        agent_leg = AgentLeg(leg.law, networks=self.networks)
         try:
             sdp = await agent_leg.answer(offer_sdp)
         except Exception:
@@ -432,11 +432,6 @@ class HotlineService:
             await agent_leg.close()
             raise
         return sdp
-
-    def _networks(self) -> list[Any]:
-        from telephony.warnings.talk import parse_networks
-
-        return parse_networks(self.settings.webrtc_networks)
 
     def _connect(self, cmd: c.Connect, leg: CallerLeg | None) -> None:
         self.phones.cancel(cmd.call, cmd.agent)  # answered in the browser: the phone stops ringing
