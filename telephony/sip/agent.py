@@ -189,6 +189,12 @@ class UserAgent:
         host, port = self._host_port()
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    @property
+    def allow(self) -> str:
+        """The Allow header: REGISTER too while a registrar answers it (``on_register``)."""
+        methods = (*ALLOW, "REGISTER") if self.on_register is not None else ALLOW
+        return ", ".join(methods)
+
     def new_via(self) -> str:
         return f"SIP/2.0/UDP {self._hostport_text()};branch=z9hG4bK{secrets.token_hex(10)};rport"
 
@@ -362,7 +368,7 @@ class UserAgent:
         ]
         if method in ("INVITE", "OPTIONS"):
             pairs.append(("Contact", f"<{self.contact}>"))
-        pairs += [("Allow", ", ".join(ALLOW)), ("User-Agent", "cityhub")]
+        pairs += [("Allow", self.allow), ("User-Agent", "cityhub")]
         pairs += extra
         if body:
             pairs.append(("Content-Type", "application/sdp"))
@@ -452,7 +458,7 @@ class UserAgent:
             self.respond(key, make_response(request, 481))
         else:
             self.respond(
-                key, make_response(request, 501, to_tag=tag, headers=[("Allow", ", ".join(ALLOW))])
+                key, make_response(request, 501, to_tag=tag, headers=[("Allow", self.allow)])
             )
 
     def _register(self, key: TransactionKey, request: Request, source: Address) -> None:
@@ -466,13 +472,13 @@ class UserAgent:
                 log.exception("on_register handler failed for %s", request.call_id)
                 response = make_response(request, 500, to_tag=new_tag())
         if response is None:
-            allow = [("Allow", ", ".join(ALLOW))]
+            allow = [("Allow", self.allow)]
             response = make_response(request, 501, to_tag=new_tag(), headers=allow)
         self.respond(key, response)
 
     def _options_ok(self, request: Request, tag: str | None) -> Response:
         headers = [
-            ("Allow", ", ".join(ALLOW)),
+            ("Allow", self.allow),
             ("Accept", ACCEPT),
             ("Supported", SUPPORTED),
             ("Contact", f"<{self.contact}>"),
@@ -557,7 +563,7 @@ class UserAgent:
             to_tag=incoming.local_tag,
             headers=[
                 ("Contact", f"<{self.contact}>"),
-                ("Allow", ", ".join(ALLOW)),
+                ("Allow", self.allow),
                 ("Content-Type", "application/sdp"),
             ],
             body=body,
@@ -636,7 +642,7 @@ class UserAgent:
         elif method == "OPTIONS":
             self.respond(key, self._options_ok(request, None))
         else:
-            self.respond(key, make_response(request, 501, headers=[("Allow", ", ".join(ALLOW))]))
+            self.respond(key, make_response(request, 501, headers=[("Allow", self.allow)]))
 
     def _reinvite_received(self, call: Call, key: TransactionKey, request: Request) -> None:
         response = call.answer_reinvite(request, self.contact)

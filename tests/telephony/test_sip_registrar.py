@@ -376,6 +376,24 @@ class TestTheUserAgentHook:
         await phone.send(wire(register("<sip:a@h>"), phone.port), ua.local_address)
         r = await phone.recv()
         assert r.status == 501 and r.to_tag is not None
+        assert "REGISTER" not in r.header_all("Allow")  # RFC 3261 §21.5.2: what it does allow
+
+    async def test_options_names_register_only_while_a_registrar_answers(
+        self, ua: UserAgent, phone: RawPhone
+    ) -> None:
+        def options(cseq: int) -> bytes:
+            request = register(cseq=cseq, call_id=f"opt-{cseq}@phone")
+            text = wire(request, phone.port).replace(b"REGISTER", b"OPTIONS")
+            return text
+
+        await phone.send(options(1), ua.local_address)
+        plain = await phone.recv()
+        assert plain.status == 200 and "REGISTER" not in plain.header_all("Allow")
+        reg = Registrar(REALM, secret=b"s" * 32)
+        ua.on_register = lambda request, source: reg.register(request, 1000.0, PHONE).response
+        await phone.send(options(2), ua.local_address)
+        served = await phone.recv()
+        assert served.status == 200 and "REGISTER" in served.header_all("Allow")
 
     async def test_the_registrar_answers_and_binds(self, ua: UserAgent, phone: RawPhone) -> None:
         reg = Registrar(REALM, secret=b"s" * 32)
