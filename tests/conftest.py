@@ -158,14 +158,18 @@ class Api:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.user = user
 
+    def _headers(self, kw: dict[str, Any]) -> dict[str, str]:
+        """The bearer token with the request's own headers (``headers=``) on top."""
+        return {**self.headers, **kw.pop("headers", {})}
+
     async def get(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.get(url, headers=self.headers, **kw)
+        return await self.client.get(url, headers=self._headers(kw), **kw)
 
     async def post(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.post(url, headers=self.headers, **kw)
+        return await self.client.post(url, headers=self._headers(kw), **kw)
 
     async def patch(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.patch(url, headers=self.headers, **kw)
+        return await self.client.patch(url, headers=self._headers(kw), **kw)
 
     async def act(self, case_id: int, action: str, **fields: Any) -> httpx.Response:
         if "version" not in fields:

@@ -206,6 +206,9 @@ async def test_a_call_is_queued_offered_answered_bridged_and_recorded(
     mid = pcm[len(pcm) // 4 : len(pcm) * 3 // 4]
     assert abs(dominant(mid[:, 0]) - 440.0) < 20  # the caller, left
     assert abs(dominant(mid[:, 1]) - 1000.0) < 20  # the agent, right
+    # the browser's <audio> seeks with Range requests: a part of the file, byte for byte
+    part = await agent.get(record["recording"], headers={"Range": "bytes=44-1043"})
+    assert part.status_code == 206 and part.content == r.content[44:1044]
 
 
 async def test_a_supervisor_listens(hub: HubState, api: Any, caller: Caller) -> None:
