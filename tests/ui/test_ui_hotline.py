@@ -160,7 +160,7 @@ class CallerThread:
     def dial(self, port: int, caller: str) -> None:
         from telephony.rtp.session import PortPool
         from telephony.sip.agent import UserAgent
-        from tests.telephony.hotline.test_hotline_call import Caller
+        from tests.telephony.hotline.support import Caller
 
         async def start() -> None:
             self.ua = UserAgent("127.0.0.1", 0, user="citizen")

@@ -9,136 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import io
-import secrets
 import wave
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
-import aioice.ice
-import httpx
 import numpy as np
 import pytest
 
 from hub.state import HubState
-from hub.web.app import build_state, close_state, create_app
-from telephony.g711 import G711Law
-from telephony.hotline.service import HotlineService
-from telephony.rtp.session import PortPool, RtpStream
-from telephony.sdp import PCMA, Direction, LocalMedia, SdpSession, build_offer, negotiate_answer
-from telephony.sip.agent import UserAgent
-from tests.conftest import Api
-from tests.conftest import test_settings as settings_for
+from tests.telephony.hotline.support import Caller, channel, hotline, until
 from tests.telephony.hotline.test_bridge import AgentBrowser
 from tests.telephony.warnings.test_talk import dominant
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-    yield
-
-
-@pytest.fixture
-async def hub(fresh_dsn: str, shared_data_dir: Path) -> AsyncIterator[HubState]:
-    state = await build_state(
-        settings_for(
-            shared_data_dir, fresh_dsn, hotline_trunks=("127.0.0.0/8",), hotline_wrapup=2.0,
-            hotline_announce_every=5.0,
-        )
-    )  # fmt: skip
-    try:
-        yield state
-    finally:
-        await close_state(state)
-
-
-@pytest.fixture
-async def api(hub: HubState) -> AsyncIterator[Any]:
-    app = create_app(hub.settings)
-    app.state.hub = hub
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-
-        async def login(username: str) -> Api:
-            from hub.demo import DEMO_USERS
-
-            r = await c.post("/api/auth/login", json={
-                "username": username, "password": DEMO_USERS[username][1], "token": True})  # fmt: skip
-            assert r.status_code == 200, r.text
-            return Api(c, r.json()["token"], r.json()["user"])
-
-        yield login
-
-
-def hotline(hub: HubState) -> HotlineService:
-    service = hub.services["hotline"]
-    assert isinstance(service, HotlineService)
-    return service
-
-
-def channel(hub: HubState, name: str) -> dict[str, Any]:
-    assert hub.fanout is not None
-    return hub.fanout.states.snapshot(name)
-
-
-async def until(cond: Any, timeout: float = 20.0, what: str = "") -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.05)
-
-
-class Caller:
-    """A citizen's phone: dials, sends a 440 Hz tone, keeps the audio it hears."""
-
-    def __init__(self, ua: UserAgent, ports: PortPool) -> None:
-        self.ua = ua
-        self.ports = ports
-        self.heard = bytearray()
-        self.stream: RtpStream | None = None
-        self.call: Any = None
-        self._tone: asyncio.Task[Any] | None = None
-
-    async def dial(self, hub_port: int, number: str = "12319", caller: str = "13800001111") -> None:
-        self.stream = await RtpStream.open(self.ports, "127.0.0.1")
-        local = LocalMedia("127.0.0.1", self.stream.local_port, Direction.SENDRECV, codecs=(PCMA,))
-        _, offer = build_offer(SdpSession(secrets.randbelow(2**31), 1, "127.0.0.1"), local)
-        self.ua.user = caller
-        self.call = await self.ua.invite(f"sip:{number}@127.0.0.1:{hub_port}", offer)
-        media = negotiate_answer(offer, self.call.remote_sdp)
-        self.stream.set_remote((media.remote_address, media.remote_port), media.codec.payload_type,
-                               event_payload_type=media.telephone_event)  # fmt: skip
-        self.stream.on_audio = self.heard.extend
-        t = np.arange(8000 * 60) / 8000
-        tone = G711Law.ALAW.encode((np.sin(2 * np.pi * 440 * t) * 10000).astype(np.int16))
-        self._tone = asyncio.get_running_loop().create_task(self.stream.play(tone))
-
-    def last(self, seconds: float) -> np.ndarray:
-        n = int(seconds * 8000)
-        return G711Law.ALAW.decode(bytes(self.heard[-n:]))
-
-    async def hang_up(self) -> None:
-        if self._tone is not None:
-            self._tone.cancel()
-        if self.call is not None:
-            await self.call.hangup()
-        if self.stream is not None:
-            self.stream.close()
-
-
-@pytest.fixture
-async def caller() -> AsyncIterator[Caller]:
-    ua = UserAgent("127.0.0.1", 0, user="citizen")
-    await ua.start()
-    c = Caller(ua, PortPool(46000, 46999))
-    try:
-        yield c
-    finally:
-        await c.hang_up()
-        ua.close()
-        await ua.wait_closed()
 
 
 async def test_a_call_is_queued_offered_answered_bridged_and_recorded(

@@ -12,9 +12,8 @@ from hub.state import HubState
 from storage import hotline as store
 from storage.db import connect
 from telephony.hotline.cli import level_db, place_call
-from tests.telephony.hotline.test_hotline_call import api, hotline, hub, loopback_only
+from tests.telephony.hotline.support import hotline
 
-__all__ = ["api", "hub", "loopback_only"]
 pytestmark = pytest.mark.timeout(120)
 
 

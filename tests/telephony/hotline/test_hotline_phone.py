@@ -13,28 +13,24 @@ import asyncio
 import hashlib
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import httpx
 import numpy as np
 import pytest
 
 from hub.state import HubState
-from hub.web.app import build_state, close_state, create_app
 from storage.db import connect
 from telephony.g711 import G711Law
 from telephony.hotline.acd import DECLINED_REASON, RING_TIMEOUT_REASON
 from telephony.hotline.phone import UNREGISTERED, PhoneLeg, transcoder
-from telephony.hotline.service import HotlineService
 from telephony.rtp.session import PortPool
 from telephony.sip.agent import UserAgent
 from telephony.sip.message import Response, parse
 from tests.conftest import Api
-from tests.conftest import test_settings as settings_for
-from tests.telephony.hotline.test_hotline_call import Caller
+from tests.telephony.hotline.support import Caller, channel, hotline, until
 from tests.telephony.test_sip_endpoint import SIPP_DIR, run_sipp, sipp_or_skip
 from tests.telephony.test_sip_registrar import answer as digest_answer
 from tests.telephony.test_sip_registrar import register as reg_request
@@ -49,40 +45,9 @@ PASSWORD = "Desk#2026pw"
 SIPP_TIMEOUT = 30.0
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-    yield
-
-
 @pytest.fixture
-async def hub(fresh_dsn: str, shared_data_dir: Path) -> AsyncIterator[HubState]:
-    state = await build_state(
-        settings_for(shared_data_dir, fresh_dsn, hotline_trunks=("127.0.0.0/8",),
-                     hotline_wrapup=2.0, hotline_ring_timeout=10.0)
-    )  # fmt: skip
-    try:
-        yield state
-    finally:
-        await close_state(state)
-
-
-@pytest.fixture
-async def api(hub: HubState) -> AsyncIterator[Any]:
-    app = create_app(hub.settings)
-    app.state.hub = hub
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-
-        async def login(username: str) -> Api:
-            from hub.demo import DEMO_USERS
-
-            r = await c.post("/api/auth/login", json={
-                "username": username, "password": DEMO_USERS[username][1], "token": True})  # fmt: skip
-            assert r.status_code == 200, r.text
-            return Api(c, r.json()["token"], r.json()["user"])
-
-        yield login
+def hotline_options() -> dict[str, Any]:
+    return {"hotline_wrapup": 2.0, "hotline_ring_timeout": 10.0}
 
 
 @pytest.fixture
@@ -96,26 +61,6 @@ async def caller() -> AsyncIterator[Caller]:
         await c.hang_up()
         ua.close()
         await ua.wait_closed()
-
-
-def hotline(hub: HubState) -> HotlineService:
-    service = hub.services["hotline"]
-    assert isinstance(service, HotlineService)
-    return service
-
-
-def channel(hub: HubState, name: str) -> dict[str, Any]:
-    assert hub.fanout is not None
-    return hub.fanout.states.snapshot(name)
-
-
-async def until(cond: Any, timeout: float = 20.0, what: str = "") -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not cond():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def scenario(tmp: Path, name: str, **subs: str) -> Path:

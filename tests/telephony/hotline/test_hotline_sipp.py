@@ -36,24 +36,22 @@ import os
 import socket
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import httpx
 import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
 
 from hub.state import HubState
-from hub.web.app import build_state, close_state, create_app
 from storage.db import connect
 from telephony.g711 import G711Law
 from telephony.hotline.bridge import AgentLeg
 from telephony.hotline.service import HotlineService
 from tests.conftest import Api
-from tests.conftest import test_settings as settings_for
+from tests.telephony.hotline.support import channel, hotline, until
 from tests.telephony.hotline.test_bridge import AgentBrowser
 from tests.telephony.test_sip_endpoint import sipp_or_skip
 from tests.telephony.test_sip_sipp import free_udp_port
@@ -68,63 +66,9 @@ CALLER = "13800002222"
 LOAD_CALLS = int(os.environ.get("CITYHUB_LOAD_CALLS", "60"))
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-    yield
-
-
 @pytest.fixture
-async def hub(fresh_dsn: str, shared_data_dir: Path) -> AsyncIterator[HubState]:
-    state = await build_state(
-        settings_for(
-            shared_data_dir, fresh_dsn, hotline_trunks=("127.0.0.0/8",), hotline_wrapup=0.5,
-            hotline_ring_timeout=3.0, hotline_announce_every=5.0,
-        )
-    )  # fmt: skip
-    try:
-        yield state
-    finally:
-        await close_state(state)
-
-
-@pytest.fixture
-async def client(hub: HubState) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(hub.settings)
-    app.state.hub = hub
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
-def api(client: httpx.AsyncClient) -> Any:
-    async def login(username: str) -> Api:
-        from hub.demo import DEMO_USERS
-
-        r = await client.post("/api/auth/login", json={
-            "username": username, "password": DEMO_USERS[username][1], "token": True})  # fmt: skip
-        assert r.status_code == 200, r.text
-        return Api(client, r.json()["token"], r.json()["user"])
-
-    return login
-
-
-def hotline(hub: HubState) -> HotlineService:
-    service = hub.services["hotline"]
-    assert isinstance(service, HotlineService)
-    return service
-
-
-def channel(hub: HubState, name: str) -> dict[str, Any]:
-    assert hub.fanout is not None
-    return hub.fanout.states.snapshot(name)
-
-
-async def until(cond: Any, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.05)
+def hotline_options() -> dict[str, Any]:
+    return {"hotline_wrapup": 0.5, "hotline_ring_timeout": 3.0, "hotline_announce_every": 5.0}
 
 
 def tone_wav(path: Path, freq: float = 440.0, seconds: float = 2.0) -> Path:
