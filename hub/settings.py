@@ -167,7 +167,8 @@ class Settings:
     hotline_ring_timeout: float = 15.0
     #: Seconds of wrap-up (话后整理) after a call before the agent is offered the next one.
     hotline_wrapup: float = 30.0
-    #: Service hours ("" = 24 hours; "08:00-20:00"; several: "08:00-12:00,13:00-20:00").
+    #: Service hours ("" = 24 hours; "08:00-20:00"; several: "08:00-12:00,13:00-20:00"; working
+    #: days of the working calendar only: "workdays 08:30-17:30").
     hotline_hours: str = ""
     #: Seconds between position / expected-wait announcements to a queued caller.
     hotline_announce_every: float = 30.0

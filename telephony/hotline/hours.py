@@ -4,10 +4,14 @@ Theory of operation: the setting is empty (open 24 hours a day, as most 12319 li
 comma-separated list of local ranges ``HH:MM-HH:MM``: ``08:00-20:00``; ``08:00-12:00,13:00-20:00``
 (closed at lunch); ``20:00-08:00`` (a night line: a range whose end is not after its start runs over
 midnight). A range includes its start and excludes its end; ``24:00`` may end a range
-(``00:00-24:00`` is the whole day). ``parse_hours(text, tz)`` gives ``ServiceHours``, whose
-``open_at(instant)`` the ACD calls with ``now`` (float epoch seconds, or an aware datetime): the
-instant's local time of day in ``tz`` falls in one of the ranges. Every day of the week is the same;
-holidays from the working calendar are not applied here.
+(``00:00-24:00`` is the whole day). A leading ``workdays`` (or ``工作日``) keeps the line open on
+working days only: ``workdays 08:30-17:30``; ``workdays`` alone is all day on working days. Which
+days work is the caller's ``is_workday`` (the hub passes the case deadlines' working calendar, so
+public holidays and make-up working days 调休 apply); without one, Monday to Friday. A range over
+midnight belongs to the day it starts on. ``parse_hours(text, tz, is_workday)`` gives
+``ServiceHours``, whose ``open_at(instant)`` the ACD calls with ``now`` (float epoch seconds, or an
+aware datetime): the instant's local time of day in ``tz`` falls in one of the ranges (on a working
+day, if so restricted).
 
 Bad text raises ``HoursError`` (a ``ValueError``) whose zh-CN message quotes the part that is wrong.
 """
@@ -16,13 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 MAX_TEXT = 256
 MAX_RANGES = 8
 DAY = 24 * 3600
 _TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
+_WORKDAYS = ("workdays", "工作日")
+
+
+def _monday_to_friday(d: date) -> bool:
+    return d.weekday() < 5
 
 
 class HoursError(ValueError):
@@ -35,30 +45,41 @@ class ServiceHours:
     #: Empty: open all day.
     ranges: tuple[tuple[int, int], ...]
     tz: ZoneInfo
+    #: None: every day; otherwise the line is open only on the days this says are working days.
+    is_workday: Callable[[date], bool] | None = None
 
     @property
     def always(self) -> bool:
-        return not self.ranges
+        return not self.ranges and self.is_workday is None
 
     def open_at(self, instant: float | datetime) -> bool:
-        if not self.ranges:
+        if self.always:
             return True
         local = (
             instant.astimezone(self.tz)
             if isinstance(instant, datetime)
             else datetime.fromtimestamp(instant, self.tz)
         )
+        today = local.date()
+        works = self.is_workday or (lambda d: True)
+        if not self.ranges:
+            return works(today)
         t = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
         for start, end in self.ranges:
             if start < end:
-                if start <= t < end:
+                if start <= t < end and works(today):
                     return True
-            elif t >= start or t < end:
+            elif (t >= start and works(today)) or (
+                t < end and works(today - timedelta(days=1))  # the night began yesterday
+            ):
                 return True
         return False
 
     def describe(self) -> str:
-        """For the console: "全天 24 小时" or "08:00–12:00、13:00–20:00"."""
+        """For the console: "全天 24 小时", "08:00–12:00、13:00–20:00" or "工作日 08:30–17:30"."""
+        if self.is_workday is not None:
+            whole = ServiceHours(self.ranges, self.tz).describe()
+            return "工作日 " + ("全天" if not self.ranges else whole)
         if not self.ranges:
             return "全天 24 小时"
 
@@ -82,13 +103,22 @@ def _parse_time(text: str, *, end: bool) -> int:
     return hours * 3600 + minutes * 60
 
 
-def parse_hours(text: str, tz: ZoneInfo) -> ServiceHours:
-    """``CITYHUB_HOTLINE_HOURS`` → ``ServiceHours`` ("" = 24 hours); ``HoursError`` for bad text."""
+def parse_hours(
+    text: str, tz: ZoneInfo, is_workday: Callable[[date], bool] | None = None
+) -> ServiceHours:
+    """``CITYHUB_HOTLINE_HOURS`` → ``ServiceHours`` ("" = 24 hours); ``HoursError`` for bad text.
+    ``is_workday`` decides the working days of a ``workdays`` setting (default Monday to Friday)."""
     if len(text) > MAX_TEXT:
         raise HoursError(f"服务时间设置过长（最多 {MAX_TEXT} 个字符）")
     text = text.strip()
+    workdays: Callable[[date], bool] | None = None
+    for word in _WORKDAYS:
+        if text == word or text.startswith(word + " "):
+            workdays = is_workday or _monday_to_friday
+            text = text[len(word) :].strip()
+            break
     if not text:
-        return ServiceHours((), tz)
+        return ServiceHours((), tz, workdays)
     ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
@@ -103,5 +133,5 @@ def parse_hours(text: str, tz: ZoneInfo) -> ServiceHours:
         if len(ranges) > MAX_RANGES:
             raise HoursError(f"服务时间段最多 {MAX_RANGES} 个")
     if any(start == 0 and end == DAY for start, end in ranges):
-        return ServiceHours((), tz)
-    return ServiceHours(tuple(ranges), tz)
+        return ServiceHours((), tz, workdays)
+    return ServiceHours(tuple(ranges), tz, workdays)

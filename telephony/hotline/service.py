@@ -100,7 +100,9 @@ class HotlineService:
                 wrapup=s.hotline_wrapup,
                 announce_every=s.hotline_announce_every,
                 callback_key=s.hotline_callback_key,
-                open_at=parse_hours(s.hotline_hours, self.tz).open_at,
+                open_at=parse_hours(
+                    s.hotline_hours, self.tz, hub.cases.calendar.is_workday
+                ).open_at,
             )
         )
         trunks = list(s.hotline_trunks) or (["127.0.0.0/8", "::1/128"] if hub.demo else [])

@@ -3,13 +3,14 @@ bad text refused with a message that says what is wrong."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.core.workcal import WorkCalendar, parse_work_hours
 from telephony.hotline.hours import HoursError, parse_hours
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -113,3 +114,50 @@ class TestProperties:
         local = (moment.hour, moment.minute) >= (a.hour, a.minute)
         before_end = (moment.hour, moment.minute) < (b.hour, b.minute)
         assert ab == ((local and before_end) if a < b else (local or before_end))
+
+
+class TestWorkingDaysOnly:
+    """``workdays 08:30-17:30`` on the working calendar: 2026-10-01..08 is the National Day
+    holiday (Thursday 10-01 closed), Saturday 2026-10-10 a make-up working day (调休, open)."""
+
+    calendar = WorkCalendar(
+        tz=SHANGHAI,
+        periods=parse_work_hours("08:30-12:00,14:30-18:00"),
+        exceptions={date(2026, 10, 1): False, date(2026, 10, 10): True},
+    )
+
+    def open_on(self, text: str, day: date, clock: time) -> bool:
+        hours = parse_hours(text, SHANGHAI, self.calendar.is_workday)
+        return hours.open_at(datetime.combine(day, clock, SHANGHAI))
+
+    def test_a_working_day_opens_in_its_range_only(self) -> None:
+        tuesday = date(2026, 9, 29)
+        assert self.open_on("workdays 08:30-17:30", tuesday, time(9))
+        assert not self.open_on("workdays 08:30-17:30", tuesday, time(18))
+        assert not self.open_on("workdays 08:30-17:30", date(2026, 10, 3), time(9))  # Saturday
+
+    def test_a_holiday_closes_and_a_make_up_saturday_opens(self) -> None:
+        assert not self.open_on("工作日 08:30-17:30", date(2026, 10, 1), time(9))
+        assert self.open_on("工作日 08:30-17:30", date(2026, 10, 10), time(9))
+
+    def test_a_night_belongs_to_the_day_it_starts_on(self) -> None:
+        night = "workdays 20:00-08:00"
+        assert self.open_on(night, date(2026, 9, 30), time(23))  # Wednesday evening
+        # the holiday's small hours are Wednesday's night
+        assert self.open_on(night, date(2026, 10, 1), time(3))
+        assert not self.open_on(night, date(2026, 10, 1), time(23))  # the holiday's own evening
+        assert not self.open_on(night, date(2026, 10, 2), time(3))
+
+    def test_workdays_alone_is_all_day_and_without_a_calendar_monday_to_friday(self) -> None:
+        assert self.open_on("workdays", date(2026, 9, 29), time(3))
+        assert not self.open_on("workdays", date(2026, 10, 1), time(12))
+        plain = parse_hours("workdays", SHANGHAI)
+        assert plain.open_at(datetime(2026, 10, 1, 12, tzinfo=SHANGHAI))  # a Thursday: no calendar
+        assert not plain.open_at(datetime(2026, 10, 3, 12, tzinfo=SHANGHAI))
+        assert not plain.always
+        assert plain.describe() == "工作日 全天"
+        assert parse_hours("workdays 08:30-17:30", SHANGHAI).describe() == "工作日 08:30–17:30"
+
+    def test_a_bad_range_after_workdays_still_says_what_is_wrong(self) -> None:
+        with pytest.raises(HoursError, match="25:00"):
+            parse_hours("workdays 08:00-25:00", SHANGHAI)
