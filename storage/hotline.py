@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -707,6 +707,8 @@ async def set_phone(
             ha1,
             realm,
         )
+        # new credentials: the phone registers again (as the registrar forgets it in memory)
+        await conn.execute("DELETE FROM hotline_phone_bindings WHERE user_id = $1", user_id)
         rec = await conn.fetchrow(f"SELECT {_PHONE_COLS} WHERE p.user_id = $1", user_id)
     assert rec is not None
     return _phone(rec)
@@ -731,3 +733,70 @@ async def list_phones(conn: asyncpg.Connection) -> list[Phone]:
     with map_pg_errors():
         rows = await conn.fetch(f"SELECT {_PHONE_COLS} ORDER BY p.sip_user")
     return [_phone(r) for r in rows]
+
+
+# -- where the phones are registered (migration 0015) -----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredBinding:
+    """One registered contact of a phone (the registrar's ``Binding``, as stored)."""
+
+    contact: str
+    expires_at: float  # epoch seconds
+    call_id: str
+    cseq: int
+    source_host: str = ""
+    source_port: int = 0
+    q: str | None = None
+
+
+async def save_bindings(
+    conn: asyncpg.Connection, sip_user: str, bindings: Sequence[StoredBinding]
+) -> None:
+    """Replace the stored contacts of the phone ``sip_user`` with ``bindings`` (none: it is
+    unregistered). A SIP user without an account is ignored (its account was just deleted)."""
+    with map_pg_errors():
+        async with conn.transaction():
+            uid = await conn.fetchval(
+                "SELECT user_id FROM hotline_phones WHERE sip_user = $1", sip_user
+            )
+            if uid is None:
+                return
+            await conn.execute("DELETE FROM hotline_phone_bindings WHERE user_id = $1", uid)
+            await conn.executemany(
+                "INSERT INTO hotline_phone_bindings (user_id, contact, expires_at, call_id, cseq,"
+                " source_host, source_port, q) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (user_id, contact) DO NOTHING",
+                [
+                    (uid, b.contact, datetime.fromtimestamp(b.expires_at, UTC), b.call_id,
+                     b.cseq, b.source_host, b.source_port, b.q)
+                    for b in bindings
+                ],
+            )  # fmt: skip
+
+
+async def load_bindings(conn: asyncpg.Connection, now: float) -> dict[str, list[StoredBinding]]:
+    """The contacts still live at ``now`` (epoch seconds), by SIP user; lapsed ones are deleted."""
+    at = datetime.fromtimestamp(now, UTC)
+    with map_pg_errors():
+        await conn.execute("DELETE FROM hotline_phone_bindings WHERE expires_at <= $1", at)
+        rows = await conn.fetch(
+            "SELECT p.sip_user, b.contact, b.expires_at, b.call_id, b.cseq, b.source_host,"
+            " b.source_port, b.q FROM hotline_phone_bindings b"
+            " JOIN hotline_phones p ON p.user_id = b.user_id ORDER BY p.sip_user, b.contact"
+        )
+    out: dict[str, list[StoredBinding]] = {}
+    for r in rows:
+        out.setdefault(r["sip_user"], []).append(
+            StoredBinding(
+                r["contact"],
+                r["expires_at"].timestamp(),
+                r["call_id"],
+                int(r["cseq"]),
+                r["source_host"],
+                int(r["source_port"]),
+                r["q"],
+            )
+        )
+    return out

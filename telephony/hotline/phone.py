@@ -174,10 +174,34 @@ class Phones:
 
     # -- accounts ---------------------------------------------------------------------------------
 
-    async def load(self, conn: Any) -> None:
+    async def load(self, conn: Any, *, bindings: bool = False) -> None:
+        """The phone accounts (again); with ``bindings`` (at start) also where the phones were
+        registered, so a restarted hub reaches them before they register again."""
         phones = await store.list_phones(conn)
         self.accounts = {p.sip_user: PhoneAccount(p.sip_user, p.ha1, str(p.user_id))
                          for p in phones if p.realm == self.registrar.realm}  # fmt: skip
+        if not bindings:
+            return
+        now = time.time()
+        for sip_user, stored in (await store.load_bindings(conn, now)).items():
+            if sip_user in self.accounts:
+                self.registrar.restore(sip_user, [
+                    Binding(b.contact, b.expires_at, b.call_id, b.cseq,
+                            (b.source_host, b.source_port), b.q)
+                    for b in stored
+                ], now)  # fmt: skip
+
+    def _persist(self, sip_user: str) -> None:
+        """Store ``sip_user``'s bindings as they are now (in order, through the record writer)."""
+        snapshot = [
+            store.StoredBinding(b.contact, b.expires_at, b.call_id, b.cseq, *b.source, b.q)
+            for b in self.registrar.lookup(sip_user, time.time())
+        ]
+
+        async def save(conn: Any) -> None:
+            await store.save_bindings(conn, sip_user, snapshot)
+
+        self.service._write(save)
 
     def account_of(self, agent: str) -> PhoneAccount | None:
         return next((a for a in self.accounts.values() if a.owner == agent), None)
@@ -224,6 +248,7 @@ class Phones:
         if outcome.changed and account is not None:
             log.info("hotline phone %s: %d contact(s) from %s:%d", account.sip_user,
                      len(self.registrar.lookup(account.sip_user, time.time())), *source)  # fmt: skip
+            self._persist(account.sip_user)
             if not self.contacts(account.owner):
                 self.service._spawn(self._unregistered(account.owner), "phone-gone")
         return outcome.response

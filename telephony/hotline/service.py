@@ -132,7 +132,7 @@ class HotlineService:
         async with connect(hub.pool) as conn:
             failed = await store.fail_running_calls(conn)
             await service._seed_tally(conn)
-            await service.phones.load(conn)
+            await service.phones.load(conn, bindings=True)
         if failed:
             log.warning(
                 "%d hotline calls left running by an earlier hub were marked failed", failed

@@ -369,6 +369,16 @@ class Registrar:
         for user in users:
             self.bindings.pop(user, None)
 
+    def restore(self, user: str, bindings: Iterable[Binding], now: float) -> None:
+        """Put back ``user``'s bindings as they were stored (a restarted hub); lapsed ones are
+        left out, at most ``max_bindings`` (the longest-lived) kept."""
+        live = sorted((b for b in bindings if b.expires_at > now), key=lambda b: -b.expires_at)
+        held = {_contact_key(b.contact): b for b in reversed(live[: self.max_bindings])}
+        if held:
+            self.bindings[user] = held
+        else:
+            self.bindings.pop(user, None)
+
     def next_expiry(self) -> float | None:
         return min(
             (b.expires_at for held in self.bindings.values() for b in held.values()), default=None

@@ -366,3 +366,34 @@ async def test_every_event_kind_is_accepted_by_the_table(conn: asyncpg.Connectio
         await hotline.add_call_event(conn, call.id, kind, detail={"k": kind})
     kinds = [e.kind for e in await hotline.call_events(conn, call.id)]
     assert sorted(kinds) == sorted(hotline.EVENT_KINDS) and "offer_cancelled" in kinds
+
+
+async def test_phone_bindings_are_kept_replaced_lapsed_and_dropped_with_the_account(
+    conn: asyncpg.Connection,
+) -> None:
+    a, b = (await _agents(conn))[:2]
+    await hotline.set_phone(conn, a, "8001", "0" * 32)
+    await hotline.set_phone(conn, b, "8002", "1" * 32)
+    now = T0.timestamp()
+    desk = hotline.StoredBinding("sip:8001@10.0.0.5:5060", now + 600, "c1", 7, "10.0.0.5", 5060)
+    soft = hotline.StoredBinding("sip:8001@10.0.0.9:5062", now + 30, "c2", 2, q="0.5")
+    await hotline.save_bindings(conn, "8001", [desk, soft])
+    other = hotline.StoredBinding("sip:8002@h", now + 60, "c", 1)
+    await hotline.save_bindings(conn, "8002", [other])
+    await hotline.save_bindings(conn, "nobody", [desk])  # no account: nothing stored
+    assert await hotline.load_bindings(conn, now) == {
+        "8001": [desk, soft],
+        "8002": [other],
+    }
+    # 40 s later the softphone's binding has lapsed: not loaded, and deleted
+    assert await hotline.load_bindings(conn, now + 40) == {
+        "8001": [desk],
+        "8002": [other],
+    }
+    assert await conn.fetchval("SELECT count(*) FROM hotline_phone_bindings") == 2
+    await hotline.save_bindings(conn, "8001", [])  # unregistered
+    await hotline.set_phone(conn, b, "8002", "2" * 32)  # a new password: register again
+    assert await hotline.load_bindings(conn, now) == {}
+    await hotline.save_bindings(conn, "8002", [other])
+    await hotline.delete_phone(conn, b)
+    assert await conn.fetchval("SELECT count(*) FROM hotline_phone_bindings") == 0

@@ -17,7 +17,7 @@ from telephony.sip.agent import UserAgent
 from telephony.sip.digest import Credentials, authorize, parse_challenges
 from telephony.sip.headers import Headers, NameAddr, Via, param
 from telephony.sip.message import Request, Response, parse
-from telephony.sip.registrar import PhoneAccount, Registrar, ha1
+from telephony.sip.registrar import Binding, PhoneAccount, Registrar, ha1
 
 REALM = "cityhub"
 URI = "sip:127.0.0.1:5060"
@@ -367,6 +367,39 @@ def wire(request: Request, port: int) -> bytes:
     number = request.cseq.number if request.cseq else 0
     via = Via.parse(f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKraw{number}")
     return request.with_top_via(via).serialize()
+
+
+class TestRestoredBindings:
+    """``restore``: the bindings a restarted hub read back from the database."""
+
+    def test_what_a_restarted_registrar_restores_answers_lookups_and_guards_order(
+        self, reg: Registrar
+    ) -> None:
+        assert authed(reg, "<sip:8001@127.0.0.1:5999>", expires="600", call_id="c1").status == 200
+        (held,) = reg.lookup("8001", T0)
+        fresh = Registrar(REALM, secret=b"other" * 8, max_bindings=2)
+        fresh.restore("8001", [held], T0 + 10)
+        assert fresh.lookup("8001", T0 + 10) == [held]
+        assert fresh.next_expiry() == held.expires_at
+        # the same Call-ID with an older CSeq is still out of order after the restart (§10.3 7)
+        stale = register("<sip:8001@127.0.0.1:5999>", cseq=1, call_id="c1")
+        first = fresh.register(stale, T0 + 10, PHONE).response
+        again = register("<sip:8001@127.0.0.1:5999>", cseq=held.cseq, call_id="c1",
+                         auth=answer(first))  # fmt: skip
+        assert fresh.register(again, T0 + 10, PHONE).response.status == 500
+        assert fresh.lookup("8001", T0 + 601) == []  # and it lapses when it was going to
+
+    def test_lapsed_ones_are_left_out_and_the_longest_lived_kept(self, reg: Registrar) -> None:
+        def mk(port: int, until: float) -> Binding:
+            return Binding(f"sip:8001@127.0.0.1:{port}", until, "c", 1)
+
+        reg.restore("8001", [mk(1, T0 - 1), mk(2, T0 + 50), mk(3, T0 + 900), mk(4, T0 + 300)], T0)
+        assert [b.contact for b in reg.lookup("8001", T0)] == [
+            "sip:8001@127.0.0.1:3",
+            "sip:8001@127.0.0.1:4",
+        ]  # max_bindings=2
+        reg.restore("8001", [mk(1, T0 - 1)], T0)
+        assert reg.lookup("8001", T0) == [] and "8001" not in reg.bindings
 
 
 class TestTheUserAgentHook:

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import re
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 
 from hub.state import HubState
+from hub.web.app import build_state, close_state
 from storage.db import connect
 from telephony.g711 import G711Law
 from telephony.hotline.acd import DECLINED_REASON, RING_TIMEOUT_REASON
@@ -30,6 +32,7 @@ from telephony.rtp.session import PortPool
 from telephony.sip.agent import UserAgent
 from telephony.sip.message import Response, parse
 from tests.conftest import Api
+from tests.conftest import test_settings as settings_for
 from tests.telephony.hotline.support import Caller, channel, hotline, until
 from tests.telephony.test_sip_endpoint import SIPP_DIR, run_sipp, sipp_or_skip
 from tests.telephony.test_sip_registrar import answer as digest_answer
@@ -402,3 +405,44 @@ async def test_a_register_storm_and_garbage_leave_the_registrar_answering(
     assert rc == 0
     assert len(service.phones.contacts(str(agent.user["id"]))) == 1
     assert service.stack.agent.endpoint.stats.handler_errors == 0
+
+
+async def test_a_restarted_hub_knows_where_the_phone_is_until_new_credentials(
+    hub: HubState, api: Any, tmp_path: Path, fresh_dsn: str, shared_data_dir: Path
+) -> None:
+    """The registration is stored: a hub started afterwards on the same database (as after a
+    restart) finds the phone at once, without waiting for it to register again; provisioning a
+    new password forgets it there too."""
+    service = hotline(hub)
+    _, hub_port = service.stack.agent.local_address
+    admin, agent = await api("admin"), await api("agent1")
+    me = str(agent.user["id"])
+    assert (await provision(admin, agent.user["id"])).status_code == 200
+    phone_port = free_udp_port()
+    assert await register(tmp_path, hub_port, phone_port, password=PASSWORD, expect=200) == 0
+    contact = f"sip:{SIP_USER}@127.0.0.1:{phone_port}"
+    assert [b.contact for b in service.phones.contacts(me)] == [contact]
+
+    async def stored() -> list[str]:
+        async with connect(hub.pool) as conn:
+            rows = await conn.fetch("SELECT contact FROM hotline_phone_bindings")
+        return [r["contact"] for r in rows]
+
+    async with asyncio.timeout(10):
+        while await stored() != [contact]:
+            await asyncio.sleep(0.05)
+
+    later = await build_state(
+        settings_for(shared_data_dir, fresh_dsn, hotline_trunks=("127.0.0.0/8",))
+    )
+    try:
+        restarted = hotline(later).phones.contacts(me)
+        assert [b.contact for b in restarted] == [contact]
+        left = restarted[0].expires_at - time.time()
+        assert 100 <= left <= 120  # the expiry it was granted, not a fresh hour
+    finally:
+        await close_state(later)
+
+    assert (await provision(admin, agent.user["id"], password="New#2026pw")).status_code == 200
+    assert service.phones.contacts(me) == []
+    assert await stored() == []
