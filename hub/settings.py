@@ -84,6 +84,9 @@ class Settings:
     work_hours: str = "08:30-12:00,14:30-18:00"
     #: Time limit for categories that have none, in working hours.
     default_time_limit_hours: int = 24
+    #: Evaluation: the closing rates' denominator is 应结案数 less 缓办数 (the city's choice; the
+    #: API's ``subtract_deferred`` parameter overrides it per request).
+    evaluation_subtract_deferred: bool = False
     session_ttl_hours: int = 12
     bearer_ttl_days: int = 30
     #: Mark the session cookie Secure (set when served over HTTPS).

@@ -20,6 +20,7 @@ from hub.state import HubState
 from hub.subsystem import CliCommand, StateChannel
 from hub.web.http import ApiRoute
 from hub.web.routes.cases import API
+from hub.web.routes.evaluation import ROUTES as EVALUATION_ROUTES
 from realtime_ui import STATIC_DIR
 
 log = logging.getLogger("cityhub.web")
@@ -38,7 +39,7 @@ class WebSubsystem:
     name = "web"
 
     def routes(self) -> Sequence[ApiRoute]:
-        return API
+        return [*API, *EVALUATION_ROUTES]
 
     def web_routes(self) -> Sequence[BaseRoute]:
         return [

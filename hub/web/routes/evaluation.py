@@ -1,0 +1,374 @@
+"""``/api/evaluation/*``: the city's evaluation (综合评价) over HTTP — the city's figures with the
+composite score, the department league table, the trend, the cases behind any figure, the formula
+(admin edits it), the exports and the weekly report.
+
+Every figure comes from ``storage.evaluation`` (the same SQL for a count and its drill-down); this
+module parses the period in the city's time zone (``hub.web.evaluation_views``), keeps department
+staff to their own department, and serialises. The contract is in ``docs/evaluation.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.cases.render import case_json
+from hub.core import scoring
+from hub.core.errors import BadRequest, NotFound
+from hub.web import evaluation_views as v
+from hub.web.auth import Principal
+from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
+from hub.web.routes.common import client_ip, hub
+from hub.web.routes.users import ADMIN
+from storage import cases as q
+from storage import evaluation as ev
+from storage import evaluation_formula as formula_store
+from storage import users as user_store
+from storage.db import connect
+
+Day = Annotated[date, msgspec.Meta(description="本地日期 YYYY-MM-DD（城市时区）")]
+
+
+class PeriodQuery(msgspec.Struct, forbid_unknown_fields=True):
+    period: Annotated[
+        v.PeriodKind, msgspec.Meta(description="统计周期（与 day 一起用；默认 week，周一开始）")
+    ] = "week"
+    day: Annotated[Day, msgspec.Meta(description="周期内的任一天，默认今天")] | None = None
+    start: Annotated[Day, msgspec.Meta(description="自定义时段开始（含）")] | None = None
+    end: Annotated[Day, msgspec.Meta(description="自定义时段结束（不含），最长 370 天")] | None = (
+        None
+    )
+    subtract_deferred: (
+        Annotated[bool, msgspec.Meta(description="结案类比率的分母扣除缓办数（默认：城市设置）")]
+        | None
+    ) = None
+
+
+class CityQuery(PeriodQuery, forbid_unknown_fields=True):
+    department_id: (
+        Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="只看一个部门的指标")] | None
+    ) = None
+
+
+class TrendQuery(CityQuery, forbid_unknown_fields=True):
+    count: Annotated[int, msgspec.Meta(ge=1, le=24, description="周期个数（含当前）")] = 8
+
+
+Table = Literal["city", "departments"]
+
+
+class CasesQuery(PeriodQuery, forbid_unknown_fields=True, kw_only=True):
+    figure: Annotated[ev.Indicator, msgspec.Meta(description="指标（计数）")]
+    table: Annotated[Table, msgspec.Meta(description="所在的表")] = "city"
+    key: (
+        Annotated[
+            str,
+            msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="表中的行：部门编号等"),
+        ]
+        | None
+    ) = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 200
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+
+
+class FormulaBody(msgspec.Struct, forbid_unknown_fields=True):
+    terms: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=scoring.MAX_TERMS)]
+    name: Annotated[str, msgspec.Meta(max_length=60)] | None = None
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def period_of(request: Request, args: PeriodQuery) -> v.Period:
+    h = hub(request)
+    tz = h.cases.calendar.tz
+    today = h.cases.clock().astimezone(tz).date()
+    return v.resolve_period(args.period, args.day, args.start, args.end, tz, today)
+
+
+def subtract_of(request: Request, args: PeriodQuery) -> bool:
+    if args.subtract_deferred is not None:
+        return args.subtract_deferred
+    return hub(request).settings.evaluation_subtract_deferred
+
+
+def department_name(request: Request, department_id: int | None) -> str | None:
+    if department_id is None:
+        return None
+    dep = hub(request).catalog.departments.get(department_id)
+    return dep.name if dep is not None else None
+
+
+async def department_rows(
+    request: Request, p: Principal, period: v.Period, subtract: bool
+) -> list[dict[str, Any]]:
+    """The league table: every active department's figures and score, ranked (department staff:
+    their own row only, with its rank among all)."""
+    h = hub(request)
+    deps = [d for d in h.catalog.departments.values() if d.active]
+    rows: list[dict[str, Any]] = []
+    async with connect(h.pool) as conn:
+        formula, _ = await v.current_formula(conn)
+        for d in deps:
+            ind = await ev.city_indicators(
+                conn, period.start, period.end, department_id=d.id, subtract_deferred=subtract
+            )
+            s = scoring.score(ind, formula)
+            rows.append(
+                {
+                    "department_id": d.id,
+                    "name": d.name,
+                    "counts": v.counts_json(ind),
+                    "rates": v.rates_json(ind),
+                    "score": {
+                        "total": v.number(s.total),
+                        "total_text": scoring.fmt(s.total),
+                        "max": v.number(s.max_points),
+                    },
+                    "_total": s.total,
+                }
+            )
+    out = v.ranked(rows)
+    own = v.own_department(p)
+    if own is not None:
+        out = [r for r in out if r["department_id"] == own]
+    return out
+
+
+def department_columns() -> list[dict[str, str]]:
+    counts = [c for c in v.count_columns() if c["key"] not in ("accepted", "registered")]
+    counts = [c for c in counts if not c["key"].startswith("quick_")]
+    rates = [c for c in v.rate_columns() if c["key"] not in ("register_rate", "dispatch_rate")]
+    return [*counts, *rates, {"key": "score", "label": "综合得分", "kind": "score"}]
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def get_city(request: Request, p: Principal) -> Response:
+    args = params_of(request, CityQuery)
+    period = period_of(request, args)
+    dep = v.department_scope(p, args.department_id)
+    if dep is not None and dep > 0 and department_name(request, dep) is None:
+        raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
+    async with connect(hub(request).pool) as conn:
+        formula, _ = await v.current_formula(conn)
+        ind = await ev.city_indicators(
+            conn,
+            period.start,
+            period.end,
+            department_id=dep,
+            subtract_deferred=subtract_of(request, args),
+        )
+    return JSONResponse(
+        {
+            "period": period.json(),
+            "department": None
+            if dep is None
+            else {"id": dep, "name": department_name(request, dep)},
+            "subtract_deferred": ind.subtract_deferred,
+            **v.figures_json(ind, formula),
+            "labels": {**v.COUNT_LABELS, **v.RATE_LABELS},
+        }
+    )
+
+
+async def get_departments(request: Request, p: Principal) -> Response:
+    args = params_of(request, PeriodQuery)
+    period = period_of(request, args)
+    rows = await department_rows(request, p, period, subtract_of(request, args))
+    return JSONResponse({"period": period.json(), "rows": rows, "columns": department_columns()})
+
+
+async def get_trend(request: Request, p: Principal) -> Response:
+    args = params_of(request, TrendQuery)
+    if args.start is not None or args.end is not None:
+        raise BadRequest(
+            "趋势按周期统计：请用 period 与 day，不用 start/end",
+            code="bad_period",
+            details={"field": "start"},
+        )
+    h = hub(request)
+    tz = h.cases.calendar.tz
+    last = period_of(request, args)
+    periods = [last]
+    for _ in range(args.count - 1):
+        periods.append(v.previous_period(periods[-1], tz))
+    dep = v.department_scope(p, args.department_id)
+    subtract = subtract_of(request, args)
+    points: list[dict[str, Any]] = []
+    async with connect(h.pool) as conn:
+        formula, _ = await v.current_formula(conn)
+        for per in reversed(periods):
+            ind = await ev.city_indicators(
+                conn, per.start, per.end, department_id=dep, subtract_deferred=subtract
+            )
+            s = scoring.score(ind, formula)
+            points.append(
+                {
+                    "period": per.json(),
+                    "counts": v.counts_json(ind),
+                    "rates": v.rates_json(ind),
+                    "score": {"total": v.number(s.total), "max": v.number(s.max_points)},
+                }
+            )
+    return JSONResponse({"period": last.json(), "points": points})
+
+
+def _drill_department(p: Principal, table: str, key: str | None) -> int | None:
+    if table == "city":
+        return v.department_scope(p, None)
+    if key is None or not key.isdigit():
+        raise BadRequest(
+            "请用 key 指定部门编号", code="bad_key", details={"field": "key", "table": table}
+        )
+    return v.department_scope(p, int(key))
+
+
+def drill_case_json(c: dict[str, Any]) -> dict[str, Any]:
+    cat = c["category"]
+    dep = c["department"]
+    return {
+        "id": c["id"],
+        "number": c["case_no"],
+        "category": None if cat is None else cat["name"],
+        "category_major": None if cat is None else cat["major_name"],
+        "state": c["state"],
+        "state_label": c["state_label"],
+        "department": None if dep is None else dep["name"],
+        "department_id": None if dep is None else dep["id"],
+        "deadline": c["deadline"],
+        "reported_at": c["reported_at"],
+        "closed_at": c["closed_at"],
+    }
+
+
+async def get_cases(request: Request, p: Principal) -> Response:
+    args = params_of(request, CasesQuery)
+    period = period_of(request, args)
+    dep = _drill_department(p, args.table, args.key)
+    h = hub(request)
+    if args.table == "departments" and dep is not None and department_name(request, dep) is None:
+        raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
+    async with connect(h.pool) as conn:
+        ids = await ev.drill_down(conn, args.figure, period.start, period.end, department_id=dep)
+        page = ids[args.offset : args.offset + args.limit]
+        rows = {c.id: c for c in await q.get_cases(conn, page)}
+    now = h.cases.clock()
+    cases = [drill_case_json(case_json(h.catalog, rows[i], now)) for i in page if i in rows]
+    return JSONResponse(
+        {
+            "period": period.json(),
+            "table": args.table,
+            "key": args.key,
+            "figure": args.figure.value,
+            "label": v.COUNT_LABELS[args.figure.value],
+            "count": len(ids),
+            "limit": args.limit,
+            "offset": args.offset,
+            "cases": cases,
+        }
+    )
+
+
+async def get_formula(request: Request, p: Principal) -> Response:
+    async with connect(hub(request).pool) as conn:
+        formula, stored = await v.current_formula(conn)
+    return JSONResponse(
+        {
+            **stored,
+            "max_points": v.number(formula.max_points),
+            "rates": dict(scoring.RATES),
+            "counts": dict(scoring.COUNTS),
+        }
+    )
+
+
+async def put_formula(request: Request, p: Principal) -> Response:
+    body = body_of(request, FormulaBody)
+    raw: dict[str, Any] = {"terms": body.terms}
+    if body.name is not None:
+        raw["name"] = body.name
+    formula = scoring.parse_formula(raw)  # ValidationFailed (422) naming the field
+    clean = {"name": formula.name, "terms": body.terms}
+    async with connect(hub(request).pool) as conn:
+        async with conn.transaction():
+            await formula_store.put_formula(conn, clean, p.user.id)
+            await user_store.audit(
+                conn,
+                user_id=p.user.id,
+                action="evaluation_formula",
+                target="evaluation_formula",
+                detail={"name": formula.name, "terms": len(formula.terms)},
+                ip=client_ip(request),
+            )
+        _, stored = await v.current_formula(conn)
+    return JSONResponse({**stored, "max_points": v.number(formula.max_points)})
+
+
+ROUTES: list[ApiRoute] = [
+    ApiRoute(
+        "GET",
+        "/api/evaluation/city",
+        get_city,
+        "综合评价：全市（或一个部门）的指标、比率与得分",
+        v.EVAL_ROLES,
+        params=CityQuery,
+        errors=(404,),
+        tag="evaluation",
+        description="部门人员只能看本部门（指定其他部门：403 other_department）；"
+        "监督员与热线坐席：403。",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/evaluation/departments",
+        get_departments,
+        "综合评价：部门排名（按得分）",
+        v.EVAL_ROLES,
+        params=PeriodQuery,
+        tag="evaluation",
+        description="部门人员只看到本部门一行（名次为全部部门中的名次）。",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/evaluation/trend",
+        get_trend,
+        "综合评价：最近若干周期的趋势",
+        v.EVAL_ROLES,
+        params=TrendQuery,
+        errors=(404,),
+        tag="evaluation",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/evaluation/cases",
+        get_cases,
+        "综合评价：一个指标背后的案件（与指标同一 SQL，count 即指标数）",
+        v.EVAL_ROLES,
+        params=CasesQuery,
+        errors=(404, 422),
+        tag="evaluation",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/evaluation/formula",
+        get_formula,
+        "综合评价公式（当前使用的）",
+        v.EVAL_ROLES,
+        tag="evaluation",
+    ),
+    ApiRoute(
+        "PUT",
+        "/api/evaluation/formula",
+        put_formula,
+        "修改综合评价公式（管理员；校验失败 422，details.field 指出字段）",
+        ADMIN,
+        FormulaBody,
+        errors=(422,),
+        tag="evaluation",
+    ),
+]
