@@ -52,6 +52,9 @@ CASE_FIELDS = (
     "verified_at",
     "closed_at",
     "updated_at",
+    "is_urgent",
+    "time_limit_s",
+    "paused_remaining_s",
 )
 #: Every column of ``cases``: the fields of a ``CaseRow`` and the search document.
 CASE_COLUMNS = (*CASE_FIELDS, "search")
@@ -76,6 +79,9 @@ MUTABLE_FIELDS = frozenset(
         "verified_at",
         "closed_at",
         "is_quick",
+        "is_urgent",
+        "time_limit_s",
+        "paused_remaining_s",
     }
 )
 
@@ -115,6 +121,12 @@ class CaseRow:
     verified_at: datetime | None
     closed_at: datetime | None
     updated_at: datetime
+    #: 紧急: runs on the urgent time limit, counted apart (migration 0011).
+    is_urgent: bool = False
+    #: Working seconds granted to the running department clock (restart limit + approved extensions).
+    time_limit_s: int | None = None
+    #: Working seconds left when the countdown paused (缓办, pending extension); None while it runs.
+    paused_remaining_s: int | None = None
     reporter_name: str | None = None
 
     @classmethod

@@ -50,6 +50,7 @@ def case_json(catalog: Catalog, case: q.CaseRow, now: datetime) -> dict[str, Any
         else {"id": case.reporter_id, "display_name": case.reporter_name},
         "is_quick": case.is_quick,
         "urgency": case.urgency,
+        "is_urgent": case.is_urgent,
         "deadline": case.deadline,
         "overdue": overdue,
         "pending_extension_until": case.pending_extension_until,

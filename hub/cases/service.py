@@ -65,6 +65,8 @@ class NewCase:
     component_id: str | None = None
     quick: bool = False
     attachment_ids: tuple[int, ...] = ()
+    #: 紧急: the reporter marks the case urgent (it then runs on the urgent time limit).
+    urgent: bool = False
 
 
 def check_coordinates(lon: float | None, lat: float | None) -> None:
@@ -94,12 +96,14 @@ class CaseService:
         calendar: WorkCalendar,
         *,
         default_time_limit_hours: int = 24,
+        urgent_time_limit_hours: int = 2,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.pool = pool
         self._catalog_ref = catalog_ref
         self.calendar = calendar
         self.default_time_limit_hours = default_time_limit_hours
+        self.urgent_time_limit_hours = urgent_time_limit_hours
         self.clock = clock
         self.listeners: list[Listener] = []
 
@@ -124,7 +128,9 @@ class CaseService:
 
     # -- deadlines -----------------------------------------------------------------------
 
-    def deadline_for(self, category_id: int, start: datetime) -> datetime:
+    def deadline_for(self, category_id: int, start: datetime, urgent: bool = False) -> datetime:
+        """The deadline of a clock started at ``start``: the category's time limit (or the default)
+        on the working-time calendar; an urgent case gets the urgent limit when it is shorter."""
         cat = self.catalog.categories.get(category_id)
         if cat is not None and cat.time_limit_value and cat.time_limit_unit in ("hours", "days"):
             if cat.time_limit_unit == "hours":
@@ -133,7 +139,23 @@ class CaseService:
                 due = self.calendar.add(start, cat.time_limit_value, "days")
         else:
             due = self.calendar.add(start, self.default_time_limit_hours, "hours")
+        if urgent:
+            due = min(due, self.calendar.add(start, self.urgent_time_limit_hours, "hours"))
         return due.astimezone(UTC)
+
+    def time_limit_s(self, category_id: int, urgent: bool = False) -> int:
+        """The working seconds a department is given for a case of this category."""
+        cat = self.catalog.categories.get(category_id)
+        if cat is not None and cat.time_limit_value and cat.time_limit_unit in ("hours", "days"):
+            if cat.time_limit_unit == "hours":
+                limit = cat.time_limit_value * 3600
+            else:
+                limit = int(cat.time_limit_value * self.calendar.day_length.total_seconds())
+        else:
+            limit = self.default_time_limit_hours * 3600
+        if urgent:
+            limit = min(limit, self.urgent_time_limit_hours * 3600)
+        return limit
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -196,7 +218,9 @@ class CaseService:
                     )
             outcome = wf.create(
                 actor,
-                wf.Command(action=action, attachment_ids=new.attachment_ids),
+                wf.Command(
+                    action=action, attachment_ids=new.attachment_ids, urgent=new.urgent or None
+                ),
                 grid_id,
                 now,
             )
@@ -219,6 +243,7 @@ class CaseService:
                         "contact_name": new.contact_name,
                         "contact_phone": new.contact_phone,
                         "is_quick": new.quick,
+                        "is_urgent": bool(outcome.changes.get("is_urgent", False)),
                         "urgency": cat.urgency,
                         "reported_at": now,
                         "updated_at": now,
@@ -381,7 +406,10 @@ class CaseService:
         """The actions in ``wf.DEADLINE_RESTART`` get a new deadline: the category's time limit
         from now, on the working-time calendar."""
         if cmd.action in wf.DEADLINE_RESTART:
-            return dataclasses.replace(cmd, deadline=self.deadline_for(case.category_id, now))
+            urgent = case.is_urgent if cmd.urgent is None else cmd.urgent
+            return dataclasses.replace(
+                cmd, deadline=self.deadline_for(case.category_id, now, urgent)
+            )
         return cmd
 
     async def _claim(

@@ -232,6 +232,10 @@ PHOTO_REQUIRED: frozenset[Action] = frozenset(
 #: carry the new deadline (the caller computes it on the working-time calendar).
 DEADLINE_RESTART: frozenset[Action] = frozenset({A.DISPATCH, A.REWORK, A.VERIFY_FAIL, A.RESUME})
 
+#: Actions that may mark a case urgent (紧急) or not: the reporter, the seat at register, the
+#: dispatcher at dispatch (the deadline a dispatch sets then follows the urgent time limit).
+URGENT_MARKING: frozenset[Action] = frozenset({A.REPORT, A.QUICK_REPORT, A.REGISTER, A.DISPATCH})
+
 #: Every source, in the order forms list them.
 SOURCES: tuple[Source, ...] = tuple(Source)
 #: Sources whose reports must carry a location (the others may give only an address).
@@ -361,6 +365,9 @@ class Command:
     duplicate_of: int | None = None
     #: Photos and other evidence, already stored (attachment ids).
     attachment_ids: tuple[int, ...] = ()
+    #: REPORT, QUICK_REPORT, REGISTER, DISPATCH: mark the case 紧急 (True) or not (False); None
+    #: leaves it as it is. An urgent case runs on the urgent time limit and is counted apart.
+    urgent: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -425,6 +432,10 @@ def _check_args(cmd: Command, now: datetime) -> None:
             raise ValidationFailed("重复案件需要关联原案件", details={"field": "duplicate_of"})
     if a is A.REQUEST_EXTENSION and (cmd.extension_until is None or cmd.extension_until <= now):
         raise ValidationFailed("延期时间必须晚于当前时间", details={"field": "extension_until"})
+    if cmd.urgent is not None and a not in URGENT_MARKING:
+        raise ValidationFailed(
+            f"“{label(a)}”不能标记紧急", details={"field": "urgent"}, code="urgent_not_allowed"
+        )
 
 
 def may_report_from(role: Role, source: Source) -> bool:
@@ -452,6 +463,8 @@ def create(actor: Actor, cmd: Command, grid_id: int | None, now: datetime) -> Ou
     _check_args(cmd, now)
     to = INITIAL[cmd.action]
     changes: dict[str, Any] = {"state": to, "is_quick": cmd.action is A.QUICK_REPORT}
+    if cmd.urgent is not None:
+        changes["is_urgent"] = cmd.urgent
     return Outcome(None, to, cmd.action, changes, _event_data(cmd))
 
 
@@ -469,6 +482,8 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
     _check_args(cmd, now)
 
     changes: dict[str, Any] = {"state": to}
+    if cmd.urgent is not None:
+        changes["is_urgent"] = cmd.urgent
     if a is A.REGISTER:
         changes["registered_at"] = now
     elif a is A.REJECT:
@@ -547,6 +562,8 @@ def _event_data(cmd: Command) -> dict[str, Any]:
         data["reject_reason"] = cmd.reject_reason.value
     if cmd.duplicate_of is not None and cmd.reject_reason is RejectReason.DUPLICATE:
         data["duplicate_of"] = cmd.duplicate_of
+    if cmd.urgent is not None:
+        data["urgent"] = cmd.urgent
     return data
 
 

@@ -95,6 +95,9 @@ ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "handled_at": None,
     "verified_at": None,
     "closed_at": None,
+    "is_urgent": False,
+    "time_limit_s": None,
+    "paused_remaining_s": None,
 }
 
 

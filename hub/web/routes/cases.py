@@ -100,6 +100,7 @@ class CreateCaseBody(msgspec.Struct, forbid_unknown_fields=True):
     component_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{16}$")] | None = None
     quick: bool = False
     attachment_ids: AttachmentIds = []
+    urgent: Annotated[bool, msgspec.Meta(description="紧急案件（按紧急时限计时）")] = False
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,6 +116,10 @@ class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     reject_reason: wf.RejectReason | None = None
     duplicate_of: Annotated[BigId, msgspec.Meta(description="重复的原案件")] | None = None
     attachment_ids: AttachmentIds = []
+    urgent: (
+        Annotated[bool, msgspec.Meta(description="立案、派遣时标记（true）或取消（false）紧急")]
+        | None
+    ) = None
 
 
 class CaseListQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -298,6 +303,7 @@ async def create_case(request: Request, p: Principal) -> Response:
         component_id=body.component_id,
         quick=body.quick,
         attachment_ids=tuple(body.attachment_ids),
+        urgent=body.urgent,
     )
     detail = await h.cases.create(p.actor, new)
     return JSONResponse(detail, status_code=201)
@@ -323,6 +329,7 @@ async def case_action(request: Request, p: Principal) -> Response:
         reject_reason=body.reject_reason,
         duplicate_of=body.duplicate_of,
         attachment_ids=tuple(body.attachment_ids),
+        urgent=body.urgent,
     )
     return JSONResponse(await h.cases.act(p.actor, case_id, body.version, cmd))
 
