@@ -1,0 +1,290 @@
+"""The departments' evaluation indicators (专业部门评价), computed in SQL from the case event log.
+
+Theory of operation
+-------------------
+As in ``storage.evaluation``, every figure of a period ``[start, end)`` is a set of cases and every
+set is one branch of one SQL text (``_UNIT_MEMBERS``) yielding ``(indicator, case_id,
+department_id)`` rows: ``department_indicators`` counts them per department and indicator in one
+statement, ``department_drill_down`` lists one (department, figure) by the same text, so a figure
+and its list cannot disagree. The text is the city's ``_MEMBERS`` (imported, not copied: the
+department variant of the city figures is its rows with a department) followed by the
+department-only branches, which fold each candidate's history on their own:
+
+- the city figures by department (派遣 ``dispatched``, 应结案 ``due``, 结案 ``closed``, 按期结案
+  ``on_time``, 返工 ``reworked``, 延期 ``extended``, 缓办 ``deferred``), with the responsible
+  department the city module gives each (``docs/evaluation.md``); they feed the composite score.
+- 处置数 ``handled``: cases whose *last* ``feedback`` before the end is in the period, for the
+  department that gave it.
+- 应处置数 ``to_handle``: the handled cases, plus the cases whose deadline as of the end falls in
+  the period, set for the department, and that had not been fed back, returned, deferred (缓办:
+  the centre's decision), closed or voided — after the event that set that deadline — by the
+  deadline (as 应结案 takes the closed cases plus the ones due and still open at their deadline).
+- 按期处置数 ``handled_on_time``: handled cases whose last feedback was at or before the deadline
+  in force when it was given, and that are not due-and-unhandled again (a rework's deadline passed
+  without a new feedback).
+- 超期数 ``overdue``: 应处置 less 按期处置 — due in the period and not fed back by the deadline,
+  or fed back late.
+- 回退数 ``returned``: cases with a ``return`` event in the period, for the department that held
+  the case before it (the event records the department after it: none).
+
+Rates (exact ``Fraction``s): 处置率 = 处置/应处置, 按期处置率 = 按期处置/应处置, 超期率 =
+超期/应处置; the score's rates (``close_rate``, ``on_time_rate``, ``rework_rate``,
+``extension_rate`` …) are the city's department variant (``CityIndicators`` with the department's
+counts), so ``hub.core.scoring.figures(row.indicators)`` gives a formula what it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from enum import StrEnum
+from fractions import Fraction
+
+import asyncpg
+
+from storage.db import map_pg_errors
+from storage.errors import InvalidRequest
+from storage.evaluation import _MEMBERS, CityIndicators, _check_period, _rate
+
+
+class UnitFigure(StrEnum):
+    TO_HANDLE = "to_handle"  # 应处置数
+    HANDLED = "handled"  # 处置数
+    HANDLED_ON_TIME = "handled_on_time"  # 按期处置数
+    OVERDUE = "overdue"  # 超期数
+    RETURNED = "returned"  # 回退数
+    DISPATCHED = "dispatched"  # 派遣数
+    DUE = "due"  # 应结案数
+    CLOSED = "closed"  # 结案数
+    ON_TIME = "on_time"  # 按期结案数
+    REWORKED = "reworked"  # 返工数
+    EXTENDED = "extended"  # 延期数
+    DEFERRED = "deferred"  # 缓办数
+
+
+UNIT_FIGURE_LABELS: dict[UnitFigure, str] = {
+    UnitFigure.TO_HANDLE: "应处置数",
+    UnitFigure.HANDLED: "处置数",
+    UnitFigure.HANDLED_ON_TIME: "按期处置数",
+    UnitFigure.OVERDUE: "超期数",
+    UnitFigure.RETURNED: "回退数",
+    UnitFigure.DISPATCHED: "派遣数",
+    UnitFigure.DUE: "应结案数",
+    UnitFigure.CLOSED: "结案数",
+    UnitFigure.ON_TIME: "按期结案数",
+    UnitFigure.REWORKED: "返工数",
+    UnitFigure.EXTENDED: "延期数",
+    UnitFigure.DEFERRED: "缓办数",
+}
+
+#: The department's own rates, with their labels (the score's rates are ``CityIndicators``').
+UNIT_RATE_LABELS: dict[str, str] = {
+    "handle_rate": "处置率",
+    "handle_on_time_rate": "按期处置率",
+    "overdue_rate": "超期率",
+    "close_rate": "结案率",
+    "on_time_rate": "按期结案率",
+    "rework_rate": "返工率",
+    "extension_rate": "延期率",
+}
+
+_CITY_BY_DEPARTMENT = ("dispatched", "due", "closed", "on_time", "reworked", "extended", "deferred")
+
+#: The city's rows with a department, then the department-only branches; $1 = start, $2 = end.
+_UNIT_MEMBERS = (
+    _MEMBERS
+    + """,
+u_cand AS (
+    SELECT case_id FROM case_events WHERE at >= $1 AND at < $2
+    UNION
+    SELECT case_id FROM case_events
+     WHERE action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'request_extension')
+       AND cityhub_event_deadline(action, data) >= $1
+       AND cityhub_event_deadline(action, data) < $2
+       AND at < $2
+),
+u_ev AS (
+    SELECT e.case_id, e.version, e.action, e.at, e.department_id, e.data,
+           lag(e.department_id) OVER (PARTITION BY e.case_id ORDER BY e.version) AS prev_dep
+      FROM u_cand JOIN case_events e ON e.case_id = u_cand.case_id
+     WHERE e.at < $2
+),
+u_dl AS (
+    SELECT x.case_id, x.version, x.department_id,
+           CASE WHEN x.action = 'approve_extension' THEN (
+                    SELECT (r.data ->> 'extension_until')::timestamptz FROM case_events r
+                     WHERE r.case_id = x.case_id AND r.version < x.version
+                       AND r.action = 'request_extension'
+                     ORDER BY r.version DESC LIMIT 1)
+                ELSE (x.data ->> 'deadline')::timestamptz END AS deadline
+      FROM u_ev x
+     WHERE x.action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'approve_extension')
+),
+u_due AS (
+    SELECT DISTINCT ON (case_id) case_id, version AS dv, deadline, department_id AS due_dep
+      FROM u_dl ORDER BY case_id, version DESC
+),
+u_pending AS (
+    SELECT d.case_id, d.due_dep FROM u_due d
+     WHERE d.due_dep IS NOT NULL AND d.deadline >= $1 AND d.deadline < $2
+       AND NOT EXISTS (
+            SELECT 1 FROM u_ev s
+             WHERE s.case_id = d.case_id AND s.version > d.dv AND s.at <= d.deadline
+               AND s.action IN ('feedback', 'return', 'defer', 'close', 'void'))
+),
+u_fb AS (
+    SELECT DISTINCT ON (case_id) case_id, version AS fv, at AS fat, department_id AS fdep
+      FROM u_ev WHERE action = 'feedback' ORDER BY case_id, version DESC
+),
+u_handled AS (
+    SELECT fb.case_id, fb.fdep,
+           fb.fat <= (SELECT dl.deadline FROM u_dl dl
+                       WHERE dl.case_id = fb.case_id AND dl.version < fb.fv
+                       ORDER BY dl.version DESC LIMIT 1) AS in_time
+      FROM u_fb fb WHERE fb.fat >= $1 AND fb.fdep IS NOT NULL
+),
+u_to_handle AS (
+    SELECT case_id, fdep AS dep FROM u_handled
+    UNION
+    SELECT case_id, due_dep FROM u_pending
+),
+u_on_time AS (
+    SELECT h.case_id, h.fdep AS dep FROM u_handled h
+     WHERE h.in_time
+       AND NOT EXISTS (SELECT 1 FROM u_pending p
+                        WHERE p.case_id = h.case_id AND p.due_dep = h.fdep)
+),
+unit_members (indicator, case_id, department_id) AS (
+    SELECT indicator, case_id, department_id FROM members
+     WHERE department_id IS NOT NULL
+       AND indicator IN ('dispatched', 'due', 'closed', 'on_time', 'reworked', 'extended',
+                         'deferred')
+    UNION ALL
+    SELECT 'handled', case_id, fdep FROM u_handled
+    UNION ALL
+    SELECT 'to_handle', case_id, dep FROM u_to_handle
+    UNION ALL
+    SELECT 'handled_on_time', case_id, dep FROM u_on_time
+    UNION ALL
+    SELECT 'overdue', t.case_id, t.dep FROM u_to_handle t
+     WHERE NOT EXISTS (SELECT 1 FROM u_on_time o WHERE o.case_id = t.case_id AND o.dep = t.dep)
+    UNION ALL
+    SELECT DISTINCT 'returned', case_id, prev_dep FROM u_ev
+     WHERE action = 'return' AND at >= $1 AND prev_dep IS NOT NULL
+)
+"""
+)
+
+_UNIT_COUNTS = (
+    _UNIT_MEMBERS
+    + "SELECT d.id, d.name, d.active, m.indicator, count(m.case_id) AS n"
+    + " FROM departments d LEFT JOIN unit_members m ON m.department_id = d.id"
+    + " WHERE $3::integer IS NULL OR d.id = $3"
+    + " GROUP BY d.id, d.name, d.active, m.indicator ORDER BY d.id"
+)
+_UNIT_DRILL = (
+    _UNIT_MEMBERS
+    + "SELECT case_id FROM unit_members WHERE indicator = $4 AND department_id = $3"
+    + " ORDER BY case_id"
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DepartmentRow:
+    """One department's figures for a period (every count by ``UnitFigure`` value)."""
+
+    department_id: int
+    name: str
+    counts: dict[str, int]
+    indicators: CityIndicators  # the city figures of the department: what the score reads
+
+    def count(self, figure: UnitFigure | str) -> int:
+        return self.counts[UnitFigure(figure).value]
+
+    @property
+    def handle_rate(self) -> Fraction | None:  # 处置率
+        return _rate(self.counts["handled"], self.counts["to_handle"])
+
+    @property
+    def handle_on_time_rate(self) -> Fraction | None:  # 按期处置率
+        return _rate(self.counts["handled_on_time"], self.counts["to_handle"])
+
+    @property
+    def overdue_rate(self) -> Fraction | None:  # 超期率
+        return _rate(self.counts["overdue"], self.counts["to_handle"])
+
+    def rates(self) -> dict[str, Fraction | None]:
+        """The department's rates and the score's (``hub.core.scoring.RATES`` names)."""
+        city = self.indicators.rates()
+        return {
+            "handle_rate": self.handle_rate,
+            "handle_on_time_rate": self.handle_on_time_rate,
+            "overdue_rate": self.overdue_rate,
+            "close_rate": city["close_rate"],
+            "on_time_rate": city["on_time_rate"],
+            "rework_rate": city["rework_rate"],
+            "extension_rate": city["extension_rate"],
+        }
+
+
+async def department_indicators(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    department_id: int | None = None,
+    subtract_deferred: bool = False,
+) -> list[DepartmentRow]:
+    """Every department's row of ``[start, end)`` in one statement (ordered by id; inactive
+    departments only when they have a figure). ``department_id`` keeps that department's row
+    only (department staff)."""
+    _check_period(start, end)
+    with map_pg_errors():
+        rows = await conn.fetch(_UNIT_COUNTS, start, end, department_id)
+    names: dict[int, tuple[str, bool]] = {}
+    counts: dict[int, dict[str, int]] = {}
+    for r in rows:
+        dep = int(r["id"])
+        names[dep] = (str(r["name"]), bool(r["active"]))
+        c = counts.setdefault(dep, {f.value: 0 for f in UnitFigure})
+        if r["indicator"] is not None:
+            c[str(r["indicator"])] = int(r["n"])
+    out: list[DepartmentRow] = []
+    for dep, c in counts.items():
+        name, active = names[dep]
+        if not active and not any(c.values()):
+            continue
+        city = CityIndicators(
+            start=start,
+            end=end,
+            department_id=dep,
+            subtract_deferred=subtract_deferred,
+            accepted=0,
+            registered=0,
+            quick_reported=0,
+            quick_closed=0,
+            **{k: c[k] for k in _CITY_BY_DEPARTMENT},
+        )
+        out.append(DepartmentRow(dep, name, c, city))
+    return out
+
+
+async def department_drill_down(
+    conn: asyncpg.Connection,
+    figure: UnitFigure | str,
+    start: datetime,
+    end: datetime,
+    *,
+    department_id: int,
+) -> list[int]:
+    """The ids of exactly the cases behind one department's figure (ascending), by its SQL."""
+    _check_period(start, end)
+    try:
+        fig = UnitFigure(figure)
+    except ValueError:
+        raise InvalidRequest(
+            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
+        ) from None
+    with map_pg_errors():
+        rows = await conn.fetch(_UNIT_DRILL, start, end, department_id, fig.value)
+    return [int(r["case_id"]) for r in rows]
