@@ -20,6 +20,7 @@ from hub.cases.render import case_json
 from hub.core import scoring
 from hub.core.errors import BadRequest, NotFound
 from hub.web import evaluation_views as v
+from hub.web import exports as x
 from hub.web.auth import Principal
 from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
 from hub.web.routes.common import client_ip, hub
@@ -73,6 +74,10 @@ class CasesQuery(PeriodQuery, forbid_unknown_fields=True, kw_only=True):
     ) = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 200
     offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+
+
+class ExportQuery(CityQuery, forbid_unknown_fields=True):
+    table: Annotated[Table, msgspec.Meta(description="导出的表")] = "city"
 
 
 class FormulaBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -275,6 +280,70 @@ async def get_cases(request: Request, p: Principal) -> Response:
     )
 
 
+async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.Sheet:
+    period = period_of(request, args)
+    subtract = subtract_of(request, args)
+    score_col = {"key": "score", "label": "综合得分", "kind": "score"}
+    if args.table == "departments":
+        rows = await department_rows(request, p, period, subtract)
+        flat = [
+            {
+                "rank": r["rank"],
+                "name": r["name"],
+                **r["counts"],
+                **r["rates"],
+                "score": r["score"]["total"],
+            }
+            for r in rows
+        ]
+        cols = [
+            {"key": "rank", "label": "名次", "kind": "count"},
+            {"key": "name", "label": "部门", "kind": "text"},
+            *department_columns(),
+        ]
+        return x.Sheet("部门评价", period, x.columns_of(cols), flat, frozen_columns=2)
+    dep = v.department_scope(p, args.department_id)
+    async with connect(hub(request).pool) as conn:
+        formula, _ = await v.current_formula(conn)
+        ind = await ev.city_indicators(
+            conn, period.start, period.end, department_id=dep, subtract_deferred=subtract
+        )
+    fig = v.figures_json(ind, formula)
+    name = department_name(request, dep) if dep is not None else None
+    row = {
+        "period": period.label,
+        **fig["counts"],
+        **fig["rates"],
+        "score": fig["score"]["total"],
+    }
+    cols = [
+        {"key": "period", "label": "统计时段", "kind": "text"},
+        *v.count_columns(),
+        *v.rate_columns(),
+        score_col,
+    ]
+    title = "全市评价" if dep is None else f"{name or '部门'}评价"
+    return x.Sheet(title, period, x.columns_of(cols), [row])
+
+
+async def export_xlsx(request: Request, p: Principal) -> Response:
+    sheet = await export_sheet(request, p, params_of(request, ExportQuery))
+    return Response(
+        x.xlsx_bytes(sheet),
+        media_type=x.XLSX_TYPE,
+        headers={"Content-Disposition": x.content_disposition(sheet.file_stem + ".xlsx")},
+    )
+
+
+async def export_csv(request: Request, p: Principal) -> Response:
+    sheet = await export_sheet(request, p, params_of(request, ExportQuery))
+    return Response(
+        x.csv_bytes(sheet),
+        media_type=x.CSV_TYPE,
+        headers={"Content-Disposition": x.content_disposition(sheet.file_stem + ".csv")},
+    )
+
+
 async def get_formula(request: Request, p: Principal) -> Response:
     async with connect(hub(request).pool) as conn:
         formula, stored = await v.current_formula(conn)
@@ -351,6 +420,26 @@ ROUTES: list[ApiRoute] = [
         v.EVAL_ROLES,
         params=CasesQuery,
         errors=(404, 422),
+        tag="evaluation",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/evaluation/export.xlsx",
+        export_xlsx,
+        "综合评价导出为 Excel（table=city|departments，与接口同一数据）",
+        v.EVAL_ROLES,
+        params=ExportQuery,
+        produces=(x.XLSX_TYPE,),
+        tag="evaluation",
+    ),
+    ApiRoute(
+        "GET",
+        "/api/evaluation/export.csv",
+        export_csv,
+        "综合评价导出为 CSV（UTF-8 带 BOM）",
+        v.EVAL_ROLES,
+        params=ExportQuery,
+        produces=("text/csv",),
         tag="evaluation",
     ),
     ApiRoute(
