@@ -1,0 +1,249 @@
+"""The regions' evaluation indicators (区域评价): problems per street (first-level grid) and per
+unit grid (second-level), per km², closing rates, and a breakdown by major category.
+
+Theory of operation
+-------------------
+The figures are the city's (``storage.evaluation._MEMBERS``, imported, not copied) placed where
+each case is: a member case counts for its unit grid (``cases.grid_id``, found from the report's
+coordinates) or, at the street level, for that grid's parent. One statement counts every region's
+figures by indicator and major category; ``region_drill_down`` selects one region's figure by the
+same text, so a figure and its list cannot disagree. Figures (all from the city's rules):
+
+- 问题数 ``reported``: the problems found in the period: 受理 ``accepted`` (non-quick reports) plus
+  快速处置上报 ``quick_reported``;
+- 应结案 ``due``, 结案 ``closed``, 按期结案 ``on_time``, 缓办 ``deferred``, 快速处置结案
+  ``quick_closed``;
+- 结案率 = 结案/应结案 and 按期结案率 = 按期结案/应结案 (less 缓办 in the deferred-subtracting
+  variant), 问题密度 = 问题数 / area (km²).
+
+Cases without a grid (reported without coordinates, or outside every grid) are one row of their
+own (``grid_id`` ``None``, "未落网格") when they have a figure.
+
+The area of a grid is computed from its WGS84 lon/lat ring (``grids.boundary``) by the shoelace
+formula on a local equirectangular projection: x = R·λ·cos φ₀, y = R·φ, with φ₀ the mean latitude
+of the ring's vertices and R = 6,371,008.8 m (the mean Earth radius). For a grid a few kilometres
+across the error against the ellipsoid is a few tenths of a percent (the sphere's radius against
+the local radii of curvature), well under what a density per km² is read to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from datetime import datetime
+from enum import StrEnum
+from fractions import Fraction
+from typing import Literal
+
+import asyncpg
+
+from storage.db import map_pg_errors
+from storage.errors import InvalidRequest
+from storage.evaluation import _MEMBERS, _check_period, _rate
+
+Level = Literal["street", "grid"]
+
+
+class RegionFigure(StrEnum):
+    REPORTED = "reported"  # 问题数
+    ACCEPTED = "accepted"  # 受理数
+    QUICK_REPORTED = "quick_reported"  # 快速处置上报数
+    DUE = "due"  # 应结案数
+    CLOSED = "closed"  # 结案数
+    ON_TIME = "on_time"  # 按期结案数
+    DEFERRED = "deferred"  # 缓办数
+    QUICK_CLOSED = "quick_closed"  # 快速处置结案数
+
+
+REGION_FIGURE_LABELS: dict[RegionFigure, str] = {
+    RegionFigure.REPORTED: "问题数",
+    RegionFigure.ACCEPTED: "受理数",
+    RegionFigure.QUICK_REPORTED: "快速处置上报数",
+    RegionFigure.DUE: "应结案数",
+    RegionFigure.CLOSED: "结案数",
+    RegionFigure.ON_TIME: "按期结案数",
+    RegionFigure.DEFERRED: "缓办数",
+    RegionFigure.QUICK_CLOSED: "快速处置结案数",
+}
+REGION_RATE_LABELS: dict[str, str] = {"close_rate": "结案率", "on_time_rate": "按期结案率"}
+NO_GRID_NAME = "未落网格"
+
+#: $1 = start, $2 = end, $3 = the level ('street' | 'grid').
+_REGION_MEMBERS = (
+    _MEMBERS
+    + """,
+r_members (indicator, case_id, grid_id, major_name) AS (
+    SELECT x.indicator, x.case_id,
+           CASE WHEN $3::text = 'street' AND g.level = 2 THEN g.parent_id ELSE c.grid_id END,
+           k.major_name
+      FROM (SELECT indicator, case_id FROM members
+             WHERE indicator IN ('accepted', 'quick_reported', 'due', 'closed', 'on_time',
+                                 'deferred', 'quick_closed')
+            UNION ALL
+            SELECT 'reported', case_id FROM members
+             WHERE indicator IN ('accepted', 'quick_reported')) x
+      JOIN cases c ON c.id = x.case_id
+      JOIN categories k ON k.id = c.category_id
+      LEFT JOIN grids g ON g.id = c.grid_id
+)
+"""
+)
+_REGION_COUNTS = (
+    _REGION_MEMBERS
+    + "SELECT grid_id, indicator, major_name, count(*) AS n FROM r_members"
+    + " GROUP BY grid_id, indicator, major_name"
+)
+_REGION_DRILL = (
+    _REGION_MEMBERS
+    + "SELECT case_id FROM r_members WHERE indicator = $4"
+    + " AND grid_id IS NOT DISTINCT FROM $5::integer"
+    + " AND ($6::text IS NULL OR major_name = $6) ORDER BY case_id"
+)
+
+EARTH_RADIUS_M = 6_371_008.8
+_POINT = re.compile(r"\(([-0-9.eE+]+),([-0-9.eE+]+)\)")
+
+
+def ring_area_km2(ring: list[tuple[float, float]]) -> float:
+    """The area of a lon/lat ring (degrees, WGS84) in km², on a local equirectangular projection
+    (see the module's docstring for the approximation)."""
+    if len(ring) < 3:
+        return 0.0
+    phi0 = math.radians(sum(lat for _, lat in ring) / len(ring))
+    k = math.pi / 180 * EARTH_RADIUS_M
+    pts = [(lon * k * math.cos(phi0), lat * k) for lon, lat in ring]
+    twice = sum(
+        x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=True)
+    )
+    return abs(twice) / 2 / 1_000_000
+
+
+def parse_polygon(text: str) -> list[tuple[float, float]]:
+    """PostgreSQL's polygon text ``((x,y),...)`` as (lon, lat) pairs."""
+    return [(float(x), float(y)) for x, y in _POINT.findall(text)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RegionRow:
+    """One region's figures for a period (``grid_id`` ``None``: the cases without a grid)."""
+
+    grid_id: int | None
+    code: str
+    name: str
+    area_km2: float | None
+    counts: dict[str, int]
+    #: 问题数 by major category (大类名称), only categories with problems.
+    by_category: dict[str, int]
+    subtract_deferred: bool
+
+    def count(self, figure: RegionFigure | str) -> int:
+        return self.counts[RegionFigure(figure).value]
+
+    @property
+    def per_km2(self) -> float | None:
+        """问题数 per km² (None without an area)."""
+        if not self.area_km2:
+            return None
+        return self.counts["reported"] / self.area_km2
+
+    @property
+    def base(self) -> int:
+        due, deferred = self.counts["due"], self.counts["deferred"]
+        return due - deferred if self.subtract_deferred else due
+
+    def rates(self) -> dict[str, Fraction | None]:
+        return {
+            "close_rate": _rate(self.counts["closed"], self.base),
+            "on_time_rate": _rate(self.counts["on_time"], self.base),
+        }
+
+
+def _check_level(level: str) -> None:
+    if level not in ("street", "grid"):
+        raise InvalidRequest(
+            "区域层级须为 street（街道）或 grid（单元网格）",
+            code="bad_level",
+            details={"level": str(level)},
+        )
+
+
+async def region_indicators(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    level: Level = "street",
+    subtract_deferred: bool = False,
+) -> list[RegionRow]:
+    """Every street's (``level='street'``) or unit grid's (``'grid'``) row of ``[start, end)``,
+    ordered by grid code, all grids of the level included (zeros too); the cases without a grid
+    last, when they have a figure."""
+    _check_period(start, end)
+    _check_level(level)
+    with map_pg_errors():
+        rows = await conn.fetch(_REGION_COUNTS, start, end, level)
+        grids = await conn.fetch(
+            "SELECT id, code, name, boundary::text AS b FROM grids WHERE level = $1 ORDER BY code",
+            1 if level == "street" else 2,
+        )
+    counts: dict[int | None, dict[str, int]] = {}
+    cats: dict[int | None, dict[str, int]] = {}
+    for r in rows:
+        key = None if r["grid_id"] is None else int(r["grid_id"])
+        c = counts.setdefault(key, {f.value: 0 for f in RegionFigure})
+        c[str(r["indicator"])] += int(r["n"])
+        if r["indicator"] == "reported":
+            by = cats.setdefault(key, {})
+            by[str(r["major_name"])] = by.get(str(r["major_name"]), 0) + int(r["n"])
+    zero = {f.value: 0 for f in RegionFigure}
+    out = [
+        RegionRow(
+            int(g["id"]),
+            str(g["code"]),
+            str(g["name"]),
+            ring_area_km2(parse_polygon(str(g["b"]))),
+            counts.get(int(g["id"]), dict(zero)),
+            dict(sorted(cats.get(int(g["id"]), {}).items())),
+            subtract_deferred,
+        )
+        for g in grids
+    ]
+    if None in counts:
+        out.append(
+            RegionRow(
+                None,
+                "",
+                NO_GRID_NAME,
+                None,
+                counts[None],
+                dict(sorted(cats.get(None, {}).items())),
+                subtract_deferred,
+            )
+        )
+    return out
+
+
+async def region_drill_down(
+    conn: asyncpg.Connection,
+    figure: RegionFigure | str,
+    start: datetime,
+    end: datetime,
+    *,
+    grid_id: int | None,
+    level: Level = "street",
+    major_name: str | None = None,
+) -> list[int]:
+    """The ids of exactly the cases behind one region's figure (ascending), optionally of one
+    major category; ``grid_id=None``: the cases without a grid."""
+    _check_period(start, end)
+    _check_level(level)
+    try:
+        fig = RegionFigure(figure)
+    except ValueError:
+        raise InvalidRequest(
+            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
+        ) from None
+    with map_pg_errors():
+        rows = await conn.fetch(_REGION_DRILL, start, end, level, fig.value, grid_id, major_name)
+    return [int(r["case_id"]) for r in rows]
