@@ -20,6 +20,7 @@ from hub.core.workflow import Role
 from hub.web.auth import Principal
 from storage import evaluation as ev
 from storage import evaluation_formula as formula_store
+from storage import evaluation_units as eu
 
 PeriodKind = Literal["day", "week", "month", "quarter", "year"]
 #: The longest ``start``..``end`` range a request may name (a year and a few days).
@@ -217,6 +218,36 @@ def rates_json(ind: ev.CityIndicators) -> dict[str, dict[str, Any]]:
         d = ind.base if den == "base" else int(getattr(ind, den))
         out[key] = rate_json(values[key], n, d)
     return out
+
+
+#: A department's rates: its own (处置 …, over 应处置数) and the score's (over 应结案数).
+UNIT_RATE_PARTS: dict[str, tuple[str, str]] = {
+    "handle_rate": ("handled", "to_handle"),
+    "handle_on_time_rate": ("handled_on_time", "to_handle"),
+    "overdue_rate": ("overdue", "to_handle"),
+    "close_rate": ("closed", "base"),
+    "on_time_rate": ("on_time", "base"),
+    "rework_rate": ("reworked", "base"),
+    "extension_rate": ("extended", "base"),
+}
+UNIT_COUNT_LABELS: dict[str, str] = {f.value: label for f, label in eu.UNIT_FIGURE_LABELS.items()}
+
+
+def unit_rates_json(row: eu.DepartmentRow) -> dict[str, dict[str, Any]]:
+    values = row.rates()
+    out: dict[str, dict[str, Any]] = {}
+    for key, (num, den) in UNIT_RATE_PARTS.items():
+        d = row.indicators.base if den == "base" else row.counts[den]
+        out[key] = rate_json(values[key], row.counts[num], d)
+    return out
+
+
+def unit_columns() -> list[dict[str, str]]:
+    return [
+        *({"key": k, "label": label, "kind": "count"} for k, label in UNIT_COUNT_LABELS.items()),
+        *({"key": k, "label": eu.UNIT_RATE_LABELS[k], "kind": "rate"} for k in UNIT_RATE_PARTS),
+        {"key": "score", "label": "综合得分", "kind": "score"},
+    ]
 
 
 def _term_value_text(t: scoring.TermScore) -> str:

@@ -28,6 +28,7 @@ from hub.web.routes.users import ADMIN
 from storage import cases as q
 from storage import evaluation as ev
 from storage import evaluation_formula as formula_store
+from storage import evaluation_units as eu
 from storage import users as user_store
 from storage.db import connect
 
@@ -63,7 +64,13 @@ Table = Literal["city", "departments"]
 
 
 class CasesQuery(PeriodQuery, forbid_unknown_fields=True, kw_only=True):
-    figure: Annotated[ev.Indicator, msgspec.Meta(description="指标（计数）")]
+    figure: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[a-z_]{1,40}$",
+            description="指标（计数）：全市表为 storage.evaluation 的指标，部门表为部门指标",
+        ),
+    ]
     table: Annotated[Table, msgspec.Meta(description="所在的表")] = "city"
     key: (
         Annotated[
@@ -111,32 +118,31 @@ def department_name(request: Request, department_id: int | None) -> str | None:
 async def department_rows(
     request: Request, p: Principal, period: v.Period, subtract: bool
 ) -> list[dict[str, Any]]:
-    """The league table: every active department's figures and score, ranked (department staff:
-    their own row only, with its rank among all)."""
-    h = hub(request)
-    deps = [d for d in h.catalog.departments.values() if d.active]
-    rows: list[dict[str, Any]] = []
-    async with connect(h.pool) as conn:
+    """The league table: every department's figures (``storage.evaluation_units``, one
+    statement) and score, ranked (department staff: their own row only, with its rank among
+    all)."""
+    async with connect(hub(request).pool) as conn:
         formula, _ = await v.current_formula(conn)
-        for d in deps:
-            ind = await ev.city_indicators(
-                conn, period.start, period.end, department_id=d.id, subtract_deferred=subtract
-            )
-            s = scoring.score(ind, formula)
-            rows.append(
-                {
-                    "department_id": d.id,
-                    "name": d.name,
-                    "counts": v.counts_json(ind),
-                    "rates": v.rates_json(ind),
-                    "score": {
-                        "total": v.number(s.total),
-                        "total_text": scoring.fmt(s.total),
-                        "max": v.number(s.max_points),
-                    },
-                    "_total": s.total,
-                }
-            )
+        found = await eu.department_indicators(
+            conn, period.start, period.end, subtract_deferred=subtract
+        )
+    rows: list[dict[str, Any]] = []
+    for d in found:
+        s = scoring.score(d.indicators, formula)
+        rows.append(
+            {
+                "department_id": d.department_id,
+                "name": d.name,
+                "counts": dict(d.counts),
+                "rates": v.unit_rates_json(d),
+                "score": {
+                    "total": v.number(s.total),
+                    "total_text": scoring.fmt(s.total),
+                    "max": v.number(s.max_points),
+                },
+                "_total": s.total,
+            }
+        )
     out = v.ranked(rows)
     own = v.own_department(p)
     if own is not None:
@@ -145,10 +151,7 @@ async def department_rows(
 
 
 def department_columns() -> list[dict[str, str]]:
-    counts = [c for c in v.count_columns() if c["key"] not in ("accepted", "registered")]
-    counts = [c for c in counts if not c["key"].startswith("quick_")]
-    rates = [c for c in v.rate_columns() if c["key"] not in ("register_rate", "dispatch_rate")]
-    return [*counts, *rates, {"key": "score", "label": "综合得分", "kind": "score"}]
+    return v.unit_columns()
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -260,7 +263,17 @@ async def get_cases(request: Request, p: Principal) -> Response:
     if args.table == "departments" and dep is not None and department_name(request, dep) is None:
         raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
     async with connect(h.pool) as conn:
-        ids = await ev.drill_down(conn, args.figure, period.start, period.end, department_id=dep)
+        if args.table == "departments":
+            assert dep is not None
+            ids = await eu.department_drill_down(
+                conn, args.figure, period.start, period.end, department_id=dep
+            )
+            label = v.UNIT_COUNT_LABELS[args.figure]
+        else:
+            ids = await ev.drill_down(
+                conn, args.figure, period.start, period.end, department_id=dep
+            )
+            label = v.COUNT_LABELS[args.figure]
         page = ids[args.offset : args.offset + args.limit]
         rows = {c.id: c for c in await q.get_cases(conn, page)}
     now = h.cases.clock()
@@ -270,8 +283,8 @@ async def get_cases(request: Request, p: Principal) -> Response:
             "period": period.json(),
             "table": args.table,
             "key": args.key,
-            "figure": args.figure.value,
-            "label": v.COUNT_LABELS[args.figure.value],
+            "figure": args.figure,
+            "label": label,
             "count": len(ids),
             "limit": args.limit,
             "offset": args.offset,

@@ -139,6 +139,19 @@ async def test_departments_league_table(week: tuple[Week, dict[str, Api]]) -> No
     assert a["score"]["total"] == 75
     # B: nothing closed of one due: 0 + 0 + 5.
     assert b["counts"]["due"] == 1 and b["counts"]["closed"] == 0 and b["score"]["total"] == 5
+    # The departments' own figures: A handled its case on time; B's is overdue.
+    assert (a["counts"]["handled"], a["counts"]["handled_on_time"]) == (1, 1)
+    assert a["rates"]["handle_on_time_rate"]["text"] == "100.00%"
+    assert (b["counts"]["to_handle"], b["counts"]["overdue"], b["counts"]["handled"]) == (1, 1, 0)
+    assert b["rates"]["overdue_rate"] == {"value": 1.0, "text": "100.00%", "num": 1, "den": 1}
+    drill = await ok(
+        u["viewer"],
+        "/api/evaluation/cases",
+        table="departments",
+        key=str(w.dep_b),
+        figure="overdue",
+    )
+    assert drill["label"] == "超期数" and [c["id"] for c in drill["cases"]] == [w.late]
     totals = [r["score"]["total"] for r in body["rows"]]
     assert totals == sorted(totals, reverse=True)
     assert body["rows"][-1]["department_id"] == w.dep_b and b["rank"] == len(body["rows"])
