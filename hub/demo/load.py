@@ -15,7 +15,7 @@ import logging
 import time as _time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 import orjson
@@ -351,6 +351,9 @@ async def _write_history(
     queue: asyncio.Queue[DemoChunk | None] = asyncio.Queue()
     counts = [0, 0, 0]
 
+    grids: dict[int, int | None] = {}
+    deps: dict[int, int | None] = {}
+
     async def writer() -> None:
         select = ", ".join("search::tsvector" if c == "search" else c for c in CASE_COLUMNS)
         insert = (
@@ -368,12 +371,12 @@ async def _write_history(
                 await conn.copy_records_to_table(
                     "attachments", records=chunk.attachments, columns=ATTACHMENT_COLUMNS
                 )
-            events = chunk.events
+            events = _routed(chunk, grids, deps)
             if json_text:
-                events = [(*e[:8], orjson.dumps(e[8]).decode(), e[9]) for e in events]
+                events = [(*e[:8], orjson.dumps(e[8]).decode(), *e[9:]) for e in events]
             if events:
                 await conn.copy_records_to_table(
-                    "case_events", records=events, columns=EVENT_COLUMNS
+                    "case_events", records=events, columns=(*EVENT_COLUMNS, *_ROUTING)
                 )
             counts[0] += len(chunk.cases)
             counts[1] += len(chunk.attachments)
@@ -405,6 +408,27 @@ async def _write_history(
         list(gen.counters.values()),
     )
     return counts[0], counts[1], counts[2]
+
+
+_ROUTING: Final = ("department_id", "grid_id")
+
+
+def _routed(
+    chunk: DemoChunk, grids: dict[int, int | None], deps: dict[int, int | None]
+) -> list[tuple[Any, ...]]:
+    """The events with the case's department and grid after each move, as
+    ``storage.cases.transition`` writes them (only DISPATCH and RETURN change the department).
+    A case's events may come in later chunks than its row: ``grids`` and ``deps`` carry over."""
+    grid_at = CASE_COLUMNS.index("grid_id")
+    grids.update((c[0], c[grid_at]) for c in chunk.cases)
+    out = []
+    for e in chunk.events:
+        if e[2] == "dispatch":
+            deps[e[0]] = e[8]["department_id"]
+        elif e[2] == "return":
+            deps[e[0]] = None
+        out.append((*e, deps.get(e[0]), grids[e[0]]))
+    return out
 
 
 async def _next_id(conn: asyncpg.Connection, table: str, column: str) -> int:

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Benchmark of the evaluation indicators (issue 11): a month, a quarter and a year of every city
+indicator, and a drill-down, over ``--cases`` cases (default 1,000,000) with their histories.
+
+Run ``python bench/evaluation.py`` (1,000,000 cases: generation about 10-20 minutes on 2 cores,
+once, then cached with ``--pgdata``) or ``python bench/evaluation.py --cases 50000`` for a small
+run. ``docs/benchmarks.md`` ("Evaluation indicators") holds the last results.
+
+What it does:
+
+1. Data: an embedded PostgreSQL (``pgserver``) under ``--pgdata`` (kept, so a rerun with the same
+   ``--cases`` reuses the database ``cityhub_eval_<cases>``; without ``--pgdata`` a temporary
+   directory, removed at the end) or the server of ``CITYHUB_DATABASE_URL``. The hub state is
+   built (migrations, reference data) and ``hub.demo.load_demo`` generates the cases: every
+   history is driven through the real workflow machine (``hub.core.workflow``) with the actors a
+   deployment has, deadlines on the working calendar from each category's time limit, and the rows
+   are COPYd in the form the service writes them (case row = the fold of the outcomes' changes,
+   one ``case_events`` row per move with the department and grid after it). Reports, registers
+   and rejections, dispatches, returns and re-dispatches, extensions, deferrals, feedback,
+   verification (some failing: rework), closes, voids, escalations and quick cases, over the
+   demo's 240 days ending at ``NOW`` (2027-01-01 00:00 Beijing time), so the year 2026 holds them
+   all. ``tests/bench/test_evalgen.py`` replays generated histories through ``CaseService`` and
+   checks the rows and every figure against the generated ones.
+2. Measure, ``--repeats`` times each, after one warm-up: ``city_indicators`` for December 2026,
+   Q4 2026 and the year 2026; ``drill_down`` of 应结案 (the largest list) and 按期结案 for the
+   month; and, in the same run, the reference: ``SELECT action, count(*) FROM case_events GROUP BY
+   action`` over the whole table (a bare scan and aggregate of every event). Each figure is
+   printed with its p95 and its ratio to the reference's p95. ``--explain`` prints the plan of
+   the year (EXPLAIN ANALYZE, BUFFERS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+
+from hub.settings import Secret, Settings  # noqa: E402
+from hub.state import HubState  # noqa: E402
+from hub.web.app import build_state, close_state  # noqa: E402
+from storage import evaluation as ev  # noqa: E402
+from storage.db import EmbeddedPostgres  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+#: The end of the generated history (the demo's 240 days end here): the data never depend on
+#: the day of the run, so a cached database stays valid.
+NOW = datetime(2027, 1, 1, tzinfo=TZ)
+SEED = 20261202
+GOALS_S = {"month": 1.0, "quarter": 3.0, "year": 3.0, "drill": 0.2}
+REFERENCE_SQL = "SELECT action, count(*) FROM case_events GROUP BY action"
+
+
+def log(msg: str) -> None:
+    load = os.getloadavg()[0]
+    print(f"[{time.strftime('%H:%M:%S')} load {load:4.1f}] {msg}", flush=True)
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(-(-p * len(ordered) // 100)) - 1))
+    return ordered[k]
+
+
+def dsn_for(base: str, dbname: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+async def admin_fetchval(base: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(base)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+
+
+async def generate(state: HubState, n: int) -> float:
+    from hub.demo import load_demo
+
+    t0 = time.perf_counter()
+    await load_demo(
+        state.pool,
+        attachments=state.attachments,
+        calendar=state.cases.calendar,
+        now=NOW,
+        n_cases=n,
+        seed=SEED,
+    )
+    took = time.perf_counter() - t0
+    async with state.pool.acquire() as conn:
+        await conn.execute("VACUUM ANALYZE cases")
+        await conn.execute("VACUUM ANALYZE case_events")
+    return took
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], repeats: int) -> tuple[list[float], Any]:
+    result = await fn()  # warm-up (and the value shown)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - t0)
+    return times, result
+
+
+async def measure(state: HubState, args: argparse.Namespace) -> None:
+    periods = {
+        "month": ev.period_bounds("month", date(2026, 12, 1), TZ),
+        "quarter": ev.period_bounds("quarter", date(2026, 12, 1), TZ),
+        "year": ev.period_bounds("year", date(2026, 12, 1), TZ),
+    }
+    async with state.pool.acquire() as conn:
+        if args.work_mem:
+            await conn.execute(f"SET work_mem = '{args.work_mem}'")
+        n_cases = await conn.fetchval("SELECT count(*) FROM cases")
+        n_events = await conn.fetchval("SELECT count(*) FROM case_events")
+        log(f"{n_cases:,} cases, {n_events:,} events ({n_events / n_cases:.2f} per case)")
+        ref, _ = await timed(lambda: conn.fetch(REFERENCE_SQL), args.repeats)
+        ref95 = pct(ref, 95)
+        rows: list[tuple[str, float, float, str]] = [
+            ("reference: COUNT(*) GROUP BY action, all events", ref95, float("nan"), "")
+        ]
+        log(f"reference p95 {ref95 * 1000:.0f} ms")
+        for name, (start, end) in periods.items():
+            if name in args.skip:
+                continue
+            times, fig = await timed(
+                lambda s=start, e=end: ev.city_indicators(conn, s, e), args.repeats
+            )
+            shown = (
+                f"受理 {fig.accepted:,} 立案 {fig.registered:,} 派遣 {fig.dispatched:,}"
+                f" 应结案 {fig.due:,} 结案 {fig.closed:,} 按期 {fig.on_time:,}"
+                f" 返工 {fig.reworked:,} 延期 {fig.extended:,} 缓办 {fig.deferred:,}"
+                f" 快速 {fig.quick_reported:,}/{fig.quick_closed:,}"
+            )
+            p95 = pct(times, 95)
+            rows.append((f"city_indicators, {name}", p95, GOALS_S[name], shown))
+            log(f"{name}: p95 {p95 * 1000:.0f} ms ({p95 / ref95:.2f} x reference); {shown}")
+        start, end = periods["month"]
+        for ind in (ev.Indicator.DUE, ev.Indicator.ON_TIME):
+            times, ids = await timed(lambda i=ind: ev.drill_down(conn, i, start, end), args.repeats)
+            p95 = pct(times, 95)
+            rows.append((f"drill_down {ind.value}, month", p95, GOALS_S["drill"], f"{len(ids):,}"))
+            log(f"drill {ind.value}: p95 {p95 * 1000:.0f} ms, {len(ids):,} cases")
+        plan: list[str] = []
+        if args.explain:
+            start, end = periods[args.explain]
+            recs = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + ev._COUNTS, start, end, None)
+            plan = [r[0] for r in recs]
+    print()
+    print(f"machine: {machine()}; load {os.getloadavg()[0]:.1f} at the end")
+    print(f"data: {n_cases:,} cases, {n_events:,} events; repeats {args.repeats} (+1 warm-up)")
+    print()
+    print("| query | p95 | x reference | goal | result |")
+    print("|---|---:|---:|---:|---|")
+    for name, p95, goal, shown in rows:
+        ratio = "1" if goal != goal else f"{p95 / ref95:.2f}"
+        goal_s = (
+            "" if goal != goal else f"< {goal * 1000:.0f} ms " + ("ok" if p95 < goal else "MISSED")
+        )
+        print(f"| {name} | {p95 * 1000:,.0f} ms | {ratio} | {goal_s} | {shown} |")
+    if plan:
+        print()
+        print("\n".join(plan))
+
+
+async def run(args: argparse.Namespace, base: str) -> int:
+    dbname = f"cityhub_eval_{args.cases}"
+    exists = await admin_fetchval(base, "SELECT 1 FROM pg_database WHERE datname = $1", dbname)
+    if exists and args.fresh:
+        await admin_fetchval(base, f"DROP DATABASE {dbname} WITH (FORCE)")
+        exists = None
+    if not exists:
+        await admin_fetchval(base, f"CREATE DATABASE {dbname}")
+    data_dir = Path(args.pgdata or tempfile.gettempdir()) / "bench-eval-data"
+    settings = Settings(
+        data_dir=data_dir, database_url=Secret(dsn_for(base, dbname)), secret_key=Secret("bench")
+    )
+    state = await build_state(settings, live=False)
+    try:
+        async with state.pool.acquire() as conn:
+            have = await conn.fetchval("SELECT count(*) FROM cases")
+        if have:
+            log(f"reusing {dbname} ({have:,} cases)")
+        else:
+            log(f"generating {args.cases:,} cases through the workflow machine")
+            took = await generate(state, args.cases)
+            log(f"generated and written in {took:.0f} s")
+        await measure(state, args)
+    finally:
+        await close_state(state)
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--cases", type=int, default=1_000_000, help="cases (default 1,000,000)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per query (default 5)")
+    p.add_argument("--pgdata", type=Path, help="keep the server (and the data) in this directory")
+    p.add_argument("--fresh", action="store_true", help="regenerate even if cached")
+    p.add_argument("--work-mem", default="", help="SET work_mem for the session (e.g. 256MB)")
+    p.add_argument(
+        "--skip", nargs="*", default=[], choices=("month", "quarter", "year"), help="periods"
+    )
+    p.add_argument("--explain", choices=("month", "quarter", "year"), help="print that plan")
+    args = p.parse_args(argv)
+    if args.cases < 1000:
+        p.error("--cases must be at least 1000")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="cityhub-bench-eval-"))
+    atexit.register(shutil.rmtree, scratch, True)
+    (scratch / "run").mkdir(mode=0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    embedded: EmbeddedPostgres | None = None
+    rc = 1
+    try:
+        base = os.environ.get("CITYHUB_DATABASE_URL", "")
+        if not base:
+            import logging
+
+            logging.getLogger("pgserver").setLevel(logging.WARNING)
+            pgdir = args.pgdata / "pg" if args.pgdata else scratch / "pg"
+            embedded = EmbeddedPostgres(pgdir)
+            base = embedded.start()
+            log(f"embedded PostgreSQL under {pgdir}")
+        rc = asyncio.run(run(args, base))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr, flush=True)
+        rc = 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
