@@ -6,7 +6,8 @@
 # imports, so it loads from the pages' modules with a plain relative import, copied unchanged).
 # The other ES modules are copied as published, with their bare imports ("preact", "preact/hooks",
 # "@preact/signals-core") rewritten to the vendored files, since the pages have no import map
-# (the CSP allows no inline script). Versions, licences and hashes go to vendor/README.md. Run it only to change a version; the hub serves the committed files.
+# (the CSP allows no inline script). Versions, licences and hashes go to vendor/README.md.
+# Run it only to change a version; the hub serves the committed files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREACT=11.2.0 HTM=3.1.1 SIGNALS=2.11.4 SIGNALS_CORE=1.14.5 ECHARTS=6.1.0
