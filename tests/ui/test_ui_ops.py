@@ -1,0 +1,238 @@
+"""The big screen (/ops: realtime_ui/static/ops*.js) as the whole operations picture, against the
+session's demo hub in Debian's Chromium through Playwright: an open case reported on an earlier day
+is on the map (not only today's), cameras and speakers are on the map with the status the API gives,
+the 12319 queue board shows the day's call count, this week's evaluation shows the API's rates, a
+case change arrives live, and after the server drops the websocket the page reconnects by itself
+and shows a later change. A click on a speaker offers its recordings only to a role that may play
+them (a seat plays one and sees it among the warnings playing now; the viewer gets a note); a click
+on a camera opens its live tile.
+
+The websocket is routed through Playwright so the test can close it from the server's side.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.ui.test_ui_live import INDICATOR, LIVE_MS, ApiUser, Page
+
+pytestmark = pytest.mark.browser
+
+MARKER = '[data-testid="map-marker"]'
+CAMERA = '[data-testid="map-camera"]'
+SPEAKER = '[data-testid="map-speaker"]'
+OPEN_STATES = ("registered", "dispatched", "handling", "feedback", "verifying", "returned")
+
+
+@pytest.fixture(scope="module")
+def seat(live_hub: Any) -> Iterator[ApiUser]:
+    u = ApiUser(live_hub.base_url, "seat2")
+    try:
+        yield u
+    finally:
+        u.close()
+
+
+@pytest.fixture(scope="module")
+def dispatcher(live_hub: Any) -> Iterator[ApiUser]:
+    u = ApiUser(live_hub.base_url, "dispatch1")
+    try:
+        yield u
+    finally:
+        u.close()
+
+
+def city_midnight(api: ApiUser) -> datetime:
+    zone = ZoneInfo(api.get("/api/auth/me")["timezone"])
+    return datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def earlier_open_case(api: ApiUser) -> dict[str, Any]:
+    """An open case with a place, reported before the city's today."""
+    midnight = city_midnight(api)
+    for state in OPEN_STATES:
+        items = api.get("/api/cases", state=state, until=midnight.isoformat(), limit=50)["items"]
+        for c in items:
+            if (
+                isinstance(c.get("lon"), float)
+                and datetime.fromisoformat(c["reported_at"]) < midnight
+            ):
+                return dict(c)
+    pytest.fail("the demo city has no open case of an earlier day")
+
+
+def open_ops(browser: Any, base_url: str, username: str, drops: list[Any] | None = None) -> Page:
+    """/ops signed in; with `drops`, every websocket goes through Playwright and its route is kept."""
+    p = Page(browser)
+    if drops is not None:
+
+        def route(ws: Any) -> None:
+            server = ws.connect_to_server()
+            ws.on_message(lambda m: server.send(m))
+            server.on_message(lambda m: ws.send(m))
+            drops.append(ws)
+
+        p.page.route_web_socket(re.compile(r"/ws(\?|$)"), route)
+    p.sign_in(base_url, username, "/ops")
+    p.wait_live()
+    p.page.wait_for_function("() => Number(document.body.dataset.markers || 0) > 0")
+    return p
+
+
+def test_ops_files_are_modules_of_a_readable_size() -> None:
+    from tests.ui.test_ui_live import STATIC
+
+    files = sorted(STATIC.glob("ops*.js"))
+    assert {f.name for f in files} >= {"ops.js", "ops-map.js", "ops-cases.js", "ops-panels.js"}
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert len(text.splitlines()) < 400, f.name
+        assert "innerHTML" not in text, f.name
+
+
+def test_ops_shows_every_flow_and_recovers_from_a_dropped_socket(
+    browser: Any, live_hub: Any, seat: ApiUser, dispatcher: ApiUser
+) -> None:
+    old = earlier_open_case(seat)
+    cams = [c for c in seat.get("/api/cameras")["items"] if c["location"] and c["active"]]
+    spks = [s for s in seat.get("/api/speakers")["items"] if s["location"] and s["active"]]
+    assert cams and spks, "the demo city has cameras and speakers"
+    drops: list[Any] = []
+    p = open_ops(browser, live_hub.base_url, "bigscreen", drops)
+    try:
+        page = p.page
+        # An open case of an earlier day is on the map, drawn in its state.
+        marker = page.locator(f'{MARKER}[data-case-id="{old["id"]}"]')
+        marker.wait_for()
+        assert marker.get_attribute("data-state") == old["state"]
+        # The open-cases counter is the number of open cases drawn or not (all days).
+        page.wait_for_selector('[data-testid="counter-open"] .counter-value:not(:text("—"))')
+        assert (
+            int(
+                page.get_attribute('[data-testid="counter-open"] .counter-value', "data-value") or 0
+            )
+            > 0
+        )
+
+        # Cameras and speakers with the status the API gives them (the channel's, once it has one).
+        page.wait_for_function(
+            f"n => document.querySelectorAll('{CAMERA}').length === n", arg=len(cams)
+        )
+        page.wait_for_function(
+            f"n => document.querySelectorAll('{SPEAKER}').length === n", arg=len(spks)
+        )
+        cam_now = {c["id"]: c["status"]["state"] for c in seat.get("/api/cameras")["items"]}
+        spk_now = {s["id"]: s["status"]["state"] for s in seat.get("/api/speakers")["items"]}
+        shown_cams = page.eval_on_selector_all(
+            CAMERA, "ns => ns.map((n) => [Number(n.dataset.cameraId), n.dataset.status])"
+        )
+        shown_spks = page.eval_on_selector_all(
+            SPEAKER, "ns => ns.map((n) => [Number(n.dataset.speakerId), n.dataset.status])"
+        )
+        assert {i: s for i, s in shown_cams} == {c["id"]: cam_now[c["id"]] for c in cams}
+        assert {i: s for i, s in shown_spks} == {s["id"]: spk_now[s["id"]] for s in spks}
+
+        # The queue board shows the day's call count, as the hotline API gives it.
+        board = seat.get("/api/hotline/board")
+        page.wait_for_selector('[data-testid="queue-board"][data-ready="true"]')
+        arrived = page.get_attribute('[data-testid="today-arrived"]', "data-value")
+        assert arrived == str(board["today"]["arrived"])
+        waiting = sum(1 for c in board["calls"] if c["state"] == "queued")
+        assert page.get_attribute('[data-testid="board-waiting-count"]', "data-value") == str(
+            waiting
+        )
+
+        # This week's evaluation: the API's rates and the worst departments.
+        city = seat.get("/api/evaluation/city", period="week")
+        page.wait_for_selector('[data-testid="eval-rate"]')
+        rates = dict(
+            page.eval_on_selector_all(
+                '[data-testid="eval-rate"]',
+                "ns => ns.map((n) => [n.dataset.key, n.querySelector('strong').textContent])",
+            )
+        )
+        assert rates["on_time_rate"] == city["rates"]["on_time_rate"]["text"]
+        assert rates["register_rate"] == city["rates"]["register_rate"]["text"]
+        assert page.inner_text('[data-testid="eval-period"]') == city["period"]["label"]
+        depts = seat.get("/api/evaluation/departments", period="week")["rows"]
+        worst = page.eval_on_selector_all(
+            '[data-testid="worst-dept"]', "ns => ns.map((n) => Number(n.dataset.departmentId))"
+        )
+        assert worst == [r["department_id"] for r in reversed(depts)][: len(worst)] and worst
+        # No alarms API yet: the panel says so plainly.
+        assert page.locator('[data-testid="alarms-panel"]').is_visible()
+
+        # A case change arrives live.
+        case = seat.report(lon=103.796, lat=25.503)
+        new = page.locator(f'{MARKER}[data-case-id="{case["id"]}"]')
+        new.wait_for(timeout=LIVE_MS)
+        assert new.get_attribute("data-state") == "reported"
+        seat.act(case["id"], "register")
+        page.wait_for_selector(
+            f'{MARKER}[data-case-id="{case["id"]}"][data-state="registered"]', timeout=LIVE_MS
+        )
+        page.evaluate("window.__sameDocument = true")
+
+        # The server drops the websocket: the page reconnects by itself and follows later changes.
+        assert len(drops) == 1
+        drops[0].close(code=1012, reason="restart")
+        page.wait_for_selector(f'{INDICATOR}[data-state="connecting"]', timeout=LIVE_MS)
+        page.wait_for_selector(f'{INDICATOR}[data-state="live"]', timeout=20_000)
+        assert len(drops) >= 2, "a second websocket was opened"
+        dispatcher.act(case["id"], "dispatch", department_id=first_department(dispatcher))
+        page.wait_for_selector(
+            f'{MARKER}[data-case-id="{case["id"]}"][data-state="dispatched"]', timeout=LIVE_MS
+        )
+        assert page.evaluate("window.__sameDocument") is True, "recovered without a reload"
+        # The state channels came back too: the board is still fed.
+        assert page.get_attribute('[data-testid="queue-board"]', "data-ready") == "true"
+
+        # The viewer may look at a speaker but not play to it; a camera opens its live tile.
+        page.locator(SPEAKER).first.dispatch_event("click")
+        page.wait_for_selector('[data-testid="speaker-dialog"]')
+        assert page.locator('[data-testid="speaker-readonly"]').is_visible()
+        assert page.locator('[data-testid="speaker-play"]').count() == 0
+        page.click('[data-testid="speaker-close"]')
+        cam_id = page.locator(CAMERA).first.get_attribute("data-camera-id")
+        page.locator(CAMERA).first.dispatch_event("click")
+        view = page.locator('[data-testid="camera-overlay"] [data-testid="live-view"]')
+        view.wait_for()
+        assert view.get_attribute("data-camera-id") == cam_id
+        page.click('[data-testid="live-close"]')
+        page.wait_for_selector('[data-testid="camera-overlay"]', state="detached")
+        p.shot("ops-whole-picture")
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
+
+
+def first_department(api: ApiUser) -> int:
+    return int(api.get("/api/departments")["items"][0]["id"])
+
+
+def test_ops_seat_plays_a_warning_at_a_speaker(browser: Any, live_hub: Any) -> None:
+    """A seat (a role POST /api/warnings allows) picks a recording on a speaker of the map; the
+    warning shows among the warnings playing now."""
+    p = open_ops(browser, live_hub.base_url, "seat1")
+    try:
+        page = p.page
+        page.wait_for_selector(f'{SPEAKER}[data-status="online"]')
+        page.locator(f'{SPEAKER}[data-status="online"]').first.dispatch_event("click")
+        dialog = page.locator('[data-testid="speaker-dialog"]')
+        dialog.wait_for()
+        speaker_id = dialog.get_attribute("data-speaker-id")
+        dialog.locator('[data-testid="speaker-play"]').first.click()
+        dialog.wait_for(state="detached")
+        card = page.locator('[data-testid="ops-warnings"] [data-testid="running-warning"]')
+        card.first.wait_for(timeout=LIVE_MS)
+        target = card.first.locator('[data-testid="warning-target"]')
+        assert target.first.get_attribute("data-speaker-id") == speaker_id
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
