@@ -84,6 +84,15 @@ class Settings:
     work_hours: str = "08:30-12:00,14:30-18:00"
     #: Time limit for categories that have none, in working hours.
     default_time_limit_hours: int = 24
+    #: Time limit of an urgent case (紧急), in working hours (the category's, when shorter).
+    urgent_limit: int = 2
+    #: Alarm shares of the time limit: a warning (黄灯) at each share below 1, overdue (红灯) at 1.
+    deadline_warnings: str = "0.75,1.0"
+    #: What pauses the countdown: "defer" (缓办), "extension" (a request awaiting approval), both
+    #: comma-separated, or "none" (the workflow's rule: a resumption restarts the full limit).
+    deadline_pause: str = "none"
+    #: Automatic escalation (督办) by the system: "overdue", a share of the limit (e.g. 0.9) or "none".
+    deadline_escalate: str = "overdue"
     #: Evaluation: the closing rates' denominator is 应结案数 less 缓办数 (the city's choice; the
     #: API's ``subtract_deferred`` parameter overrides it per request).
     evaluation_subtract_deferred: bool = False
@@ -362,6 +371,14 @@ class Settings:
             parse_work_hours(self.work_hours)
         except ValueError as exc:
             raise SettingsError(f"CITYHUB_WORK_HOURS: {exc}") from None
+        if self.urgent_limit < 1:
+            raise SettingsError("CITYHUB_URGENT_LIMIT must be at least 1 (working hours)")
+        from hub.core.deadlines import parse_policy
+
+        try:
+            parse_policy(self.deadline_warnings, self.deadline_pause, self.deadline_escalate)
+        except ValueError as exc:
+            raise SettingsError(f"CITYHUB_DEADLINE_*: {exc}") from None
 
     def with_secret_key(self) -> Settings:
         """Return settings whose secret key is set, generating and keeping one in data_dir."""

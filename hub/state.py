@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from hub.cases.alarms import Alarms
 from hub.cases.service import CaseService
 from hub.core.workflow import Role
 from hub.live.bus import Bus
@@ -45,6 +46,8 @@ class HubState:
     bus: Bus | None = None
     fanout: Fanout | None = None
     relay: Relay | None = None
+    #: The deadline alarm scheduler (hub/cases/alarms.py), started with the live core.
+    alarms: Alarms | None = None
     live: LiveServer | None = None
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     started: float = dataclasses.field(default_factory=time.monotonic)

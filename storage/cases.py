@@ -55,6 +55,7 @@ CASE_FIELDS = (
     "is_urgent",
     "time_limit_s",
     "paused_remaining_s",
+    "clock_since",
 )
 #: Every column of ``cases``: the fields of a ``CaseRow`` and the search document.
 CASE_COLUMNS = (*CASE_FIELDS, "search")
@@ -82,6 +83,7 @@ MUTABLE_FIELDS = frozenset(
         "is_urgent",
         "time_limit_s",
         "paused_remaining_s",
+        "clock_since",
     }
 )
 
@@ -127,6 +129,8 @@ class CaseRow:
     time_limit_s: int | None = None
     #: Working seconds left when the countdown paused (缓办, pending extension); None while it runs.
     paused_remaining_s: int | None = None
+    #: When the running deadline was set; alarms due before it are not armed.
+    clock_since: datetime | None = None
     reporter_name: str | None = None
 
     @classmethod

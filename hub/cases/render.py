@@ -10,12 +10,16 @@ import asyncpg
 
 from hub.cases.facts import case_facts
 from hub.core import workflow as wf
+from hub.core.deadlines import ALARM_LABELS, Countdown
 from storage import cases as q
 from storage.catalog import Catalog
 
 
-def case_json(catalog: Catalog, case: q.CaseRow, now: datetime) -> dict[str, Any]:
-    """A case as the API and the live picture show it (labels, names, whether it is overdue)."""
+def case_json(
+    catalog: Catalog, case: q.CaseRow, now: datetime, countdown: Countdown | None = None
+) -> dict[str, Any]:
+    """A case as the API and the live picture show it (labels, names, whether it is overdue, and
+    the countdown of its time limit: level 正常/黄灯/红灯, working seconds left, paused or not)."""
     cat = catalog.categories.get(case.category_id)
     grid = catalog.grids.get(case.grid_id) if case.grid_id is not None else None
     dep = catalog.departments.get(case.department_id) if case.department_id else None
@@ -53,6 +57,7 @@ def case_json(catalog: Catalog, case: q.CaseRow, now: datetime) -> dict[str, Any
         "is_urgent": case.is_urgent,
         "deadline": case.deadline,
         "overdue": overdue,
+        "countdown": None if countdown is None else countdown.json(),
         "pending_extension_until": case.pending_extension_until,
         "rework_count": case.rework_count,
         "extension_count": case.extension_count,
@@ -72,9 +77,10 @@ def detail_json(
     events: list[q.EventRow],
     attachments: list[q.AttachmentRow],
     now: datetime,
+    countdown: Countdown | None = None,
 ) -> dict[str, Any]:
     """A case with its contact, photos, timeline and the actions ``actor`` may take now."""
-    out = case_json(catalog, case, now)
+    out = case_json(catalog, case, now, countdown)
     by_id = {a.id: attachment_json(a) for a in attachments}
     out["contact_name"] = case.contact_name
     out["contact_phone"] = case.contact_phone
@@ -84,7 +90,7 @@ def detail_json(
             "seq": e.seq,
             "version": e.version,
             "action": e.action,
-            "action_label": wf.label(wf.Action(e.action)),
+            "action_label": _action_label(e.action),
             "actor": None
             if e.actor_id is None
             else {"id": e.actor_id, "display_name": e.actor_name},
@@ -124,10 +130,7 @@ def live_event_json(catalog: Catalog, r: asyncpg.Record, summary: dict[str, Any]
     state = wf.CaseState(r["to_state"])
     dep_id = r["department_id"]
     dep = catalog.departments.get(dep_id) if dep_id is not None else None
-    try:
-        action_label = wf.label(wf.Action(r["action"]))
-    except ValueError:
-        action_label = r["action"]
+    action_label = _action_label(r["action"])
     return {
         **summary,
         "version": r["version"],
@@ -147,3 +150,11 @@ def live_event_json(catalog: Catalog, r: asyncpg.Record, summary: dict[str, Any]
             "note": r["note"],
         },
     }
+
+
+def _action_label(action: str) -> str:
+    """A workflow action's label, or a system action's (an alarm: 黄灯预警, 红灯超期)."""
+    try:
+        return wf.label(wf.Action(action))
+    except ValueError:
+        return ALARM_LABELS.get(action, action)

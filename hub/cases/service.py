@@ -19,10 +19,12 @@ import asyncpg
 
 from hub.cases import render
 from hub.cases.facts import case_facts
+from hub.core import deadlines as dl
 from hub.core import workflow as wf
 from hub.core.codes import ComponentId
 from hub.core.errors import Conflict, NotFound, ValidationFailed
 from hub.core.workcal import WorkCalendar
+from storage import alarms as alarm_store
 from storage import cases as q
 from storage.catalog import Catalog, get_component, grid_at
 from storage.db import connect, map_pg_errors
@@ -97,6 +99,7 @@ class CaseService:
         *,
         default_time_limit_hours: int = 24,
         urgent_time_limit_hours: int = 2,
+        policy: dl.Policy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.pool = pool
@@ -104,6 +107,7 @@ class CaseService:
         self.calendar = calendar
         self.default_time_limit_hours = default_time_limit_hours
         self.urgent_time_limit_hours = urgent_time_limit_hours
+        self.policy = policy or dl.Policy()
         self.clock = clock
         self.listeners: list[Listener] = []
 
@@ -156,6 +160,21 @@ class CaseService:
         if urgent:
             limit = min(limit, self.urgent_time_limit_hours * 3600)
         return limit
+
+    def clock_of(self, case: q.CaseRow) -> dl.Clock:
+        """The case's deadline facts (older rows without a kept limit get the category's)."""
+        limit = case.time_limit_s or self.time_limit_s(case.category_id, case.is_urgent)
+        return dl.Clock(
+            wf.CaseState(case.state),
+            case.deadline,
+            limit,
+            case.paused_remaining_s,
+            case.clock_since,
+            case.pending_extension_until,
+        )
+
+    def countdown(self, case: q.CaseRow, now: datetime) -> dl.Countdown | None:
+        return dl.countdown(self.clock_of(case), self.calendar, self.policy, now)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -312,13 +331,23 @@ class CaseService:
             if case is None or not self.can_see(actor, case):
                 raise NotFound("案件不存在", details={"case_id": case_id})
             if case.version != expected_version:
-                raise Conflict(
-                    "案件已被他人更新，请刷新后重试",
-                    code="version_conflict",
-                    details={"expected": expected_version, "current": case.version},
-                )
+                # Alarms and the system's escalation move the version but nothing a person sees
+                # on the form: acting on the version before them is no conflict.
+                if (
+                    case.version < expected_version
+                    or not await alarm_store.only_system_events_since(
+                        conn, case_id, expected_version
+                    )
+                ):
+                    raise Conflict(
+                        "案件已被他人更新，请刷新后重试",
+                        code="version_conflict",
+                        details={"expected": expected_version, "current": case.version},
+                    )
+                expected_version = case.version
             cmd = self._with_deadline(cmd, case, now)
             outcome = wf.apply(case_facts(case), actor, cmd, now)
+            outcome = self._with_clock(outcome, case, cmd, now)
             # References are checked once the move itself is known to be legal.
             if cmd.action is wf.Action.DISPATCH:
                 dep = self.catalog.departments.get(cmd.department_id or -1)
@@ -404,13 +433,41 @@ class CaseService:
 
     def _with_deadline(self, cmd: wf.Command, case: q.CaseRow, now: datetime) -> wf.Command:
         """The actions in ``wf.DEADLINE_RESTART`` get a new deadline: the category's time limit
-        from now, on the working-time calendar."""
+        from now, on the working-time calendar (a resumption restores the working time left at
+        the deferral when the countdown pauses, see ``hub.core.deadlines``)."""
         if cmd.action in wf.DEADLINE_RESTART:
+            if cmd.action is wf.Action.RESUME:
+                restored = dl.resume_deadline(self.clock_of(case), self.calendar, self.policy, now)
+                if restored is not None:
+                    return dataclasses.replace(cmd, deadline=restored.astimezone(UTC))
             urgent = case.is_urgent if cmd.urgent is None else cmd.urgent
             return dataclasses.replace(
                 cmd, deadline=self.deadline_for(case.category_id, now, urgent)
             )
         return cmd
+
+    def _with_clock(
+        self, outcome: wf.Outcome, case: q.CaseRow, cmd: wf.Command, now: datetime
+    ) -> wf.Outcome:
+        """Merge the countdown's columns (limit, paused time, since when) into the outcome; a
+        denied extension that restores a paused countdown records its deadline in the event."""
+        urgent = bool(outcome.changes.get("is_urgent", case.is_urgent))
+        extra = dl.clock_changes(
+            cmd.action,
+            self.clock_of(case),
+            self.calendar,
+            self.policy,
+            now,
+            new_deadline=outcome.changes.get("deadline"),
+            restart_limit_s=self.time_limit_s(case.category_id, urgent),
+        )
+        if not extra:
+            return outcome
+        data = dict(outcome.event_data)
+        if "deadline" in extra:
+            extra["deadline"] = extra["deadline"].astimezone(UTC)
+            data["deadline"] = extra["deadline"].isoformat()
+        return dataclasses.replace(outcome, changes={**outcome.changes, **extra}, event_data=data)
 
     async def _claim(
         self, conn: asyncpg.Connection, ids: tuple[int, ...], case_id: int, user_id: int
@@ -437,7 +494,8 @@ class CaseService:
     # -- JSON (hub/cases/render.py) --------------------------------------------------------
 
     def case_json(self, case: q.CaseRow, now: datetime | None = None) -> dict[str, Any]:
-        return render.case_json(self.catalog, case, now or self.clock())
+        at = now or self.clock()
+        return render.case_json(self.catalog, case, at, self.countdown(case, at))
 
     def detail_json(
         self,
@@ -446,4 +504,7 @@ class CaseService:
         events: list[q.EventRow],
         attachments: list[q.AttachmentRow],
     ) -> dict[str, Any]:
-        return render.detail_json(self.catalog, actor, case, events, attachments, self.clock())
+        now = self.clock()
+        return render.detail_json(
+            self.catalog, actor, case, events, attachments, now, self.countdown(case, now)
+        )

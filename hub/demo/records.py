@@ -98,6 +98,7 @@ ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "is_urgent": False,
     "time_limit_s": None,
     "paused_remaining_s": None,
+    "clock_since": None,
 }
 
 

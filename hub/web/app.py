@@ -23,8 +23,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hub import __version__, subsystem
+from hub.cases.alarms import Alarms
 from hub.cases.reference import ensure_reference_data
 from hub.cases.service import CaseService
+from hub.core.deadlines import parse_policy
 from hub.core.errors import CityhubError
 from hub.core.workcal import WorkCalendar, parse_work_hours
 from hub.core.workflow import Role
@@ -126,7 +128,14 @@ async def _open(
         catalog_ref = [await load_catalog(conn)]
     metrics = Metrics()
     cases = CaseService(
-        pool, catalog_ref, calendar, default_time_limit_hours=settings.default_time_limit_hours
+        pool,
+        catalog_ref,
+        calendar,
+        default_time_limit_hours=settings.default_time_limit_hours,
+        urgent_time_limit_hours=settings.urgent_limit,
+        policy=parse_policy(
+            settings.deadline_warnings, settings.deadline_pause, settings.deadline_escalate
+        ),
     )
 
     async def count(event: object) -> None:
@@ -179,9 +188,11 @@ async def _start_live(state: HubState) -> None:
     await fanout.start()
     stack.callback(fanout.close)
     state.relay = Relay(state.pool, state.dsn, state.cases, fanout.publish, epoch=epoch)
+    state.alarms = Alarms(state.pool, state.dsn, state.cases)
     loop = asyncio.get_running_loop()
     tasks = [
         loop.create_task(state.relay.run(state.stop), name="relay"),
+        loop.create_task(state.alarms.run(state.stop), name="alarms"),
         loop.create_task(fanout.run(state.stop), name="fanout"),
     ]
 

@@ -8,10 +8,14 @@
 --   taken from the category's limit).
 -- paused_remaining_s: the working seconds left when the countdown paused (缓办, or an extension
 --   request awaiting approval, per CITYHUB_DEADLINE_PAUSE); NULL while the countdown runs.
+-- clock_since: when the running deadline was last set (a restart, a resumption, an extension's
+--   decision); an alarm whose moment falls before it is not armed (it fired, or was passed, under
+--   the deadline before), so moving a deadline never repeats a warning.
 ALTER TABLE cases
     ADD COLUMN is_urgent boolean NOT NULL DEFAULT false,
     ADD COLUMN time_limit_s integer CHECK (time_limit_s > 0),
-    ADD COLUMN paused_remaining_s integer;
+    ADD COLUMN paused_remaining_s integer,
+    ADD COLUMN clock_since timestamptz;
 
 -- One row per (case, threshold, deadline) ever fired: the unique key is the final guard that makes a
 -- warning or an overdue alarm fire once however many hub processes run and however often they
