@@ -25,7 +25,15 @@ from realtime_ui import STATIC_DIR
 
 log = logging.getLogger("cityhub.web")
 
-PAGES = ("login.html", "board.html", "ops.html", "speakers.html", "wall.html", "hotline.html")
+PAGES = (
+    "login.html",
+    "board.html",
+    "ops.html",
+    "speakers.html",
+    "wall.html",
+    "hotline.html",
+    "evaluation.html",
+)
 
 
 def _page(name: str) -> Route:

@@ -1,0 +1,172 @@
+"""The evaluation page (realtime_ui/static/evaluation*.js) against a real hub, in Debian's Chromium
+through Playwright: cases made through the workflow (reported, registered, dispatched to dept01's
+department) show in the department league table with the figures GET /api/evaluation/departments
+gives; a click on a count opens exactly that many cases, each linking to the board; the ECharts
+trend draws its canvas; the ECharts bundle loads under the page's CSP with no console error; a
+table whose endpoint is missing says 暂无数据; the page has no inline script or style.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveHub, scratch_dir, start_hub
+from tests.ui.test_ui_live import PASSWORDS, STATIC, ApiUser, Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+PASSWORDS.setdefault("admin", "Admin#2026")
+MADE = 3  # cases this module puts through the workflow
+
+
+@pytest.fixture(scope="module")
+def eval_hub(scratch_root: Path) -> Iterator[LiveHub]:
+    hub = start_hub(scratch_dir(scratch_root, "evaluation") / "data", demo_cases=50, timeout=180.0)
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def api_users(eval_hub: LiveHub) -> Iterator[dict[str, ApiUser]]:
+    made = {n: ApiUser(eval_hub.base_url, n) for n in ("seat2", "dispatch1", "dept01", "admin")}
+    try:
+        yield made
+    finally:
+        for u in made.values():
+            u.close()
+
+
+def dept_row(admin: ApiUser, department_id: int) -> dict[str, Any]:
+    rows = admin.get("/api/evaluation/departments", period="week")["rows"]
+    return next(r for r in rows if r["department_id"] == department_id)
+
+
+def test_evaluation_files_have_no_inline_script_or_style() -> None:
+    text = (STATIC / "evaluation.html").read_text()
+    assert re.search(r"<script(?![^>]*\bsrc=)", text) is None
+    assert "<style" not in text and " style=" not in text
+    assert '<script type="module" src="/static/evaluation.js">' in text
+
+
+def test_league_table_matches_the_api_and_a_count_lists_its_cases(
+    browser: Any, eval_hub: LiveHub, api_users: dict[str, ApiUser]
+) -> None:
+    seat, disp, dept, admin = (api_users[n] for n in ("seat2", "dispatch1", "dept01", "admin"))
+    dep_id = int(dept.user["department_id"])
+    before = dept_row(admin, dep_id)["counts"]["dispatched"]
+    for i in range(MADE):
+        case = seat.report(lon=103.80 + i / 1000, lat=25.50)
+        seat.act(case["id"], "register")
+        disp.act(case["id"], "dispatch", department_id=dep_id)
+    row = dept_row(admin, dep_id)
+    assert row["counts"]["dispatched"] == before + MADE  # the workflow's cases are counted
+
+    p = Page(browser)
+    try:
+        page = p.sign_in(eval_hub.base_url, "admin", "/evaluation")
+        table = page.locator('[data-testid="ev-table-departments"]')
+        table.wait_for()
+        tr = table.locator(f'[data-testid="ev-row"][data-key="{dep_id}"]')
+        # Every count of the department's row is the API's figure.
+        for key, value in row["counts"].items():
+            cell = tr.locator(f'[data-testid="ev-count"][data-figure="{key}"]')
+            assert cell.get_attribute("data-value") == str(value), key
+            assert cell.inner_text().replace(",", "") == str(value), key
+        assert tr.locator(".ev-rank").inner_text() == str(row["rank"])
+        # Each rate reads as the API's text; one with a value is graded (a background colour).
+        for key, rate in row["rates"].items():
+            cell = tr.locator(f'[data-testid="ev-rate-cell"][data-key="{key}"]')
+            assert cell.inner_text() == rate["text"], key
+            background = cell.evaluate("c => getComputedStyle(c).backgroundColor")
+            assert (background != "rgba(0, 0, 0, 0)") == (rate["value"] is not None), key
+
+        # The click on 派遣数 lists exactly that many cases, each a link to the board.
+        tr.locator('[data-testid="ev-count"][data-figure="dispatched"]').click()
+        drill = page.locator('[data-testid="ev-drill"]')
+        drill.locator('[data-testid="ev-drill-row"]').first.wait_for()
+        assert drill.locator('[data-testid="ev-drill-count"]').inner_text() == str(before + MADE)
+        assert drill.locator('[data-testid="ev-drill-row"]').count() == before + MADE
+        hrefs = drill.locator('[data-testid="ev-drill-row"] a').evaluate_all(
+            "as => as.map(a => a.getAttribute('href'))"
+        )
+        assert all(re.fullmatch(r"/board\?case=\d+", h) for h in hrefs)
+        ids = {int(h.split("=")[1]) for h in hrefs}
+        api_ids = {
+            c["id"]
+            for c in admin.get(
+                "/api/evaluation/cases",
+                table="departments",
+                key=str(dep_id),
+                figure="dispatched",
+                period="week",
+            )["cases"]
+        }
+        assert ids == api_ids
+        drill.locator('[data-testid="ev-drill-close"]').click()
+        assert drill.count() == 0
+
+        # The city's 受理数 tile opens as many cases as it says.
+        city = admin.get("/api/evaluation/city", period="week")
+        tile = page.locator('[data-testid="ev-city"] [data-figure="accepted"]')
+        assert tile.get_attribute("data-value") == str(city["counts"]["accepted"])
+        tile.click()
+        page.locator('[data-testid="ev-drill-count"]').wait_for()
+        n = city["counts"]["accepted"]
+        assert page.locator('[data-testid="ev-drill-count"]').inner_text() == str(n)
+        assert page.locator('[data-testid="ev-drill-row"]').count() == min(n, 200)
+        page.locator('[data-testid="ev-drill-close"]').click()
+
+        # The composite score and its terms' sentences.
+        score = city["score"]
+        assert page.locator('[data-testid="ev-score-total"]').inner_text() == str(
+            score.get("total_text", score["total"])
+        )
+        assert page.locator('[data-testid="ev-term"]').count() == len(score["terms"])
+
+        # The ECharts trend chart has drawn its canvas (non-blank pixels).
+        canvas = page.locator('[data-testid="ev-trend-chart"] canvas')
+        canvas.first.wait_for()
+        drawn = canvas.first.evaluate(
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+        )
+        assert drawn > 1000
+        assert (
+            page.locator('[data-testid="ev-period-label"]').inner_text() == city["period"]["label"]
+        )
+        p.shot("evaluation")
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
+
+
+def test_a_missing_endpoint_shows_no_data_and_the_period_picker_reloads(
+    browser: Any, eval_hub: LiveHub, api_users: dict[str, ApiUser]
+) -> None:
+    p = Page(browser)
+    try:
+        page = p.sign_in(eval_hub.base_url, "admin", "/evaluation")
+        page.route("**/api/evaluation/sources*", lambda r: r.fulfill(status=404, body="{}"))
+        page.locator('[data-testid="ev-table-departments"]').wait_for()
+        page.locator('[data-testid="ev-kind-month"]').click()
+        month = api_users["admin"].get("/api/evaluation/city", period="month")["period"]["label"]
+        page.wait_for_function(
+            "t => document.querySelector('[data-testid=ev-period-label]').textContent === t",
+            arg=month,
+        )
+        assert "period=month" in page.url
+        page.locator('[data-testid="ev-tab-sources"]').click()
+        body = page.locator('[data-testid="ev-tab-body"]')
+        assert body.locator('[data-testid="ev-empty"]').inner_text().startswith("暂无数据")
+        # The page is still there: back to the department table.
+        page.locator('[data-testid="ev-tab-departments"]').click()
+        page.locator('[data-testid="ev-table-departments"]').wait_for()
+    finally:
+        p.close()
