@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import functools
 import os
 import platform
 import shutil
@@ -156,7 +157,7 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
             if name in args.skip:
                 continue
             times, fig = await timed(
-                lambda s=start, e=end: ev.city_indicators(conn, s, e), args.repeats
+                functools.partial(ev.city_indicators, conn, start, end), args.repeats
             )
             shown = (
                 f"受理 {fig.accepted:,} 立案 {fig.registered:,} 派遣 {fig.dispatched:,}"
@@ -169,7 +170,9 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
             log(f"{name}: p95 {p95 * 1000:.0f} ms ({p95 / ref95:.2f} x reference); {shown}")
         start, end = periods["month"]
         for ind in (ev.Indicator.DUE, ev.Indicator.ON_TIME):
-            times, ids = await timed(lambda i=ind: ev.drill_down(conn, i, start, end), args.repeats)
+            times, ids = await timed(
+                functools.partial(ev.drill_down, conn, ind, start, end), args.repeats
+            )
             p95 = pct(times, 95)
             rows.append((f"drill_down {ind.value}, month", p95, GOALS_S["drill"], f"{len(ids):,}"))
             log(f"drill {ind.value}: p95 {p95 * 1000:.0f} ms, {len(ids):,} cases")
