@@ -3,6 +3,7 @@
 // endpoint that has not landed (404/405) or fails leaves its tab empty with "暂无数据", never the
 // whole page.
 import { api, toQuery } from "./api.js";
+import { zonedParts } from "./dom.js";
 import { signal } from "./ui.js";
 
 export const READ_ROLES = new Set(["admin", "seat", "dispatcher", "viewer", "department"]);
@@ -29,6 +30,12 @@ export const period = signal({
 export function periodParams(p = period.value) {
   if (p.kind === "range") return { start: p.start, end: p.end };
   return { period: p.kind, day: p.day || undefined };
+}
+
+/** Today in the city's zone as YYYY-MM-DD (the API's default day, shown in the picker). */
+export function cityToday() {
+  const p = zonedParts(new Date());
+  return `${p.year}-${String(p.month).padStart(2, "0")}-${String(p.day).padStart(2, "0")}`;
 }
 
 /** One endpoint's answer: {status: "loading"|"ok"|"empty"|"error", data, message}. */

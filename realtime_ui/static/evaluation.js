@@ -17,6 +17,7 @@ import { GridChart, TrendChart } from "./evaluation-charts.js";
 import {
   PERIOD_KINDS,
   READ_ROLES,
+  cityToday,
   exportUrl,
   loadInto,
   period,
@@ -52,7 +53,12 @@ const POSTS = [
 
 function reload() {
   loadInto(city, "/api/evaluation/city");
-  loadInto(trend, "/api/evaluation/trend", { count: 8 });
+  if (period.peek().kind === "range") {
+    // The trend is by periods (the API refuses start/end there): say so rather than fail.
+    trend.value = { status: "empty", data: null, message: "" };
+  } else {
+    loadInto(trend, "/api/evaluation/trend", { count: 8 });
+  }
   loadInto(departments, "/api/evaluation/departments");
   loadInto(streets, "/api/evaluation/regions", { level: "street" });
   loadInto(grids, "/api/evaluation/regions", { level: "grid" });
@@ -86,7 +92,7 @@ function PeriodPicker() {
                                onChange=${(e) => setPeriod({ start: e.target.value })} /></label>
              <label>至（不含） <input type="date" value=${p.end} data-testid="ev-end"
                                onChange=${(e) => setPeriod({ end: e.target.value })} /></label>`
-      : html`<label>日期 <input type="date" value=${p.day} data-testid="ev-day"
+      : html`<label>日期 <input type="date" value=${p.day || cityToday()} data-testid="ev-day"
                                onChange=${(e) => setPeriod({ day: e.target.value })} /></label>`}
     <strong class="ev-period-label" data-testid="ev-period-label">${label}</strong>
     <span class="ev-links">
@@ -130,10 +136,13 @@ function Tabs() {
 function Trend() {
   const s = trend.value;
   const labels = (city.value.data && city.value.data.labels) || {};
+  const byRange = period.value.kind === "range";
   return html`<section class="ev-panel"><h2>趋势（最近 8 个周期）</h2>
-    ${s.status === "ok" && s.data.points && s.data.points.length
+    ${byRange && html`<p class="ev-empty" data-testid="ev-trend-note">趋势按周期统计：请选择日、周、月、季或年</p>`}
+    ${!byRange &&
+    (s.status === "ok" && s.data.points && s.data.points.length
       ? html`<${TrendChart} data=${s.data} labels=${labels} />`
-      : html`<${Empty} slot=${s} />`}
+      : html`<${Empty} slot=${s} />`)}
   </section>`;
 }
 

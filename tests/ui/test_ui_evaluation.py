@@ -168,5 +168,31 @@ def test_a_missing_endpoint_shows_no_data_and_the_period_picker_reloads(
         # The page is still there: back to the department table.
         page.locator('[data-testid="ev-tab-departments"]').click()
         page.locator('[data-testid="ev-table-departments"]').wait_for()
+
+        # A range of local dates (end exclusive): the API's label; the trend says it needs periods.
+        page.locator('[data-testid="ev-kind-range"]').click()
+        page.locator('[data-testid="ev-start"]').fill("2026-11-01")
+        page.locator('[data-testid="ev-end"]').fill("2026-11-16")
+        label = api_users["admin"].get("/api/evaluation/city", start="2026-11-01", end="2026-11-16")
+        page.wait_for_function(
+            "t => document.querySelector('[data-testid=ev-period-label]').textContent === t",
+            arg=label["period"]["label"],
+        )
+        page.locator('[data-testid="ev-trend-note"]').wait_for()
+        assert "start=2026-11-01" in page.url and "end=2026-11-16" in page.url
+
+        # The export buttons and the weekly report answer with the browser's session.
+        for testid, disposition in (("ev-export-xlsx", ".xlsx"), ("ev-export-csv", ".csv")):
+            href = page.locator(f'[data-testid="{testid}"]').get_attribute("href")
+            assert "start=2026-11-01" in href and "table=departments" in href
+            r = page.request.get(eval_hub.base_url + href)
+            assert r.status == 200, r.text()
+            cd = r.headers["content-disposition"]
+            assert cd.startswith("attachment") and disposition in cd
+        weekly = page.locator('[data-testid="ev-weekly"]').get_attribute("href")
+        r = page.request.get(eval_hub.base_url + weekly)
+        assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+        assert "周报" in r.text()
+        assert p.unexpected_errors() == []
     finally:
         p.close()
