@@ -1,0 +1,256 @@
+"""The evaluation indicators by source (来源分析) and of urgent cases (紧急案件), from the case event
+log.
+
+Theory of operation
+-------------------
+Both are the city's figures (``storage.evaluation._MEMBERS``, imported, not copied) split by a
+property of the member case, one statement each, with drill-downs by the same text:
+
+- by source: ``cases.source`` (set at the report, never changed: 监督员上报, 12319热线, 视频巡查,
+  传感器, 公众上报); per source 受理 ``accepted``, 立案 ``registered``, 应结案 ``due``, 结案
+  ``closed``, 按期结案 ``on_time`` and, apart, 快速处置上报 ``quick_reported`` / 快速处置结案
+  ``quick_closed`` (quick cases are in none of the others, as in the city's figures). 占比 (share)
+  = the source's 受理 / all 受理 of the period; 立案率 = 立案/受理; 结案率, 按期结案率 = 结案,
+  按期结案 / 应结案 (less 缓办 in the deferred-subtracting variant).
+- urgent: the cases urgent (紧急) *as of the period's end*: the last ``urgent`` mark (``data.urgent``
+  of the report, a registration or a dispatch) before the end says so; a case marked later does
+  not move a closed period. Figures: 受理, 立案, 派遣 ``dispatched``, 应结案, 结案, 按期结案, 缓办
+  ``deferred``, and 平均处置时长: the mean, over the urgent cases closed in the period, of the time
+  from the first dispatch to the last feedback (the department's work; elapsed time, in seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from enum import StrEnum
+from fractions import Fraction
+
+import asyncpg
+
+from storage.db import map_pg_errors
+from storage.errors import InvalidRequest
+from storage.evaluation import _MEMBERS, _check_period, _rate
+
+#: Every source, in the order forms list them, with its label (as ``hub.core.workflow.Source``).
+SOURCE_LABELS: dict[str, str] = {
+    "supervisor": "监督员上报",
+    "hotline": "12319热线",
+    "video": "视频巡查",
+    "sensor": "传感器",
+    "public": "公众上报",
+}
+
+
+class SourceFigure(StrEnum):
+    ACCEPTED = "accepted"  # 受理数
+    REGISTERED = "registered"  # 立案数
+    DUE = "due"  # 应结案数
+    CLOSED = "closed"  # 结案数
+    ON_TIME = "on_time"  # 按期结案数
+    DEFERRED = "deferred"  # 缓办数
+    QUICK_REPORTED = "quick_reported"  # 快速处置上报数
+    QUICK_CLOSED = "quick_closed"  # 快速处置结案数
+
+
+class UrgentFigure(StrEnum):
+    ACCEPTED = "accepted"  # 受理数
+    REGISTERED = "registered"  # 立案数
+    DISPATCHED = "dispatched"  # 派遣数
+    DUE = "due"  # 应结案数
+    CLOSED = "closed"  # 结案数
+    ON_TIME = "on_time"  # 按期结案数
+    DEFERRED = "deferred"  # 缓办数
+
+
+FIGURE_LABELS: dict[str, str] = {
+    "accepted": "受理数",
+    "registered": "立案数",
+    "dispatched": "派遣数",
+    "due": "应结案数",
+    "closed": "结案数",
+    "on_time": "按期结案数",
+    "deferred": "缓办数",
+    "quick_reported": "快速处置上报数",
+    "quick_closed": "快速处置结案数",
+}
+RATE_LABELS: dict[str, str] = {
+    "share": "占比",
+    "register_rate": "立案率",
+    "dispatch_rate": "派遣率",
+    "close_rate": "结案率",
+    "on_time_rate": "按期结案率",
+}
+
+#: $1 = start, $2 = end.
+_SOURCE_MEMBERS = (
+    _MEMBERS
+    + """,
+s_members (indicator, case_id, source, urgent) AS (
+    SELECT m.indicator, m.case_id, c.source,
+           coalesce((SELECT (u.data ->> 'urgent')::boolean FROM case_events u
+                      WHERE u.case_id = m.case_id AND u.at < $2 AND u.data ? 'urgent'
+                      ORDER BY u.version DESC LIMIT 1), false)
+      FROM members m JOIN cases c ON c.id = m.case_id
+)
+"""
+)
+_SOURCE_COUNTS = (
+    _SOURCE_MEMBERS
+    + "SELECT source, indicator, count(*) AS n FROM s_members GROUP BY source, indicator"
+)
+_URGENT_COUNTS = (
+    _SOURCE_MEMBERS
+    + """, u_work AS (
+    SELECT s.case_id,
+           (SELECT max(e.at) FROM case_events e
+             WHERE e.case_id = s.case_id AND e.action = 'feedback' AND e.at < $2)
+         - (SELECT min(e.at) FROM case_events e
+             WHERE e.case_id = s.case_id AND e.action = 'dispatch' AND e.at < $2) AS took
+      FROM s_members s WHERE s.urgent AND s.indicator = 'closed'
+)
+SELECT indicator, count(*) AS n,
+       (SELECT extract(epoch FROM avg(took)) FROM u_work) AS avg_s,
+       (SELECT count(took) FROM u_work) AS timed
+  FROM s_members WHERE urgent GROUP BY indicator"""
+)
+_SOURCE_DRILL = (
+    _SOURCE_MEMBERS
+    + "SELECT case_id FROM s_members WHERE indicator = $3 AND ($4::text IS NULL OR source = $4)"
+    + " AND ($5::boolean IS NULL OR urgent = $5) ORDER BY case_id"
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourceRow:
+    source: str
+    label: str
+    counts: dict[str, int]
+    total_accepted: int  # every source's 受理 of the period (the share's denominator)
+    subtract_deferred: bool
+
+    def count(self, figure: SourceFigure | str) -> int:
+        return self.counts[SourceFigure(figure).value]
+
+    @property
+    def share(self) -> Fraction | None:  # 占比
+        return _rate(self.counts["accepted"], self.total_accepted)
+
+    @property
+    def base(self) -> int:
+        due, deferred = self.counts["due"], self.counts["deferred"]
+        return due - deferred if self.subtract_deferred else due
+
+    def rates(self) -> dict[str, Fraction | None]:
+        return {
+            "share": self.share,
+            "register_rate": _rate(self.counts["registered"], self.counts["accepted"]),
+            "close_rate": _rate(self.counts["closed"], self.base),
+            "on_time_rate": _rate(self.counts["on_time"], self.base),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UrgentFigures:
+    counts: dict[str, int]
+    #: 平均处置时长 (seconds) over the urgent cases closed in the period; None without one.
+    average_handling_s: float | None
+    subtract_deferred: bool
+
+    def count(self, figure: UrgentFigure | str) -> int:
+        return self.counts[UrgentFigure(figure).value]
+
+    @property
+    def base(self) -> int:
+        due, deferred = self.counts["due"], self.counts["deferred"]
+        return due - deferred if self.subtract_deferred else due
+
+    def rates(self) -> dict[str, Fraction | None]:
+        c = self.counts
+        return {
+            "register_rate": _rate(c["registered"], c["accepted"]),
+            "dispatch_rate": _rate(c["dispatched"], c["registered"]),
+            "close_rate": _rate(c["closed"], self.base),
+            "on_time_rate": _rate(c["on_time"], self.base),
+        }
+
+
+async def source_indicators(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    subtract_deferred: bool = False,
+) -> list[SourceRow]:
+    """One row per source (every source, in ``SOURCE_LABELS`` order) for ``[start, end)``."""
+    _check_period(start, end)
+    with map_pg_errors():
+        rows = await conn.fetch(_SOURCE_COUNTS, start, end)
+    counts = {s: {f.value: 0 for f in SourceFigure} for s in SOURCE_LABELS}
+    for r in rows:
+        if r["indicator"] in counts[str(r["source"])]:
+            counts[str(r["source"])][str(r["indicator"])] = int(r["n"])
+    total = sum(c["accepted"] for c in counts.values())
+    return [
+        SourceRow(s, label, counts[s], total, subtract_deferred)
+        for s, label in SOURCE_LABELS.items()
+    ]
+
+
+async def urgent_indicators(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    subtract_deferred: bool = False,
+) -> UrgentFigures:
+    """The urgent cases' figures of ``[start, end)`` in one statement."""
+    _check_period(start, end)
+    with map_pg_errors():
+        rows = await conn.fetch(_URGENT_COUNTS, start, end)
+    counts = {f.value: 0 for f in UrgentFigure}
+    avg: float | None = None
+    for r in rows:
+        if r["indicator"] in counts:
+            counts[str(r["indicator"])] = int(r["n"])
+        if r["timed"] and r["avg_s"] is not None:
+            avg = float(r["avg_s"])
+    return UrgentFigures(counts, avg, subtract_deferred)
+
+
+def _figure(figure: str, allowed: type[StrEnum]) -> str:
+    try:
+        return str(allowed(figure).value)
+    except ValueError:
+        raise InvalidRequest(
+            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
+        ) from None
+
+
+async def source_drill_down(
+    conn: asyncpg.Connection,
+    figure: SourceFigure | str,
+    start: datetime,
+    end: datetime,
+    *,
+    source: str,
+) -> list[int]:
+    """The ids of exactly the cases behind one source's figure (ascending)."""
+    _check_period(start, end)
+    fig = _figure(figure, SourceFigure)
+    if source not in SOURCE_LABELS:
+        raise InvalidRequest("未知的案件来源", code="bad_source", details={"source": source})
+    with map_pg_errors():
+        rows = await conn.fetch(_SOURCE_DRILL, start, end, fig, source, None)
+    return [int(r["case_id"]) for r in rows]
+
+
+async def urgent_drill_down(
+    conn: asyncpg.Connection, figure: UrgentFigure | str, start: datetime, end: datetime
+) -> list[int]:
+    """The ids of exactly the urgent cases behind one urgent figure (ascending)."""
+    _check_period(start, end)
+    fig = _figure(figure, UrgentFigure)
+    with map_pg_errors():
+        rows = await conn.fetch(_SOURCE_DRILL, start, end, fig, None, True)
+    return [int(r["case_id"]) for r in rows]
