@@ -6,8 +6,8 @@
 // days) and `since=` the city's midnight (today's, whatever their state) - merged by id, the newer
 // version winning over an event that raced the answer. Events (`case.updated`) update one entry;
 // a case that is neither open nor today's leaves the map. A resync, a new day and the periodic
-// refresh (ops.js) load again. `overdueByDept` is the open overdue cases per department, read by
-// the panel in ops-panels.js.
+// refresh (ops.js) load again. `overdueByDept` is the open overdue cases per department and
+// `heardAlarms` the deadline alarms (events of the case channel), read by ops-panels.js.
 import { api } from "./api.js";
 import { clear, el, fmtClock, startOfCityDay } from "./dom.js";
 import { ACTION_LABELS, stateLabel } from "./labels.js";
@@ -54,6 +54,10 @@ let lastCounts = null;
 export const overdueByDept = signal([]);
 /** How many open cases (all days) there are. */
 export const openCount = signal(null);
+/** The alarms heard on the case channel since the page opened (黄灯预警, 红灯超期), newest first. */
+export const heardAlarms = signal([]);
+const ALARM_ACTIONS = new Set(["deadline_warning", "overdue"]);
+const ALARMS_KEPT = 50;
 
 const isToday = (c) => {
   const t = new Date(c.reported_at).getTime();
@@ -121,6 +125,15 @@ export function onCaseEvent(env) {
     state: c.state,
     fresh: true,
   });
+  if (ALARM_ACTIONS.has(ev.action)) {
+    const alarm = {
+      key: `case:${c.id}:${ev.seq ?? c.version}`,
+      at: ev.at || env.ts,
+      level: ev.action === "overdue" ? "critical" : "warn",
+      text: `${ev.action_label || ev.action} ${c.case_no}${c.grid ? ` · ${c.grid.name || c.grid.code}` : ""}`,
+    };
+    heardAlarms.value = [alarm, ...heardAlarms.peek()].slice(0, ALARMS_KEPT);
+  }
   const entry = cases.get(c.id);
   if (c.visible === false || !kept(c)) {
     cases.delete(c.id);

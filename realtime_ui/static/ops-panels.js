@@ -13,7 +13,7 @@
 import { api } from "./api.js";
 import { fmtClock } from "./dom.js";
 import { toast } from "./notify.js";
-import { overdueByDept } from "./ops-cases.js";
+import { heardAlarms, overdueByDept } from "./ops-cases.js";
 import { chosenSpeaker } from "./ops-map.js";
 import { fmtDuration } from "./speakers-clips.js";
 import { RunningList } from "./speakers-play.js";
@@ -99,14 +99,37 @@ export function OverdueByDept() {
   </section>`;
 }
 
-function alarmText(a) {
-  return a.title || a.message || a.summary || a.kind_label || a.kind || "告警";
+/** GET /api/alarms's items (helper A's API), or null while the hub has none (404). */
+const listedAlarms = signal(null);
+let alarmsApi = true;
+
+/** Read the alarm list, if the hub has one (a 404 stops asking). */
+export async function loadAlarms() {
+  if (!alarmsApi) return;
+  try {
+    const res = await api("/api/alarms");
+    listedAlarms.value = res.items || [];
+  } catch (err) {
+    if (err.status === 404) alarmsApi = false;
+  }
+}
+
+const alarmAt = (a) => a.at || a.fired_at || a.raised_at || a.since || "";
+const alarmText = (a) =>
+  a.text || [a.label || a.title || a.message || a.kind_label || a.kind || "告警", a.case_no].filter(Boolean).join(" ");
+
+/** The alarms channel's entries, the listed alarms and those heard on the case channel. */
+function alarmList() {
+  const keys = alarms.keys.value;
+  const out = new Map();
+  for (const a of listedAlarms.value || []) out.set(`list:${a.id}`, { key: `list:${a.id}`, ...a });
+  for (const k of keys) out.set(`state:${k}`, { key: `state:${k}`, ...(alarms.item(k).value || {}) });
+  for (const a of heardAlarms.value) out.set(a.key, a);
+  return [...out.values()].sort((a, b) => Date.parse(alarmAt(b)) - Date.parse(alarmAt(a)));
 }
 
 export function Alarms() {
-  const keys = alarms.keys.value;
-  const list = keys.map((k) => ({ key: k, ...(alarms.item(k).value || {}) }));
-  list.sort((a, b) => String(b.at || b.raised_at || "").localeCompare(String(a.at || a.raised_at || "")));
+  const list = alarmList();
   return html`<section class="ops-panel ops-alarms" aria-label="告警" data-testid="alarms-panel"
                        data-count=${list.length}>
     <div class="ops-panel-head"><h2>告警</h2><span class="ops-muted">${list.length ? `${list.length} 条` : ""}</span></div>
@@ -114,7 +137,7 @@ export function Alarms() {
       ? html`<p class="ops-empty" data-testid="alarms-empty">暂无</p>`
       : html`<ul class="ops-alarm-list">${list.slice(0, 8).map(
           (a) => html`<li key=${a.key} class=${`alarm alarm-${a.level || a.severity || "info"}`} data-testid="alarm">
-            <time>${fmtClock(a.at || a.raised_at || a.since)}</time><span>${alarmText(a)}</span></li>`,
+            <time>${fmtClock(alarmAt(a))}</time><span>${alarmText(a)}</span></li>`,
         )}</ul>`}
   </section>`;
 }

@@ -32,6 +32,7 @@ import {
   WarningsNow,
   WorstDepartments,
   alarms,
+  loadAlarms,
   loadEvaluation,
 } from "./ops-panels.js";
 import { liveStatus, loadSpeakers, running, speakers, user as speakerUser } from "./speakers-state.js";
@@ -110,8 +111,12 @@ async function start() {
   document.getElementById("live-slot").replaceWith(createLiveIndicator(live));
   window.cityhubLive = live; // diagnostics for the operator's console (and the browser tests)
 
-  loadEvaluation();
-  setInterval(loadEvaluation, REFRESH_MS);
+  const refresh = () => {
+    loadEvaluation();
+    loadAlarms();
+  };
+  refresh();
+  setInterval(refresh, REFRESH_MS);
   loadBoard();
   loadCameras().catch(failed("摄像头"));
   loadSpeakers().catch(failed("喇叭"));
@@ -122,7 +127,14 @@ async function start() {
   }
   await loadCases();
   setInterval(() => dayChanged() && loadCases(), 30_000);
-  setInterval(loadCases, RELOAD_MS);
+  // A safety net for days-long runs: lists that the channels do not carry (new cameras, speakers,
+  // agents' names) and the cases, read again now and then.
+  setInterval(() => {
+    loadCases();
+    loadBoard();
+    loadCameras().catch(() => {});
+    loadSpeakers().catch(() => {});
+  }, RELOAD_MS);
 }
 
 function startClock() {
