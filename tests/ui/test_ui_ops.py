@@ -28,6 +28,19 @@ MARKER = '[data-testid="map-marker"]'
 CAMERA = '[data-testid="map-camera"]'
 SPEAKER = '[data-testid="map-speaker"]'
 OPEN_STATES = ("registered", "dispatched", "handling", "feedback", "verifying", "returned")
+#: Every state a case is still open in (hub/core/workflow.py CaseState, less closed/rejected/voided).
+ALL_OPEN = (
+    "reported",
+    "quick_handling",
+    "registered",
+    "dispatched",
+    "returned",
+    "handling",
+    "deferred",
+    "feedback",
+    "verifying",
+    "verified",
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +78,18 @@ def earlier_open_case(api: ApiUser) -> dict[str, Any]:
             ):
                 return dict(c)
     pytest.fail("the demo city has no open case of an earlier day")
+
+
+def all_cases(api: ApiUser, **params: Any) -> list[dict[str, Any]]:
+    """Every page of GET /api/cases with these filters."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        res = api.get("/api/cases", **params, limit=200, **({"cursor": cursor} if cursor else {}))
+        out.extend(res["items"])
+        cursor = res.get("next_cursor")
+        if not cursor:
+            return out
 
 
 def open_ops(browser: Any, base_url: str, username: str, drops: list[Any] | None = None) -> Page:
