@@ -31,6 +31,7 @@ from hub.core.errors import (
 )
 from hub.web.auth import ALL_ROLES, SESSION_COOKIE, Principal, user_json
 from hub.web.http import ApiRoute, JSONResponse, Upload, body_of, params_of
+from hub.web.routes.alarms import ALARM_ROUTES
 from hub.web.routes.common import (
     NO_NUL,
     BigId,
@@ -649,4 +650,5 @@ API: list[ApiRoute] = [
         tag="users",
     ),
     *QUEUE_ROUTES,
+    *ALARM_ROUTES,
 ]

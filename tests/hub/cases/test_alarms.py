@@ -1,0 +1,329 @@
+"""Deadline alarms against real hub states on PostgreSQL, with the case service's clock injected:
+fired at the exact moment and once, after a restart, with two hub processes, live to a websocket
+client, escalating once; urgent cases on their own limit; GET /api/alarms."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hub.cases.service import NewCase
+from hub.core import workflow as wf
+from hub.state import HubState
+from hub.web.app import build_state, close_state
+from storage.db import connect
+from tests import conftest
+from tests.conftest import Api
+from tests.hub.web.test_api_cases import dept_user_for, report
+from tests.live_client import LiveClient
+
+TZ = ZoneInfo("Asia/Shanghai")
+A = wf.Action
+SECOND = timedelta(seconds=1)
+
+
+def at(hh: int, mm: int = 0, ss: int = 0, day: int = 1) -> datetime:
+    """Monday 2036-12-01 (and the days after) in the city's zone: a plain working week."""
+    return datetime(2036, 12, day, hh, mm, ss, tzinfo=TZ)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def inject(state: HubState, clock: Clock) -> None:
+    state.cases.clock = clock
+
+
+async def four_hour_case(state: HubState, clock: Clock, *, urgent: bool = False) -> int:
+    """A case of a category limited to 4 working hours, reported, registered and dispatched at
+    Monday 09:00 by the admin: due Monday 15:30 (3 h in the morning, 1 h after 14:30)."""
+    svc = state.cases
+    async with connect(state.pool) as conn:
+        admin = int(await conn.fetchval("SELECT id FROM users WHERE username = 'admin'"))
+        dep = int(await conn.fetchval("SELECT id FROM departments ORDER BY id LIMIT 1"))
+    cat = next(
+        c
+        for c in svc.catalog.categories.values()
+        if c.active and c.time_limit_unit == "hours" and c.time_limit_value == 4
+    )
+    actor = wf.Actor(admin, wf.Role.ADMIN)
+    clock.now = at(9)
+    body = await svc.create(
+        actor,
+        NewCase(cat.id, "public", "时限测试案件", address="测试路1号", urgent=urgent),
+    )
+    ev = await svc.transition(actor, body["id"], body["version"], wf.Command(A.REGISTER))
+    await svc.transition(actor, body["id"], ev.version, wf.Command(A.DISPATCH, department_id=dep))
+    return int(body["id"])
+
+
+async def alarms_of(state: HubState, case_id: int) -> list[tuple[str, float, datetime, datetime]]:
+    async with connect(state.pool) as conn:
+        rows = await conn.fetch(
+            "SELECT kind, threshold::float8 AS t, due_at, fired_at FROM case_alarms"
+            " WHERE case_id = $1 ORDER BY id",
+            case_id,
+        )
+    return [(r["kind"], r["t"], r["due_at"], r["fired_at"]) for r in rows]
+
+
+async def events_of(state: HubState, case_id: int) -> list[tuple[str, int | None, str]]:
+    async with connect(state.pool) as conn:
+        rows = await conn.fetch(
+            "SELECT action, actor_id, note FROM case_events WHERE case_id = $1 ORDER BY version",
+            case_id,
+        )
+    return [(r["action"], r["actor_id"], r["note"]) for r in rows]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def test_warning_and_overdue_fire_once_at_their_moments(hub_state: HubState) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock)
+    alarms = hub_state.alarms
+    assert alarms is not None
+    detail = await hub_state.cases.get(wf.Actor(1, wf.Role.ADMIN), case_id)
+    assert detail["deadline"] == at(15, 30)
+    assert detail["countdown"]["level"] == "normal"
+    assert detail["countdown"]["remaining_s"] == 4 * 3600
+    # 75 % of 4 h is used at 12:00 (3 h in the morning): one hour is left, after lunch.
+    assert detail["countdown"]["next_at"] == at(12).isoformat()
+
+    clock.now = at(11, 59, 59)
+    await alarms.check()
+    assert await alarms_of(hub_state, case_id) == []
+    clock.now = at(12)
+    await asyncio.gather(alarms.check(), alarms.check())
+    await alarms.check()
+    assert await alarms_of(hub_state, case_id) == [("warning", 0.75, at(12), at(12))]
+    detail = await hub_state.cases.get(wf.Actor(1, wf.Role.ADMIN), case_id)
+    assert detail["countdown"]["level"] == "warning" and detail["countdown"]["remaining_s"] == 3600
+    assert detail["overdue"] is False
+
+    clock.now = at(15, 30) - SECOND
+    await alarms.check()
+    assert len(await alarms_of(hub_state, case_id)) == 1
+    clock.now = at(15, 30)
+    await asyncio.gather(alarms.check(), alarms.check())
+    await alarms.check()
+    assert await alarms_of(hub_state, case_id) == [
+        ("warning", 0.75, at(12), at(12)),
+        ("overdue", 1.0, at(15, 30), at(15, 30)),
+    ]
+    events = await events_of(hub_state, case_id)
+    # The system's events carry no actor; the overdue alarm escalated (督办) the case once.
+    assert [(a, who) for a, who, _ in events[3:]] == [
+        ("deadline_warning", None),
+        ("overdue", None),
+        ("escalate", None),
+    ]
+    assert "超过处置时限" in events[-1][2]
+    detail = await hub_state.cases.get(wf.Actor(1, wf.Role.ADMIN), case_id)
+    assert detail["escalation_count"] == 1
+    assert detail["countdown"]["level"] == "overdue" and detail["countdown"]["remaining_s"] == 0
+    assert [e["action_label"] for e in detail["timeline"][3:]] == ["黄灯预警", "红灯超期", "督办"]
+
+
+async def test_acting_on_the_version_before_an_alarm_is_no_conflict(
+    hub_state: HubState, login: Any
+) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock)
+    disp = await login("dispatch1")
+    seen = (await disp.get(f"/api/cases/{case_id}")).json()
+    dept = await dept_user_for(login, seen["department"]["id"])
+    clock.now = at(16)
+    assert hub_state.alarms is not None
+    await hub_state.alarms.check()  # warning, overdue and the escalation: three versions on
+    r = await dept.act(case_id, "accept", version=seen["version"])
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == seen["version"] + 4
+    # A person's move in between still conflicts.
+    r = await dept.act(
+        case_id,
+        "request_extension",
+        version=seen["version"],
+        note="x",
+        extension_until=at(18, day=2).isoformat(),
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "version_conflict"
+
+
+@pytest.fixture
+async def own_states(fresh_dsn: str, shared_data_dir: Path) -> AsyncIterator[list[HubState]]:
+    """Hub processes on one database, opened and closed by the test."""
+    states: list[HubState] = []
+    yield states
+    for s in states:
+        if not s.stop.is_set():
+            await close_state(s)
+
+
+async def open_state(fresh_dsn: str, shared_data_dir: Path, states: list[HubState]) -> HubState:
+    state = await build_state(conftest.test_settings(shared_data_dir, fresh_dsn))
+    states.append(state)
+    return state
+
+
+async def test_a_restart_fires_the_missed_alarm_once_and_nothing_again(
+    fresh_dsn: str, shared_data_dir: Path, own_states: list[HubState]
+) -> None:
+    first = await open_state(fresh_dsn, shared_data_dir, own_states)
+    clock = Clock(at(9))
+    inject(first, clock)
+    case_id = await four_hour_case(first, clock)
+    clock.now = at(13)
+    assert first.alarms is not None
+    first.alarms.wake()  # the running leader sees the clock moved
+    await eventually(lambda: _count(first, case_id, 1))
+    await close_state(first)
+
+    # Down over the deadline; the next process fires the missed overdue alarm, once.
+    second = await open_state(fresh_dsn, shared_data_dir, own_states)
+    inject(second, Clock(at(16)))
+    assert second.alarms is not None
+    second.alarms.wake()
+    await eventually(lambda: _count(second, case_id, 2))
+    await second.alarms.check()
+    await close_state(second)
+
+    third = await open_state(fresh_dsn, shared_data_dir, own_states)
+    inject(third, Clock(at(17)))
+    assert third.alarms is not None
+    await third.alarms.check()
+    got = await alarms_of(third, case_id)
+    assert [(k, t, due, fired) for k, t, due, fired in got] == [
+        ("warning", 0.75, at(12), at(13)),
+        ("overdue", 1.0, at(15, 30), at(16)),
+    ]
+    assert [a for a, _, _ in await events_of(third, case_id)].count("escalate") == 1
+
+
+async def _count(state: HubState, case_id: int, n: int) -> bool:
+    return len(await alarms_of(state, case_id)) >= n
+
+
+async def test_two_hub_processes_fire_one_alarm(
+    fresh_dsn: str, shared_data_dir: Path, own_states: list[HubState]
+) -> None:
+    one = await open_state(fresh_dsn, shared_data_dir, own_states)
+    two = await open_state(fresh_dsn, shared_data_dir, own_states)
+    clock = Clock(at(9))
+    inject(one, clock)
+    inject(two, clock)
+    case_id = await four_hour_case(one, clock)
+    assert one.alarms is not None and two.alarms is not None
+    await eventually(lambda: _leader(one, two))
+    assert [one.alarms.is_leader, two.alarms.is_leader].count(True) == 1
+    clock.now = at(15, 45)
+    one.alarms.wake()
+    two.alarms.wake()
+    await eventually(lambda: _count(one, case_id, 2))
+    # Even both processes passing at once (a split brain) write nothing more.
+    await asyncio.gather(one.alarms.check(), two.alarms.check(), one.alarms.check())
+    await asyncio.sleep(0.3)
+    assert [k for k, *_ in await alarms_of(one, case_id)] == ["warning", "overdue"]
+    actions = [a for a, _, _ in await events_of(one, case_id)]
+    assert actions.count("overdue") == actions.count("deadline_warning") == 1
+    assert actions.count("escalate") == 1
+
+
+async def _leader(one: HubState, two: HubState) -> bool:
+    assert one.alarms is not None and two.alarms is not None
+    return one.alarms.is_leader or two.alarms.is_leader
+
+
+async def test_an_alarm_reaches_a_board_live(hub_state: HubState, login: Any) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock)
+    seat = await login("seat1")
+    assert hub_state.live is not None
+    client = LiveClient(
+        f"ws://127.0.0.1:{hub_state.live.bound_port}/ws",
+        seat.headers["Authorization"].removeprefix("Bearer "),
+    )
+    await client.open()
+    await client.subscribe("cases")
+    try:
+        clock.now = at(15, 30)
+        assert hub_state.alarms is not None
+        await hub_state.alarms.check()
+
+        def overdue() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in client.events.get("cases", [])
+                if e["data"]["id"] == case_id and e["data"]["event"]["action"] == "overdue"
+            ]
+
+        await client.wait(lambda: len(overdue()) == 1)
+        env = overdue()[0]
+        assert env["type"] == "case.updated"
+        assert env["data"]["event"]["action_label"] == "红灯超期"
+        assert env["data"]["event"]["actor"] is None
+        assert env["data"]["countdown"]["level"] == "overdue"
+        assert not client.problems
+    finally:
+        await client.close()
+
+
+async def test_urgent_cases_run_on_the_urgent_limit(hub_state: HubState, login: Any) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock, urgent=True)
+    detail = await hub_state.cases.get(wf.Actor(1, wf.Role.ADMIN), case_id)
+    # CITYHUB_URGENT_LIMIT defaults to 2 working hours: due 11:00, not 15:30.
+    assert detail["is_urgent"] is True and detail["deadline"] == at(11)
+    # The seat marks a reported case urgent when registering it.
+    sup, seat = await login("sup01"), await login("seat1")
+    case = await report(sup)
+    assert case["is_urgent"] is False
+    r = await seat.act(case["id"], "register", urgent=True)
+    assert r.status_code == 200 and r.json()["is_urgent"] is True
+    # Only the reporter, register and dispatch may mark it.
+    r = await seat.act(case["id"], "escalate", note="催办", urgent=False)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "urgent_not_allowed"
+
+
+async def test_open_alarms_are_listed_and_departments_see_theirs(
+    hub_state: HubState, login: Any
+) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock)
+    clock.now = at(12, 30)
+    assert hub_state.alarms is not None
+    await hub_state.alarms.check()
+    disp: Api = await login("dispatch1")
+    r = await disp.get("/api/alarms")
+    assert r.status_code == 200, r.text
+    mine = [a for a in r.json()["items"] if a["case_id"] == case_id]
+    assert [(a["kind"], a["label"], a["share"]) for a in mine] == [("warning", "黄灯预警", 0.75)]
+    dep_id = mine[0]["department"]["id"]
+    own = await dept_user_for(login, dep_id)
+    r = await own.get("/api/alarms")
+    assert r.status_code == 200
+    assert case_id in [a["case_id"] for a in r.json()["items"]]
+    assert {a["department"]["id"] for a in r.json()["items"]} == {dep_id}
+    sup = await login("sup01")
+    r = await sup.get("/api/alarms")
+    assert r.status_code == 403 and r.json()["error"]["message"]
