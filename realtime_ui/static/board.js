@@ -558,7 +558,20 @@ function DeadlineCell({ c }) {
           ${running ? html`<${Countdown} deadline=${c.deadline} limitSeconds=${limitSecondsFor(limit)} />` : null}`
       : html`<span class="muted">—</span>`}
     ${c.pending_extension_until ? html`<span class="tag tag-pending">延期待批</span>` : null}
+    <${DeadlineBadge} c=${c} />
   </td>`;
+}
+
+/** The server's countdown level (黄灯 at the warning share, 红灯 overdue, or paused), as of the
+ * last summary: an alarm arrives live as a case event, so the badge turns when it fires. */
+function DeadlineBadge({ c }) {
+  const cd = c.countdown;
+  const urgent = c.is_urgent ? html`<span class="tag tag-overdue" data-testid="urgent-badge">紧急</span>` : null;
+  if (!cd || (cd.level === "normal" && !cd.paused)) return urgent;
+  const text = cd.paused ? "计时暂停" : cd.level === "overdue" ? "红灯" : "黄灯";
+  const cls = cd.paused ? "tag" : cd.level === "overdue" ? "tag tag-overdue" : "tag tag-pending";
+  return html`${urgent}<span class=${cls} data-testid="deadline-badge" data-level=${cd.level} data-paused=${cd.paused ? "1" : "0"}
+    title=${cd.level_label || ""}>${text}</span>`;
 }
 
 /** One case row: reads its own signal, so a change to the case re-renders this row alone. */
