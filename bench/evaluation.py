@@ -179,7 +179,11 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
         plan: list[str] = []
         if args.explain:
             start, end = periods[args.explain]
-            recs = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + ev._COUNTS, start, end, None)
+            async with conn.transaction():
+                await conn.execute(ev._WORK_MEM)
+                recs = await conn.fetch(
+                    "EXPLAIN (ANALYZE, BUFFERS) " + ev._COUNTS, start, end, None
+                )
             plan = [r[0] for r in recs]
     print()
     print(f"machine: {machine()}; load {os.getloadavg()[0]:.1f} at the end")
