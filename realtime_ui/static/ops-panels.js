@@ -19,7 +19,7 @@ import { fmtDuration } from "./speakers-clips.js";
 import { RunningList } from "./speakers-play.js";
 import { canControl, clips, loadClips, speakerById, statusLabel, statusOf } from "./speakers-state.js";
 import { createStateStore } from "./store.js";
-import { html, signal, useState } from "./ui.js";
+import { html, signal, useEffect, useState } from "./ui.js";
 import { LiveView, enlarged } from "./wall-live.js";
 
 export const REFRESH_MS = 60_000;
@@ -176,8 +176,17 @@ function PlayClip({ speakerId, clip }) {
             onClick=${play}>${busy ? "正在发起…" : "播放"}</button></li>`;
 }
 
+function closeOnEscape(e) {
+  if (e.key === "Escape") chosenSpeaker.value = null;
+}
+
 export function SpeakerDialog() {
   const id = chosenSpeaker.value;
+  useEffect(() => {
+    if (id === null) return undefined;
+    document.addEventListener("keydown", closeOnEscape);
+    return () => document.removeEventListener("keydown", closeOnEscape);
+  }, [id]);
   if (id === null) return null;
   const sp = speakerById.value.get(id);
   const st = sp ? statusOf(sp) : { state: "unknown" };

@@ -223,12 +223,15 @@ def test_ops_shows_every_flow_and_recovers_from_a_dropped_socket(
         page.wait_for_selector('[data-testid="speaker-dialog"]')
         assert page.locator('[data-testid="speaker-readonly"]').is_visible()
         assert page.locator('[data-testid="speaker-play"]').count() == 0
-        page.click('[data-testid="speaker-close"]')
+        page.keyboard.press("Escape")
+        page.wait_for_selector('[data-testid="speaker-dialog"]', state="detached")
         cam_id = page.locator(CAMERA).first.get_attribute("data-camera-id")
         page.locator(CAMERA).first.dispatch_event("click")
         view = page.locator('[data-testid="camera-overlay"] [data-testid="live-view"]')
         view.wait_for()
         assert view.get_attribute("data-camera-id") == cam_id
+        # The hub answered the live request (a viewer may watch): the view holds a viewer id.
+        page.wait_for_selector('[data-testid="live-view"]:not([data-viewer-id=""])', timeout=20_000)
         page.click('[data-testid="live-close"]')
         page.wait_for_selector('[data-testid="camera-overlay"]', state="detached")
         p.shot("ops-whole-picture")
