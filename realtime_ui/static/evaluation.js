@@ -14,6 +14,7 @@ import { logout, me } from "./api.js";
 import { setCityTimeZone } from "./dom.js";
 import { CaseList } from "./evaluation-cases.js";
 import { GridChart, TrendChart } from "./evaluation-charts.js";
+import { GridHeat } from "./evaluation-map.js";
 import {
   PERIOD_KINDS,
   READ_ROLES,
@@ -150,7 +151,7 @@ function Grids() {
   const s = grids.value;
   return html`<section class="ev-panel"><h2>网格问题密度（件/km²）</h2>
     ${s.status === "ok" && s.data.rows && s.data.rows.length
-      ? html`<${GridChart} rows=${s.data.rows} />`
+      ? html`<div class="ev-heat-row"><${GridHeat} rows=${s.data.rows} /><${GridChart} rows=${s.data.rows} /></div>`
       : html`<${Empty} slot=${s} />`}
   </section>`;
 }
@@ -193,9 +194,11 @@ async function start() {
   renderUser(who.user);
   const app = document.getElementById("app");
   if (!READ_ROLES.has(who.user.role)) {
+    app.replaceChildren();
     render(html`<p class="banner banner-warn" data-testid="evaluation-denied">您的账号没有查看综合评价的权限。</p>`, app);
     return;
   }
+  app.replaceChildren(); // the "正在加载…" placeholder (Preact 11 renders beside what is there)
   render(html`<${Page} />`, app);
   reload();
 }
