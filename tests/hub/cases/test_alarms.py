@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ import pytest
 
 from hub.cases.service import NewCase
 from hub.core import workflow as wf
+from hub.core.deadlines import parse_policy
 from hub.state import HubState
 from hub.web.app import build_state, close_state
 from storage.db import connect
@@ -327,3 +328,57 @@ async def test_open_alarms_are_listed_and_departments_see_theirs(
     sup = await login("sup01")
     r = await sup.get("/api/alarms")
     assert r.status_code == 403 and r.json()["error"]["message"]
+
+
+async def test_a_paused_countdown_through_the_service(hub_state: HubState) -> None:
+    """With CITYHUB_DEADLINE_PAUSE=defer,extension: a deferral keeps the time left and the
+    resumption restores it (its event's data.deadline, which the evaluation reads, says so); no
+    alarm fires while paused; a denied extension restores the time left at the request."""
+    svc = hub_state.cases
+    svc.policy = parse_policy("0.75,1.0", "defer,extension", "overdue")
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock)  # due Monday 15:30
+    async with connect(hub_state.pool) as conn:
+        admin = int(await conn.fetchval("SELECT id FROM users WHERE username = 'admin'"))
+    actor = wf.Actor(admin, wf.Role.ADMIN)
+
+    async def act(when: datetime, cmd: wf.Command) -> dict[str, Any]:
+        clock.now = when
+        detail = await svc.get(actor, case_id)
+        await svc.transition(actor, case_id, detail["version"], cmd)
+        return await svc.get(actor, case_id)
+
+    await act(at(9, 10), wf.Command(A.ACCEPT))
+    # Deferred at 10:00 with 3 working hours left (10:00-12:00, 14:30-15:30).
+    d = await act(at(10), wf.Command(A.DEFER, note="等待天气"))
+    assert d["countdown"]["paused"] is True and d["countdown"]["remaining_s"] == 3 * 3600
+    clock.now = at(17)
+    assert hub_state.alarms is not None
+    await hub_state.alarms.check()
+    assert await alarms_of(hub_state, case_id) == []
+    # Resumed Tuesday 09:00: the 3 h left run to Tuesday 12:00.
+    d = await act(at(9, day=2), wf.Command(A.RESUME))
+    assert d["deadline"] == at(12, day=2)
+    assert d["timeline"][-1]["data"]["deadline"] == at(12, day=2).astimezone(UTC).isoformat()
+    # The 75 % share is reached when 1 h is left: Tuesday 11:00.
+    assert d["countdown"]["next_at"] == at(11, day=2).isoformat()
+    # An extension asked at 10:00 (2 h left) pauses; denied at 14:30, the 2 h run to 16:30.
+    d = await act(
+        at(10, day=2),
+        wf.Command(A.REQUEST_EXTENSION, note="材料未到", extension_until=at(18, day=3)),
+    )
+    assert d["countdown"]["paused"] is True and d["countdown"]["remaining_s"] == 2 * 3600
+    clock.now = at(14, day=2)
+    await hub_state.alarms.check()
+    assert await alarms_of(hub_state, case_id) == []
+    d = await act(at(14, 30, day=2), wf.Command(A.DENY_EXTENSION, note="不予延期"))
+    assert d["deadline"] == at(16, 30, day=2)
+    assert d["timeline"][-1]["data"]["deadline"] == at(16, 30, day=2).astimezone(UTC).isoformat()
+    clock.now = at(16, 30, day=2)
+    await hub_state.alarms.check()
+    # 75 % (1 h left) was 15:30 Tuesday, after the denial: both alarms are due, once each.
+    assert [(k, due) for k, _, due, _ in await alarms_of(hub_state, case_id)] == [
+        ("warning", at(15, 30, day=2)),
+        ("overdue", at(16, 30, day=2)),
+    ]
