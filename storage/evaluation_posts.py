@@ -162,7 +162,8 @@ POST_RATES: dict[str, dict[str, tuple[str, PostFigure, PostFigure]]] = {
     "agent": {"case_rate": ("建案率", PostFigure.CASES_MADE, PostFigure.ANSWERED)},
 }
 
-#: $1 = start, $2 = end, $3..$6 = the allowances (accept, register, dispatch, check).
+#: $1 = start, $2 = end, $3..$6 = the allowances (accept, register, dispatch, check), $7 = the post
+#: (which is also the role whose events are read: the other roles' are not looked at).
 _POST_MEMBERS = """
 WITH kinds (action, kind) AS (
     VALUES ('report', 'report'), ('quick_report', 'report'), ('register', 'decide'),
@@ -205,7 +206,7 @@ p_ev AS (
            END AS good
       FROM case_events e
       JOIN kinds k ON k.action = e.action
-      JOIN users u ON u.id = e.actor_id
+      JOIN users u ON u.id = e.actor_id AND u.role = $7
      WHERE e.at >= $1 AND e.at < $2
 ),
 p_case AS (
@@ -251,7 +252,7 @@ post_members (post, indicator, user_id, item_id) AS (
     UNION ALL
     SELECT 'agent', 'answered', h.agent_id, h.id FROM hotline_calls h
       JOIN users u ON u.id = h.agent_id AND u.role = 'agent'
-     WHERE h.answered_at >= $1 AND h.answered_at < $2
+     WHERE $7::text = 'agent' AND h.answered_at >= $1 AND h.answered_at < $2
     UNION ALL
     SELECT DISTINCT 'agent', 'cases_made', h.agent_id, h.case_id FROM hotline_calls h
       JOIN users u ON u.id = h.agent_id AND u.role = 'agent'

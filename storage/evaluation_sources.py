@@ -86,12 +86,16 @@ RATE_LABELS: dict[str, str] = {
 _SOURCE_MEMBERS = (
     _MEMBERS
     + """,
+s_urgent AS (
+    SELECT DISTINCT ON (u.case_id) u.case_id, (u.data ->> 'urgent')::boolean AS urgent
+      FROM case_events u
+     WHERE u.case_id IN (SELECT case_id FROM members) AND u.at < $2 AND u.data ? 'urgent'
+     ORDER BY u.case_id, u.version DESC
+),
 s_members (indicator, case_id, source, urgent) AS (
-    SELECT m.indicator, m.case_id, c.source,
-           coalesce((SELECT (u.data ->> 'urgent')::boolean FROM case_events u
-                      WHERE u.case_id = m.case_id AND u.at < $2 AND u.data ? 'urgent'
-                      ORDER BY u.version DESC LIMIT 1), false)
+    SELECT m.indicator, m.case_id, c.source, coalesce(su.urgent, false)
       FROM members m JOIN cases c ON c.id = m.case_id
+      LEFT JOIN s_urgent su ON su.case_id = m.case_id
 )
 """
 )
