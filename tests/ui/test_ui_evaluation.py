@@ -196,3 +196,21 @@ def test_a_missing_endpoint_shows_no_data_and_the_period_picker_reloads(
         assert p.unexpected_errors() == []
     finally:
         p.close()
+
+
+def test_department_staff_see_their_own_row_only(
+    browser: Any, eval_hub: LiveHub, api_users: dict[str, ApiUser]
+) -> None:
+    dep_id = int(api_users["dept01"].user["department_id"])
+    p = Page(browser)
+    try:
+        page = p.sign_in(eval_hub.base_url, "dept01", "/evaluation")
+        table = page.locator('[data-testid="ev-table-departments"]')
+        table.wait_for()
+        keys = table.locator('[data-testid="ev-row"]').evaluate_all(
+            "rs => rs.map(r => r.dataset.key)"
+        )
+        assert keys == [str(dep_id)]
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
