@@ -14,6 +14,7 @@ import pytest
 from hub.core import scoring
 from hub.core import workflow as wf
 from hub.state import HubState
+from storage import evaluation as ev
 from storage import evaluation_units as eu
 from storage.db import connect
 from storage.errors import InvalidRequest
@@ -173,6 +174,11 @@ async def test_a_hand_counted_department_week(drive: tuple[Driver, list[int]]) -
     assert a.rates()["on_time_rate"] == Fraction(1, 8)
     assert a.rates()["rework_rate"] == Fraction(1, 8)
     assert (b.handle_on_time_rate, b.rates()["extension_rate"]) == (Fraction(0), Fraction(1, 3))
+    # The city figures by department add up to the city's (every non-quick case here has one).
+    async with connect(d.state.pool) as conn:
+        city = await ev.city_indicators(conn, *WEEK)
+    for k in ("dispatched", "due", "closed", "on_time", "reworked", "extended", "deferred"):
+        assert sum(r.counts[k] for r in got.values()) == city.count(ev.Indicator(k)), k
     # Every other department has a row of zeros.
     assert all(not any(r.counts.values()) for k, r in got.items() if k not in (dep_a, dep_b))
 
