@@ -264,3 +264,36 @@ def test_ops_seat_plays_a_warning_at_a_speaker(browser: Any, live_hub: Any) -> N
         assert p.unexpected_errors() == []
     finally:
         p.close()
+
+
+def test_ops_evaluation_widgets_refresh_by_themselves(
+    browser: Any, live_hub: Any, seat: ApiUser
+) -> None:
+    """The evaluation widgets are read again every minute: a case registered meanwhile shows in
+    this week's 派遣率 denominator without a reload. The page's clock is Playwright's, jumped a
+    minute ahead (the websocket may be given up by the jump; it comes back by itself)."""
+    p = Page(browser)
+    try:
+        p.page.clock.install()
+        p.sign_in(live_hub.base_url, "bigscreen", "/ops")
+        p.wait_live()
+        page = p.page
+        rate = '[data-testid="eval-rate"][data-key="dispatch_rate"]'
+        page.wait_for_selector(rate)
+        page.evaluate("window.__sameDocument = true")
+        before = seat.get("/api/evaluation/city", period="week")["rates"]["dispatch_rate"]
+        assert page.get_attribute(rate, "title") == f"{before['num']} / {before['den']}"
+
+        case = seat.report(lon=103.797, lat=25.502)
+        seat.act(case["id"], "register")
+        after = seat.get("/api/evaluation/city", period="week")["rates"]["dispatch_rate"]
+        assert after["den"] == before["den"] + 1
+        with page.expect_request(lambda r: "/api/evaluation/city" in r.url):
+            page.clock.fast_forward(61_000)
+        page.wait_for_selector(f'{rate}[title="{after["num"]} / {after["den"]}"]')
+        assert page.locator(rate).locator("strong").inner_text() == after["text"]
+        assert page.evaluate("window.__sameDocument") is True
+        p.wait_live()
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
