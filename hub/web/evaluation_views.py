@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from hub.core import scoring
-from hub.core.errors import BadRequest, Forbidden
+from hub.core.errors import Forbidden, ValidationFailed
 from hub.core.workflow import Role
 from hub.web.auth import Principal
 from storage import evaluation as ev
@@ -97,7 +97,7 @@ def period_label(kind: PeriodKind | None, first: date, last: date) -> str:
 
 def _check_day(d: date, name: str) -> None:
     if not MIN_YEAR <= d.year <= MAX_YEAR:
-        raise BadRequest(
+        raise ValidationFailed(
             f"日期 {name} 超出范围（{MIN_YEAR}–{MAX_YEAR} 年）",
             code="bad_period",
             details={"field": name},
@@ -123,25 +123,25 @@ def resolve_period(
     if start is None and end is None:
         return make_period(kind, day or today, tz)
     if start is None or end is None:
-        raise BadRequest(
+        raise ValidationFailed(
             "自定义时段须同时提供开始日期 start 和结束日期 end",
             code="bad_period",
             details={"field": "start" if start is None else "end"},
         )
     if day is not None:
-        raise BadRequest(
+        raise ValidationFailed(
             "day 与 start/end 不能同时使用", code="bad_period", details={"field": "day"}
         )
     _check_day(start, "start")
     _check_day(end, "end")
     if end <= start:
-        raise BadRequest(
+        raise ValidationFailed(
             "结束日期 end 须晚于开始日期 start（end 不含当天）",
             code="bad_period",
             details={"field": "end"},
         )
     if (end - start).days > MAX_RANGE_DAYS:
-        raise BadRequest(
+        raise ValidationFailed(
             f"统计时段不能超过 {MAX_RANGE_DAYS} 天",
             code="bad_period",
             details={"field": "end", "max_days": MAX_RANGE_DAYS},

@@ -18,11 +18,17 @@ from openpyxl.utils import get_column_letter
 
 from hub.web.evaluation_views import Period
 
-Kind = Literal["text", "count", "rate", "score"]
+Kind = Literal["text", "count", "rate", "score", "number"]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_TYPE = "text/csv; charset=utf-8"
 NO_VALUE = "—"
-_KINDS: dict[str, Kind] = {"text": "text", "count": "count", "rate": "rate", "score": "score"}
+_KINDS: dict[str, Kind] = {
+    "text": "text",
+    "count": "count",
+    "rate": "rate",
+    "score": "score",
+    "number": "number",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +117,10 @@ def xlsx_bytes(sheet: Sheet) -> bytes:
                 cell.value = int(raw or 0)
                 cell.number_format = "0"
                 shown = str(cell.value)
-            elif col.kind == "score":
-                cell.value = None if raw is None else float(raw)
+            elif col.kind in ("score", "number"):
+                cell.value = NO_VALUE if raw is None else float(raw)
                 cell.number_format = "0.00"
-                shown = "" if raw is None else f"{float(raw):.2f}"
+                shown = NO_VALUE if raw is None else f"{float(raw):.2f}"
             else:
                 cell.value = "" if raw is None else str(raw)
                 shown = str(cell.value)
@@ -141,8 +147,8 @@ def csv_bytes(sheet: Sheet) -> bytes:
                 line.append(_rate_text(raw))
             elif col.kind == "count":
                 line.append(int(raw or 0))
-            elif col.kind == "score":
-                line.append("" if raw is None else f"{float(raw):.2f}")
+            elif col.kind in ("score", "number"):
+                line.append(NO_VALUE if raw is None else f"{float(raw):.2f}")
             else:
                 line.append("" if raw is None else str(raw))
         w.writerow(line)

@@ -9,46 +9,34 @@ staff to their own department, and serialises. The contract is in ``docs/evaluat
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
+import asyncpg
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.cases.render import case_json
 from hub.core import scoring
-from hub.core.errors import BadRequest, NotFound
+from hub.core.errors import Forbidden, NotFound, ValidationFailed
+from hub.core.workflow import Role
 from hub.web import evaluation_views as v
 from hub.web import exports as x
 from hub.web import weekly as wk
 from hub.web.auth import Principal
+from hub.web.evaluation_query import Day, PeriodQuery, period_of, subtract_of
 from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
+from hub.web.routes import evaluation_tables as t
 from hub.web.routes.common import client_ip, hub
 from hub.web.routes.users import ADMIN
 from storage import cases as q
 from storage import evaluation as ev
 from storage import evaluation_formula as formula_store
+from storage import evaluation_posts as ep
+from storage import evaluation_regions as er
 from storage import evaluation_units as eu
 from storage import users as user_store
 from storage.db import connect
-
-Day = Annotated[date, msgspec.Meta(description="本地日期 YYYY-MM-DD（城市时区）")]
-
-
-class PeriodQuery(msgspec.Struct, forbid_unknown_fields=True):
-    period: Annotated[
-        v.PeriodKind, msgspec.Meta(description="统计周期（与 day 一起用；默认 week，周一开始）")
-    ] = "week"
-    day: Annotated[Day, msgspec.Meta(description="周期内的任一天，默认今天")] | None = None
-    start: Annotated[Day, msgspec.Meta(description="自定义时段开始（含）")] | None = None
-    end: Annotated[Day, msgspec.Meta(description="自定义时段结束（不含），最长 370 天")] | None = (
-        None
-    )
-    subtract_deferred: (
-        Annotated[bool, msgspec.Meta(description="结案类比率的分母扣除缓办数（默认：城市设置）")]
-        | None
-    ) = None
 
 
 class CityQuery(PeriodQuery, forbid_unknown_fields=True):
@@ -61,7 +49,7 @@ class TrendQuery(CityQuery, forbid_unknown_fields=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=24, description="周期个数（含当前）")] = 8
 
 
-Table = Literal["city", "departments"]
+Table = Literal["city", "departments", "regions", "posts"]
 
 
 class CasesQuery(PeriodQuery, forbid_unknown_fields=True, kw_only=True):
@@ -80,12 +68,16 @@ class CasesQuery(PeriodQuery, forbid_unknown_fields=True, kw_only=True):
         ]
         | None
     ) = None
+    level: t.LevelParam = "street"
+    post: t.PostParam | None = None  # default: a supervisor's or agent's own post
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 200
     offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
 class ExportQuery(CityQuery, forbid_unknown_fields=True):
     table: Annotated[Table, msgspec.Meta(description="导出的表")] = "city"
+    level: t.LevelParam = "street"
+    post: t.PostParam = "supervisor"
 
 
 class WeeklyQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -99,19 +91,6 @@ class FormulaBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def period_of(request: Request, args: PeriodQuery) -> v.Period:
-    h = hub(request)
-    tz = h.cases.calendar.tz
-    today = h.cases.clock().astimezone(tz).date()
-    return v.resolve_period(args.period, args.day, args.start, args.end, tz, today)
-
-
-def subtract_of(request: Request, args: PeriodQuery) -> bool:
-    if args.subtract_deferred is not None:
-        return args.subtract_deferred
-    return hub(request).settings.evaluation_subtract_deferred
 
 
 def department_name(request: Request, department_id: int | None) -> str | None:
@@ -201,7 +180,7 @@ async def get_departments(request: Request, p: Principal) -> Response:
 async def get_trend(request: Request, p: Principal) -> Response:
     args = params_of(request, TrendQuery)
     if args.start is not None or args.end is not None:
-        raise BadRequest(
+        raise ValidationFailed(
             "趋势按周期统计：请用 period 与 day，不用 start/end",
             code="bad_period",
             details={"field": "start"},
@@ -233,14 +212,78 @@ async def get_trend(request: Request, p: Principal) -> Response:
     return JSONResponse({"period": last.json(), "points": points})
 
 
+def _key_id(table: str, key: str | None, what: str) -> int:
+    if key is None or not key.isdigit() or not 0 < int(key) < 2**31:
+        raise ValidationFailed(
+            f"请用 key 指定{what}", code="bad_key", details={"field": "key", "table": table}
+        )
+    return int(key)
+
+
 def _drill_department(p: Principal, table: str, key: str | None) -> int | None:
     if table == "city":
         return v.department_scope(p, None)
-    if key is None or not key.isdigit():
-        raise BadRequest(
-            "请用 key 指定部门编号", code="bad_key", details={"field": "key", "table": table}
+    return v.department_scope(p, _key_id(table, key, "部门编号"))
+
+
+def _table_access(p: Principal, table: str) -> None:
+    """Department staff: their department's tables only; supervisors and agents: posts only."""
+    if p.role is Role.DEPARTMENT and table not in ("city", "departments"):
+        raise Forbidden("部门人员只能查看本部门的评价", code="other_department")
+    if p.role in t.OWN_ROW_ROLES and table != "posts":
+        raise Forbidden("只能查看本人岗位的评价", code="other_post")
+
+
+def _figures_of(p: Principal, args: CasesQuery) -> dict[str, str]:
+    """The figures of the asked table (and post), with their labels."""
+    if args.table == "regions":
+        return t.REGION_COUNT_LABELS
+    if args.table == "posts":
+        post = t.post_of(p, args.post)
+        return {f.value: t.POST_COUNT_LABELS[f.value] for f in ep.POST_FIGURES[post]}
+    if args.table == "departments":
+        return v.UNIT_COUNT_LABELS
+    return v.COUNT_LABELS
+
+
+async def _drill_ids(
+    conn: asyncpg.Connection, p: Principal, args: CasesQuery, period: v.Period, request: Request
+) -> tuple[list[int], str]:
+    """The ids behind one figure of one row of one table (the figure's own SQL), and its label."""
+    _table_access(p, args.table)
+    if args.figure not in _figures_of(p, args):
+        raise ValidationFailed(
+            f"该表没有指标 {args.figure}（可用：{'、'.join(_figures_of(p, args))}）",
+            code="unknown_indicator",
+            details={"field": "figure", "table": args.table},
         )
-    return v.department_scope(p, int(key))
+    if args.table == "regions":
+        grid = None if args.key == "none" else _key_id("regions", args.key, "网格编号或 none")
+        ids = await er.region_drill_down(
+            conn, args.figure, period.start, period.end, grid_id=grid, level=args.level
+        )
+        return ids, t.REGION_COUNT_LABELS[args.figure]
+    if args.table == "posts":
+        user = _key_id("posts", args.key, "用户编号")
+        post = t.post_of(p, args.post)
+        own = t.post_scope(p, post)
+        if own is not None and own != user:
+            raise Forbidden("只能查看本人岗位的评价", code="other_post", details={"key": user})
+        ids = await ep.post_drill_down(
+            conn, post, args.figure, period.start, period.end, user_id=user
+        )
+        return ids, t.POST_COUNT_LABELS[args.figure]
+    dep = _drill_department(p, args.table, args.key)
+    if args.table == "departments":
+        assert dep is not None
+        if department_name(request, dep) is None:
+            raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
+        ids = await eu.department_drill_down(
+            conn, args.figure, period.start, period.end, department_id=dep
+        )
+        return ids, v.UNIT_COUNT_LABELS[args.figure]
+    ids = await ev.drill_down(conn, args.figure, period.start, period.end, department_id=dep)
+    return ids, v.COUNT_LABELS[args.figure]
 
 
 def drill_case_json(c: dict[str, Any]) -> dict[str, Any]:
@@ -264,24 +307,12 @@ def drill_case_json(c: dict[str, Any]) -> dict[str, Any]:
 async def get_cases(request: Request, p: Principal) -> Response:
     args = params_of(request, CasesQuery)
     period = period_of(request, args)
-    dep = _drill_department(p, args.table, args.key)
     h = hub(request)
-    if args.table == "departments" and dep is not None and department_name(request, dep) is None:
-        raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
+    calls = args.table == "posts" and args.figure == "answered"  # a call list, not cases
     async with connect(h.pool) as conn:
-        if args.table == "departments":
-            assert dep is not None
-            ids = await eu.department_drill_down(
-                conn, args.figure, period.start, period.end, department_id=dep
-            )
-            label = v.UNIT_COUNT_LABELS[args.figure]
-        else:
-            ids = await ev.drill_down(
-                conn, args.figure, period.start, period.end, department_id=dep
-            )
-            label = v.COUNT_LABELS[args.figure]
+        ids, label = await _drill_ids(conn, p, args, period, request)
         page = ids[args.offset : args.offset + args.limit]
-        rows = {c.id: c for c in await q.get_cases(conn, page)}
+        rows = {} if calls else {c.id: c for c in await q.get_cases(conn, page)}
     now = h.cases.clock()
     cases = [drill_case_json(case_json(h.catalog, rows[i], now)) for i in page if i in rows]
     return JSONResponse(
@@ -295,6 +326,7 @@ async def get_cases(request: Request, p: Principal) -> Response:
             "limit": args.limit,
             "offset": args.offset,
             "cases": cases,
+            "calls": page if calls else [],
         }
     )
 
@@ -303,6 +335,35 @@ async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.S
     period = period_of(request, args)
     subtract = subtract_of(request, args)
     score_col = {"key": "score", "label": "综合得分", "kind": "score"}
+    _table_access(p, args.table)
+    if args.table == "regions":
+        async with connect(hub(request).pool) as conn:
+            regions = await t.region_rows(conn, period, args.level, subtract)
+        cols = [
+            {"key": "code", "label": "编码", "kind": "text"},
+            {"key": "name", "label": "街道" if args.level == "street" else "网格", "kind": "text"},
+            *t.region_columns(),
+        ]
+        flat = [
+            {
+                "code": r["code"],
+                "name": r["name"],
+                **r["counts"],
+                "area_km2": r["area_km2"],
+                "per_km2": r["per_km2"],
+                **r["rates"],
+            }
+            for r in regions
+        ]
+        title = "街道评价" if args.level == "street" else "网格评价"
+        return x.Sheet(title, period, x.columns_of(cols), flat, frozen_columns=2)
+    if args.table == "posts":
+        async with connect(hub(request).pool) as conn:
+            posts = await t.post_rows(conn, period, args.post, None)
+        cols = [{"key": "name", "label": "姓名", "kind": "text"}, *t.post_columns(args.post)]
+        flat = [{"name": r["name"], **r["counts"], **r["rates"]} for r in posts]
+        title = f"{ep.POST_LABELS[args.post]}评价"
+        return x.Sheet(title, period, x.columns_of(cols), flat)
     if args.table == "departments":
         rows = await department_rows(request, p, period, subtract)
         flat = [
@@ -470,7 +531,7 @@ ROUTES: list[ApiRoute] = [
         "综合评价：全市（或一个部门）的指标、比率与得分",
         v.EVAL_ROLES,
         params=CityQuery,
-        errors=(404,),
+        errors=(404, 422),
         tag="evaluation",
         description="部门人员只能看本部门（指定其他部门：403 other_department）；"
         "监督员与热线坐席：403。",
@@ -482,6 +543,7 @@ ROUTES: list[ApiRoute] = [
         "综合评价：部门排名（按得分）",
         v.EVAL_ROLES,
         params=PeriodQuery,
+        errors=(422,),
         tag="evaluation",
         description="部门人员只看到本部门一行（名次为全部部门中的名次）。",
     ),
@@ -492,7 +554,7 @@ ROUTES: list[ApiRoute] = [
         "综合评价：最近若干周期的趋势",
         v.EVAL_ROLES,
         params=TrendQuery,
-        errors=(404,),
+        errors=(404, 422),
         tag="evaluation",
     ),
     ApiRoute(
@@ -500,10 +562,12 @@ ROUTES: list[ApiRoute] = [
         "/api/evaluation/cases",
         get_cases,
         "综合评价：一个指标背后的案件（与指标同一 SQL，count 即指标数）",
-        v.EVAL_ROLES,
+        t.POST_ROLES | v.EVAL_ROLES,
         params=CasesQuery,
         errors=(404, 422),
         tag="evaluation",
+        description="部门人员：本部门的全市表与部门表；监督员与热线坐席：本人的岗位表；"
+        "table=posts 且 figure=answered 时列出通话编号（calls）。",
     ),
     ApiRoute(
         "GET",
@@ -512,6 +576,7 @@ ROUTES: list[ApiRoute] = [
         "综合评价导出为 Excel（table=city|departments，与接口同一数据）",
         v.EVAL_ROLES,
         params=ExportQuery,
+        errors=(422,),
         produces=(x.XLSX_TYPE,),
         tag="evaluation",
     ),
@@ -522,6 +587,7 @@ ROUTES: list[ApiRoute] = [
         "综合评价导出为 CSV（UTF-8 带 BOM）",
         v.EVAL_ROLES,
         params=ExportQuery,
+        errors=(422,),
         produces=("text/csv",),
         tag="evaluation",
     ),
@@ -532,6 +598,7 @@ ROUTES: list[ApiRoute] = [
         "周报（可打印的 HTML，A4）：本周指标与环比、得分、部门排名、督办部门、超期、热点",
         v.EVAL_ROLES,
         params=WeeklyQuery,
+        errors=(422,),
         produces=("text/html",),
         tag="evaluation",
     ),
@@ -553,4 +620,5 @@ ROUTES: list[ApiRoute] = [
         errors=(422,),
         tag="evaluation",
     ),
+    *t.ROUTES,
 ]
