@@ -60,6 +60,7 @@ from hub.settings import Secret, Settings  # noqa: E402
 from hub.state import HubState  # noqa: E402
 from hub.web.app import build_state, close_state  # noqa: E402
 from storage import evaluation as ev  # noqa: E402
+from storage import evaluation_units as units  # noqa: E402
 from storage.db import EmbeddedPostgres  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -168,6 +169,17 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
             p95 = pct(times, 95)
             rows.append((f"city_indicators, {name}", p95, GOALS_S[name], shown))
             log(f"{name}: p95 {p95 * 1000:.0f} ms ({p95 / ref95:.2f} x reference); {shown}")
+        for name in ("month", "year"):
+            if name in args.skip:
+                continue
+            start, end = periods[name]
+            times, deps = await timed(
+                functools.partial(units.department_indicators, conn, start, end), args.repeats
+            )
+            p95 = pct(times, 95)
+            shown = f"{len(deps)} departments, 应处置 {sum(d.count('to_handle') for d in deps):,}"
+            rows.append((f"department_indicators, {name}", p95, GOALS_S[name], shown))
+            log(f"departments {name}: p95 {p95 * 1000:.0f} ms; {shown}")
         start, end = periods["month"]
         for ind in (ev.Indicator.DUE, ev.Indicator.ON_TIME):
             times, ids = await timed(
