@@ -17,7 +17,7 @@
 import { me } from "./api.js";
 import { setCityTimeZone, zonedParts } from "./dom.js";
 import { QueueBoard } from "./hotline-board.js";
-import { agents, loadBoard, queue } from "./hotline-state.js";
+import { BOARD_ROLES, agents, loadBoard, queue } from "./hotline-state.js";
 import { connectStores, createLiveIndicator } from "./live.js";
 import { showError } from "./notify.js";
 import { dayChanged, loadCases, onCaseEvent } from "./ops-cases.js";
@@ -37,7 +37,7 @@ import {
 } from "./ops-panels.js";
 import { liveStatus, loadSpeakers, running, speakers, user as speakerUser } from "./speakers-state.js";
 import { html, render } from "./ui.js";
-import { camStatus, cameras, loadCameras, user as wallUser } from "./wall-state.js";
+import { READ_ROLES, camStatus, cameras, loadCameras, user as wallUser } from "./wall-state.js";
 
 const RELOAD_MS = 15 * 60_000;
 const WANTED = ["cases", "queue", "agents", "cameras", "speakers", "warnings", "alarms"];
@@ -67,6 +67,9 @@ async function reloadSpeakers() {
 
 const failed = (what) => (err) => showError(`${what}加载失败：${err.message}`);
 
+const NoAccess = ({ what }) => html`<section class="ops-panel"><div class="ops-panel-head"><h2>${what}</h2></div>
+  <p class="ops-empty" data-testid="ops-no-access">您的账号无权查看${what}</p></section>`;
+
 let reloadTimer = null;
 function scheduleCaseReload() {
   clearTimeout(reloadTimer);
@@ -91,8 +94,10 @@ async function start() {
   mount("eval-slot", EvalCity);
   mount("worst-slot", WorstDepartments);
   mount("overdue-slot", OverdueByDept);
-  mount("board-slot", QueueBoard);
-  mount("warnings-slot", WarningsNow);
+  const hotline = BOARD_ROLES.has(u.role);
+  const devices = READ_ROLES.has(u.role); // cameras and speakers: the same roles read both
+  mount("board-slot", hotline ? QueueBoard : () => html`<${NoAccess} what="12319 排队看板" />`);
+  mount("warnings-slot", devices ? WarningsNow : () => html`<${NoAccess} what="正在进行的喊话" />`);
   mount("alarms-slot", Alarms);
   mount("overlay-slot", () => html`<${CameraOverlay} /><${SpeakerDialog} />`);
 
@@ -103,7 +108,9 @@ async function start() {
   const live = connectStores([queue, agents, camStatus, liveStatus, running, alarms], {
     channels: (info) => {
       const may = new Set([...(info.channels || []), ...(info.state_channels || [])]);
-      return WANTED.filter((c) => may.has(c));
+      // Without `cases` (department staff), the case channels this user may see (dept:N).
+      const caseChannels = may.has("cases") ? [] : info.channels || [];
+      return [...WANTED.filter((c) => may.has(c)), ...caseChannels];
     },
     onEvent: onCaseEvent,
     onResync: (channel) => channel === "cases" && scheduleCaseReload(),
@@ -117,9 +124,11 @@ async function start() {
   };
   refresh();
   setInterval(refresh, REFRESH_MS);
-  loadBoard();
-  loadCameras().catch(failed("摄像头"));
-  loadSpeakers().catch(failed("喇叭"));
+  if (hotline) loadBoard();
+  if (devices) {
+    loadCameras().catch(failed("摄像头"));
+    loadSpeakers().catch(failed("喇叭"));
+  }
   try {
     await loadMap();
   } catch (err) {
@@ -131,9 +140,11 @@ async function start() {
   // agents' names) and the cases, read again now and then.
   setInterval(() => {
     loadCases();
-    loadBoard();
-    loadCameras().catch(() => {});
-    loadSpeakers().catch(() => {});
+    if (hotline) loadBoard();
+    if (devices) {
+      loadCameras().catch(() => {});
+      loadSpeakers().catch(() => {});
+    }
   }, RELOAD_MS);
 }
 

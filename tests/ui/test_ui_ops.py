@@ -240,6 +240,47 @@ def test_ops_shows_every_flow_and_recovers_from_a_dropped_socket(
         p.close()
 
 
+def test_ops_for_department_staff_shows_only_their_department(
+    browser: Any, live_hub: Any, seat: ApiUser, dispatcher: ApiUser
+) -> None:
+    """dept01 on /ops: the map holds their department's open cases only, the hotline and speaker
+    panels say they are not theirs, and a case dispatched to them arrives live (their `dept:N`
+    channel) while one dispatched elsewhere does not."""
+    staff = ApiUser(live_hub.base_url, "dept01")
+    p = open_ops(browser, live_hub.base_url, "dept01")
+    try:
+        page = p.page
+        mine = staff.user["department_id"]
+        other = next(d["id"] for d in staff.get("/api/departments")["items"] if d["id"] != mine)
+        drawable = {"lon", "lat"}
+        open_cases = [c for c in all_cases(staff, state=list(ALL_OPEN)) if drawable <= c.keys()]
+        today = all_cases(staff, since=city_midnight(staff).isoformat())
+        want_open = {c["id"] for c in open_cases if c["lon"] is not None}
+        may_show = want_open | {c["id"] for c in today if c["state"] not in ("rejected", "voided")}
+        shown = set(
+            page.eval_on_selector_all(MARKER, "ns => ns.map((n) => Number(n.dataset.caseId))")
+        )
+        assert want_open, "dept01 holds open cases in the demo city"
+        assert want_open <= shown <= may_show
+        assert page.locator('[data-testid="ops-no-access"]').count() == 2
+        assert page.locator(CAMERA).count() == 0 and page.locator(SPEAKER).count() == 0
+
+        ours = seat.report(lon=103.807, lat=25.497)
+        elsewhere = seat.report(lon=103.808, lat=25.498)
+        for c in (ours, elsewhere):
+            seat.act(c["id"], "register")
+        dispatcher.act(elsewhere["id"], "dispatch", department_id=other)
+        dispatcher.act(ours["id"], "dispatch", department_id=mine)
+        page.wait_for_selector(
+            f'{MARKER}[data-case-id="{ours["id"]}"][data-state="dispatched"]', timeout=LIVE_MS
+        )
+        assert page.locator(f'{MARKER}[data-case-id="{elsewhere["id"]}"]').count() == 0
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
+        staff.close()
+
+
 def first_department(api: ApiUser) -> int:
     return int(api.get("/api/departments")["items"][0]["id"])
 
