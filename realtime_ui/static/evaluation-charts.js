@@ -1,6 +1,8 @@
 // The evaluation page's charts, drawn by Apache ECharts (vendor/echarts.mjs, scripts/vendor-js.sh):
 // the trend over periods (counts as bars, rates as lines on a percent axis) and the grids' problems
 // per km² as a bar ranking. One chart instance per element, disposed when the element goes.
+// Tooltips are drawn on the canvas (renderMode "richText"): the HTML ones carry style="…"
+// attributes, which the pages' CSP (style-src 'self') refuses.
 import * as echarts from "./vendor/echarts.mjs";
 import { html, useEffect, useRef } from "./ui.js";
 
@@ -33,7 +35,7 @@ export function trendOption(data, labels) {
   const rates = TREND_RATES.filter((k) => points.some((p) => k in (p.rates || {})));
   return {
     animation: false,
-    tooltip: { trigger: "axis" },
+    tooltip: { trigger: "axis", renderMode: "richText" },
     legend: { top: 0 },
     grid: { left: 50, right: 50, top: 36, bottom: 40 },
     xAxis: { type: "category", data: x },
@@ -74,7 +76,7 @@ export function gridOption(rows) {
   const max = top.reduce((m, r) => Math.max(m, r.per_km2), 0) || 1;
   return {
     animation: false,
-    tooltip: { trigger: "item" },
+    tooltip: { trigger: "item", renderMode: "richText" },
     grid: { left: 120, right: 30, top: 10, bottom: 30 },
     visualMap: { show: false, min: 0, max, inRange: { color: ["#fde7c8", "#c0392b"] } },
     xAxis: { type: "value", name: "件/km²" },

@@ -133,11 +133,19 @@ def test_league_table_matches_the_api_and_a_count_lists_its_cases(
         # The ECharts trend chart has drawn its canvas (non-blank pixels).
         canvas = page.locator('[data-testid="ev-trend-chart"] canvas')
         canvas.first.wait_for()
-        drawn = canvas.first.evaluate(
-            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        pixels = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
-        )
+        drawn = canvas.first.evaluate(pixels)
         assert drawn > 1000
+        # Its tooltip shows on hover without an inline style the CSP would refuse.
+        box = canvas.first.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.6)
+        page.wait_for_function(
+            "([c, n]) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+            ".filter((v, i) => i % 4 === 3 && v).length > n",
+            arg=[canvas.first.element_handle(), drawn],
+        )
         assert (
             page.locator('[data-testid="ev-period-label"]').inner_text() == city["period"]["label"]
         )
