@@ -47,6 +47,8 @@ class Alarms:
     cases: CaseService
     #: Longest sleep between passes (the injected clock of a test may jump; a wake-up follows).
     poll: float = 30.0
+    #: After a wake-up, wait this long so that a burst of case events costs one pass.
+    coalesce: float = 0.2
     is_leader: bool = False
     fired: int = 0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -101,6 +103,8 @@ class Alarms:
                     stopper.cancel()
                 if conn.is_closed():
                     raise ConnectionError("alarms connection lost")
+                if self._wake.is_set() and self.coalesce > 0:
+                    await asyncio.sleep(self.coalesce)
         finally:
             self.is_leader = False
             with contextlib.suppress(Exception):
