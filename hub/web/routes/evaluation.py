@@ -22,11 +22,11 @@ from hub.core.errors import Forbidden, NotFound, ValidationFailed
 from hub.core.workflow import Role
 from hub.web import evaluation_views as v
 from hub.web import exports as x
-from hub.web import weekly as wk
 from hub.web.auth import Principal
-from hub.web.evaluation_query import Day, PeriodQuery, period_of, subtract_of
+from hub.web.evaluation_query import PeriodQuery, period_of, subtract_of
 from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
 from hub.web.routes import evaluation_tables as t
+from hub.web.routes import evaluation_weekly as weekly
 from hub.web.routes.common import client_ip, hub
 from hub.web.routes.users import ADMIN
 from storage import cases as q
@@ -34,6 +34,7 @@ from storage import evaluation as ev
 from storage import evaluation_formula as formula_store
 from storage import evaluation_posts as ep
 from storage import evaluation_regions as er
+from storage import evaluation_sources as es
 from storage import evaluation_units as eu
 from storage import users as user_store
 from storage.db import connect
@@ -49,7 +50,7 @@ class TrendQuery(CityQuery, forbid_unknown_fields=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=24, description="周期个数（含当前）")] = 8
 
 
-Table = Literal["city", "departments", "regions", "posts"]
+Table = Literal["city", "departments", "regions", "posts", "sources", "urgent"]
 
 
 class CasesQuery(PeriodQuery, forbid_unknown_fields=True, kw_only=True):
@@ -80,63 +81,12 @@ class ExportQuery(CityQuery, forbid_unknown_fields=True):
     post: t.PostParam = "supervisor"
 
 
-class WeeklyQuery(msgspec.Struct, forbid_unknown_fields=True):
-    day: Annotated[Day, msgspec.Meta(description="周内任一天，默认今天（周一开始）")] | None = None
-    subtract_deferred: bool | None = None
-
-
 class FormulaBody(msgspec.Struct, forbid_unknown_fields=True):
     terms: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=scoring.MAX_TERMS)]
     name: Annotated[str, msgspec.Meta(max_length=60)] | None = None
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def department_name(request: Request, department_id: int | None) -> str | None:
-    if department_id is None:
-        return None
-    dep = hub(request).catalog.departments.get(department_id)
-    return dep.name if dep is not None else None
-
-
-async def department_rows(
-    request: Request, p: Principal, period: v.Period, subtract: bool
-) -> list[dict[str, Any]]:
-    """The league table: every department's figures (``storage.evaluation_units``, one
-    statement) and score, ranked (department staff: their own row only, with its rank among
-    all)."""
-    async with connect(hub(request).pool) as conn:
-        formula, _ = await v.current_formula(conn)
-        found = await eu.department_indicators(
-            conn, period.start, period.end, subtract_deferred=subtract
-        )
-    rows: list[dict[str, Any]] = []
-    for d in found:
-        s = scoring.score(d.indicators, formula)
-        rows.append(
-            {
-                "department_id": d.department_id,
-                "name": d.name,
-                "counts": dict(d.counts),
-                "rates": v.unit_rates_json(d),
-                "score": {
-                    "total": v.number(s.total),
-                    "total_text": scoring.fmt(s.total),
-                    "max": v.number(s.max_points),
-                },
-                "_total": s.total,
-            }
-        )
-    out = v.ranked(rows)
-    own = v.own_department(p)
-    if own is not None:
-        out = [r for r in out if r["department_id"] == own]
-    return out
-
-
-def department_columns() -> list[dict[str, str]]:
-    return v.unit_columns()
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -146,7 +96,7 @@ async def get_city(request: Request, p: Principal) -> Response:
     args = params_of(request, CityQuery)
     period = period_of(request, args)
     dep = v.department_scope(p, args.department_id)
-    if dep is not None and dep > 0 and department_name(request, dep) is None:
+    if dep is not None and dep > 0 and t.department_name(request, dep) is None:
         raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
     async with connect(hub(request).pool) as conn:
         formula, _ = await v.current_formula(conn)
@@ -157,12 +107,17 @@ async def get_city(request: Request, p: Principal) -> Response:
             department_id=dep,
             subtract_deferred=subtract_of(request, args),
         )
+        # The urgent cases' figures are the city's (not split by department).
+        urgent = (
+            None if dep is not None else await t.urgent_json(conn, period, ind.subtract_deferred)
+        )
     return JSONResponse(
         {
             "period": period.json(),
+            "urgent": urgent,
             "department": None
             if dep is None
-            else {"id": dep, "name": department_name(request, dep)},
+            else {"id": dep, "name": t.department_name(request, dep)},
             "subtract_deferred": ind.subtract_deferred,
             **v.figures_json(ind, formula),
             "labels": {**v.COUNT_LABELS, **v.RATE_LABELS},
@@ -173,8 +128,8 @@ async def get_city(request: Request, p: Principal) -> Response:
 async def get_departments(request: Request, p: Principal) -> Response:
     args = params_of(request, PeriodQuery)
     period = period_of(request, args)
-    rows = await department_rows(request, p, period, subtract_of(request, args))
-    return JSONResponse({"period": period.json(), "rows": rows, "columns": department_columns()})
+    rows = await t.department_rows(request, p, period, subtract_of(request, args))
+    return JSONResponse({"period": period.json(), "rows": rows, "columns": t.department_columns()})
 
 
 async def get_trend(request: Request, p: Principal) -> Response:
@@ -243,6 +198,10 @@ def _figures_of(p: Principal, args: CasesQuery) -> dict[str, str]:
         return {f.value: t.POST_COUNT_LABELS[f.value] for f in ep.POST_FIGURES[post]}
     if args.table == "departments":
         return v.UNIT_COUNT_LABELS
+    if args.table == "sources":
+        return t.SOURCE_COUNT_LABELS
+    if args.table == "urgent":
+        return t.URGENT_COUNT_LABELS
     return v.COUNT_LABELS
 
 
@@ -263,6 +222,20 @@ async def _drill_ids(
             conn, args.figure, period.start, period.end, grid_id=grid, level=args.level
         )
         return ids, t.REGION_COUNT_LABELS[args.figure]
+    if args.table == "sources":
+        if args.key not in es.SOURCE_LABELS:
+            raise ValidationFailed(
+                f"请用 key 指定来源（{'、'.join(es.SOURCE_LABELS)}）",
+                code="bad_key",
+                details={"field": "key", "table": "sources"},
+            )
+        ids = await es.source_drill_down(
+            conn, args.figure, period.start, period.end, source=args.key
+        )
+        return ids, t.SOURCE_COUNT_LABELS[args.figure]
+    if args.table == "urgent":
+        ids = await es.urgent_drill_down(conn, args.figure, period.start, period.end)
+        return ids, t.URGENT_COUNT_LABELS[args.figure]
     if args.table == "posts":
         user = _key_id("posts", args.key, "用户编号")
         post = t.post_of(p, args.post)
@@ -276,7 +249,7 @@ async def _drill_ids(
     dep = _drill_department(p, args.table, args.key)
     if args.table == "departments":
         assert dep is not None
-        if department_name(request, dep) is None:
+        if t.department_name(request, dep) is None:
             raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
         ids = await eu.department_drill_down(
             conn, args.figure, period.start, period.end, department_id=dep
@@ -357,6 +330,31 @@ async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.S
         ]
         title = "街道评价" if args.level == "street" else "网格评价"
         return x.Sheet(title, period, x.columns_of(cols), flat, frozen_columns=2)
+    if args.table == "sources":
+        async with connect(hub(request).pool) as conn:
+            sources = await t.source_rows(conn, period, subtract)
+        cols = [{"key": "label", "label": "来源", "kind": "text"}, *t.source_columns()]
+        flat = [
+            {"label": r["label"], **r["counts"], "share": r["share"], **r["rates"]} for r in sources
+        ]
+        return x.Sheet("来源分析", period, x.columns_of(cols), flat)
+    if args.table == "urgent":
+        async with connect(hub(request).pool) as conn:
+            u = await t.urgent_json(conn, period, subtract)
+        cols = [
+            {"key": "period", "label": "统计时段", "kind": "text"},
+            *({"key": k, "label": lbl, "kind": "count"} for k, lbl in u["labels"].items()),
+            *({"key": k, "label": v.RATE_LABELS[k], "kind": "rate"} for k in u["rates"]),
+            {"key": "hours", "label": "平均处置时长（小时）", "kind": "number"},
+        ]
+        avg = u["average_handling_s"]
+        row = {
+            "period": period.label,
+            **u["counts"],
+            **u["rates"],
+            "hours": None if avg is None else avg / 3600,
+        }
+        return x.Sheet("紧急案件", period, x.columns_of(cols), [row])
     if args.table == "posts":
         async with connect(hub(request).pool) as conn:
             posts = await t.post_rows(conn, period, args.post, None)
@@ -365,7 +363,7 @@ async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.S
         title = f"{ep.POST_LABELS[args.post]}评价"
         return x.Sheet(title, period, x.columns_of(cols), flat)
     if args.table == "departments":
-        rows = await department_rows(request, p, period, subtract)
+        rows = await t.department_rows(request, p, period, subtract)
         flat = [
             {
                 "rank": r["rank"],
@@ -379,7 +377,7 @@ async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.S
         cols = [
             {"key": "rank", "label": "名次", "kind": "count"},
             {"key": "name", "label": "部门", "kind": "text"},
-            *department_columns(),
+            *t.department_columns(),
         ]
         return x.Sheet("部门评价", period, x.columns_of(cols), flat, frozen_columns=2)
     dep = v.department_scope(p, args.department_id)
@@ -389,7 +387,7 @@ async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.S
             conn, period.start, period.end, department_id=dep, subtract_deferred=subtract
         )
     fig = v.figures_json(ind, formula)
-    name = department_name(request, dep) if dep is not None else None
+    name = t.department_name(request, dep) if dep is not None else None
     row = {
         "period": period.label,
         **fig["counts"],
@@ -421,70 +419,6 @@ async def export_csv(request: Request, p: Principal) -> Response:
         x.csv_bytes(sheet),
         media_type=x.CSV_TYPE,
         headers={"Content-Disposition": x.content_disposition(sheet.file_stem + ".csv")},
-    )
-
-
-HOT_SPOTS = 5
-
-
-def _top(counter: dict[str, int]) -> list[tuple[str, int]]:
-    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:HOT_SPOTS]
-
-
-async def get_weekly(request: Request, p: Principal) -> Response:
-    args = params_of(request, WeeklyQuery)
-    h = hub(request)
-    tz = h.cases.calendar.tz
-    today = h.cases.clock().astimezone(tz).date()
-    period = v.make_period("week", args.day or today, tz)
-    previous = v.previous_period(period, tz)
-    subtract = (
-        args.subtract_deferred
-        if args.subtract_deferred is not None
-        else h.settings.evaluation_subtract_deferred
-    )
-    dep = v.own_department(p)
-    figures: list[dict[str, Any]] = []
-    async with connect(h.pool) as conn:
-        formula, _ = await v.current_formula(conn)
-        for per in (period, previous):
-            ind = await ev.city_indicators(
-                conn, per.start, per.end, department_id=dep, subtract_deferred=subtract
-            )
-            figures.append(v.figures_json(ind, formula))
-        # Hot spots: the week's reports (a department: the cases dispatched to it) by category
-        # and by grid, from the figure's own list.
-        figure = ev.Indicator.ACCEPTED if dep is None else ev.Indicator.DISPATCHED
-        ids = await ev.drill_down(conn, figure, period.start, period.end, department_id=dep)
-        cases = await q.get_cases(conn, ids)
-    rows = await department_rows(request, p, period, subtract)
-    cats: dict[str, int] = {}
-    grids: dict[str, int] = {}
-    for c in cases:
-        cat = h.catalog.categories.get(c.category_id)
-        if cat is not None:
-            name = f"{cat.major_name}·{cat.minor_name}"
-            cats[name] = cats.get(name, 0) + 1
-        grid = h.catalog.grids.get(c.grid_id) if c.grid_id is not None else None
-        if grid is not None:
-            gname = f"{grid.name}（{grid.code}）"
-            grids[gname] = grids.get(gname, 0) + 1
-    data = wk.WeeklyData(
-        city_name="",
-        scope="全市" if dep is None else (department_name(request, dep) or "本部门"),
-        period=period,
-        previous=previous,
-        now=figures[0],
-        before=figures[1],
-        departments=rows,
-        hot_categories=_top(cats),
-        hot_grids=_top(grids),
-        generated_at=h.cases.clock().astimezone(tz),
-    )
-    return Response(
-        wk.render_weekly(data),
-        media_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": wk.CSP, "Cache-Control": "no-store"},
     )
 
 
@@ -593,17 +527,6 @@ ROUTES: list[ApiRoute] = [
     ),
     ApiRoute(
         "GET",
-        "/api/evaluation/weekly",
-        get_weekly,
-        "周报（可打印的 HTML，A4）：本周指标与环比、得分、部门排名、督办部门、超期、热点",
-        v.EVAL_ROLES,
-        params=WeeklyQuery,
-        errors=(422,),
-        produces=("text/html",),
-        tag="evaluation",
-    ),
-    ApiRoute(
-        "GET",
         "/api/evaluation/formula",
         get_formula,
         "综合评价公式（当前使用的）",
@@ -621,4 +544,5 @@ ROUTES: list[ApiRoute] = [
         tag="evaluation",
     ),
     *t.ROUTES,
+    *weekly.ROUTES,
 ]

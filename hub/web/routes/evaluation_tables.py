@@ -16,6 +16,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.core import scoring
 from hub.core.errors import Forbidden
 from hub.core.workflow import Role
 from hub.web import evaluation_views as v
@@ -25,6 +26,8 @@ from hub.web.http import ApiRoute, JSONResponse, params_of
 from hub.web.routes.common import hub
 from storage import evaluation_posts as ep
 from storage import evaluation_regions as er
+from storage import evaluation_sources as es
+from storage import evaluation_units as eu
 from storage.db import connect
 
 #: Regions: the centre's roles (department staff see their department, not the map's figures).
@@ -144,6 +147,118 @@ async def post_rows(
     return out
 
 
+def department_name(request: Request, department_id: int | None) -> str | None:
+    if department_id is None:
+        return None
+    dep = hub(request).catalog.departments.get(department_id)
+    return dep.name if dep is not None else None
+
+
+async def department_rows(
+    request: Request, p: Principal, period: v.Period, subtract: bool
+) -> list[dict[str, Any]]:
+    """The league table: every department's figures (``storage.evaluation_units``, one
+    statement) and score, ranked (department staff: their own row only, with its rank among
+    all)."""
+    async with connect(hub(request).pool) as conn:
+        formula, _ = await v.current_formula(conn)
+        found = await eu.department_indicators(
+            conn, period.start, period.end, subtract_deferred=subtract
+        )
+    rows: list[dict[str, Any]] = []
+    for d in found:
+        s = scoring.score(d.indicators, formula)
+        rows.append(
+            {
+                "department_id": d.department_id,
+                "name": d.name,
+                "counts": dict(d.counts),
+                "rates": v.unit_rates_json(d),
+                "score": {
+                    "total": v.number(s.total),
+                    "total_text": scoring.fmt(s.total),
+                    "max": v.number(s.max_points),
+                },
+                "_total": s.total,
+            }
+        )
+    out = v.ranked(rows)
+    own = v.own_department(p)
+    if own is not None:
+        out = [r for r in out if r["department_id"] == own]
+    return out
+
+
+def department_columns() -> list[dict[str, str]]:
+    return v.unit_columns()
+
+
+SOURCE_COUNT_LABELS: dict[str, str] = {f.value: es.FIGURE_LABELS[f.value] for f in es.SourceFigure}
+URGENT_COUNT_LABELS: dict[str, str] = {f.value: es.FIGURE_LABELS[f.value] for f in es.UrgentFigure}
+_SOURCE_RATES = ("register_rate", "close_rate", "on_time_rate")
+
+
+def source_columns() -> list[dict[str, str]]:
+    return [
+        *({"key": k, "label": lbl, "kind": "count"} for k, lbl in SOURCE_COUNT_LABELS.items()),
+        {"key": "share", "label": es.RATE_LABELS["share"], "kind": "rate"},
+        *({"key": k, "label": es.RATE_LABELS[k], "kind": "rate"} for k in _SOURCE_RATES),
+    ]
+
+
+async def source_rows(
+    conn: asyncpg.Connection, period: v.Period, subtract: bool
+) -> list[dict[str, Any]]:
+    rows = await es.source_indicators(conn, period.start, period.end, subtract_deferred=subtract)
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        rates = r.rates()
+        c = r.counts
+        out.append(
+            {
+                "source": r.source,
+                "label": r.label,
+                "counts": dict(c),
+                "share": v.rate_json(rates["share"], c["accepted"], r.total_accepted),
+                "rates": {
+                    "register_rate": v.rate_json(
+                        rates["register_rate"], c["registered"], c["accepted"]
+                    ),
+                    "close_rate": v.rate_json(rates["close_rate"], c["closed"], r.base),
+                    "on_time_rate": v.rate_json(rates["on_time_rate"], c["on_time"], r.base),
+                },
+            }
+        )
+    return out
+
+
+async def urgent_json(conn: asyncpg.Connection, period: v.Period, subtract: bool) -> dict[str, Any]:
+    """The urgent cases' figures (紧急案件: urgent as of the period's end)."""
+    u = await es.urgent_indicators(conn, period.start, period.end, subtract_deferred=subtract)
+    c, rates = u.counts, u.rates()
+    avg = u.average_handling_s
+    return {
+        "counts": dict(c),
+        "labels": dict(URGENT_COUNT_LABELS),
+        "rates": {
+            "register_rate": v.rate_json(rates["register_rate"], c["registered"], c["accepted"]),
+            "dispatch_rate": v.rate_json(rates["dispatch_rate"], c["dispatched"], c["registered"]),
+            "close_rate": v.rate_json(rates["close_rate"], c["closed"], u.base),
+            "on_time_rate": v.rate_json(rates["on_time_rate"], c["on_time"], u.base),
+        },
+        "average_handling_s": None if avg is None else round(avg, 1),
+        "average_handling_text": "—" if avg is None else f"{avg / 3600:.1f} 小时",
+    }
+
+
+async def get_sources(request: Request, p: Principal) -> Response:
+    args = params_of(request, PeriodQuery)
+    period = period_of(request, args)
+    async with connect(hub(request).pool) as conn:
+        rows = await source_rows(conn, period, subtract_of(request, args))
+    return JSONResponse({"period": period.json(), "rows": rows, "columns": source_columns()})
+
+
 async def get_regions(request: Request, p: Principal) -> Response:
     args = params_of(request, RegionQuery)
     period = period_of(request, args)
@@ -178,6 +293,17 @@ async def get_posts(request: Request, p: Principal) -> Response:
 
 
 ROUTES: list[ApiRoute] = [
+    ApiRoute(
+        "GET",
+        "/api/evaluation/sources",
+        get_sources,
+        "来源分析：各来源的受理、立案、结案与占比",
+        REGION_ROLES,
+        params=PeriodQuery,
+        errors=(422,),
+        tag="evaluation",
+        description="部门人员、监督员与热线坐席：403。",
+    ),
     ApiRoute(
         "GET",
         "/api/evaluation/regions",

@@ -33,7 +33,7 @@ class Week:
     dep_b: int
     on_time: int  # dispatched to A Monday 09:10, fed back 11:00, closed 16:20
     rejected: int
-    late: int  # dispatched to B Monday 09:10 (due 15:40), never handled
+    late: int  # dispatched to B Monday 09:10 as urgent (紧急), never handled
 
 
 @pytest.fixture
@@ -53,10 +53,12 @@ async def week(hub_state: HubState, login: Any) -> AsyncIterator[tuple[Week, dic
     ]
     d = Driver(hub_state, int(admin), cats[0].id)
 
-    async def dispatched(when: datetime, dep: int) -> int:
+    async def dispatched(when: datetime, dep: int, **kw: Any) -> int:
         cid = await d.report(when - timedelta(minutes=10))
         await d.path(
-            cid, m(A.REGISTER, when - timedelta(minutes=5)), m(A.DISPATCH, when, department_id=dep)
+            cid,
+            m(A.REGISTER, when - timedelta(minutes=5)),
+            m(A.DISPATCH, when, department_id=dep, **kw),
         )
         return cid
 
@@ -71,7 +73,7 @@ async def week(hub_state: HubState, login: Any) -> AsyncIterator[tuple[Week, dic
     )
     rejected = await d.report(at(6, 9))
     await d.act(rejected, A.REJECT, at(6, 9, 20))
-    late = await dispatched(at(6, 9, 10), dep_b)
+    late = await dispatched(at(6, 9, 10), dep_b, urgent=True)  # 紧急 at the dispatch
     users = {
         "viewer": await login("bigscreen"),
         "admin": await login("admin"),
@@ -266,3 +268,27 @@ async def test_formula_is_data_an_admin_edits(week: tuple[Week, dict[str, Api]])
     assert r.json()["error"]["details"]["field"] == "terms[0].indicator"
     got = await ok(u["viewer"], "/api/evaluation/formula")
     assert got["formula"]["name"] == "按期结案率一项"
+
+
+async def test_sources_and_urgent_cases(week: tuple[Week, dict[str, Api]]) -> None:
+    w, u = week
+    body = await ok(u["viewer"], "/api/evaluation/sources")
+    rows = {r["source"]: r for r in body["rows"]}
+    public = rows["public"]
+    assert public["counts"]["accepted"] == 3 and public["counts"]["closed"] == 1
+    assert public["share"] == {"value": 1.0, "text": "100.00%", "num": 3, "den": 3}
+    assert all(r["counts"]["accepted"] == 0 for s, r in rows.items() if s != "public")
+    drill = await ok(
+        u["viewer"], "/api/evaluation/cases", table="sources", key="public", figure="accepted"
+    )
+    assert sorted(c["id"] for c in drill["cases"]) == sorted([w.on_time, w.rejected, w.late])
+    city = await ok(u["viewer"], "/api/evaluation/city")
+    urgent = city["urgent"]
+    assert (urgent["counts"]["accepted"], urgent["counts"]["dispatched"]) == (1, 1)
+    assert (urgent["counts"]["due"], urgent["counts"]["closed"]) == (1, 0)
+    assert urgent["rates"]["close_rate"]["text"] == "0.00%"
+    drill = await ok(u["viewer"], "/api/evaluation/cases", table="urgent", figure="due")
+    assert [c["id"] for c in drill["cases"]] == [w.late]
+    r = await u["dept_b"].get("/api/evaluation/sources", params={"day": DAY})
+    assert r.status_code == 403
+    assert (await ok(u["dept_b"], "/api/evaluation/city"))["urgent"] is None
