@@ -287,6 +287,56 @@ async def test_an_alarm_reaches_a_board_live(hub_state: HubState, login: Any) ->
         await client.close()
 
 
+async def test_a_department_receives_its_own_alarm_live_and_no_other(
+    hub_state: HubState, login: Any
+) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    case_id = await four_hour_case(hub_state, clock)
+    detail = await hub_state.cases.get(wf.Actor(1, wf.Role.ADMIN), case_id)
+    own = await dept_user_for(login, detail["department"]["id"])
+    async with connect(hub_state.pool) as conn:
+        other_dep = int(
+            await conn.fetchval(
+                "SELECT d.id FROM departments d JOIN users u ON u.department_id = d.id"
+                " WHERE d.id <> $1 AND u.role = 'department' ORDER BY d.id LIMIT 1",
+                detail["department"]["id"],
+            )
+        )
+    other = await dept_user_for(login, other_dep)
+    assert hub_state.live is not None
+    url = f"ws://127.0.0.1:{hub_state.live.bound_port}/ws"
+    clients = []
+    for api in (own, other):
+        c = LiveClient(url, api.headers["Authorization"].removeprefix("Bearer "))
+        hello = await c.open()
+        await c.subscribe(hello["channels"][0])
+        clients.append(c)
+    mine, theirs = clients
+    try:
+        clock.now = at(12)
+        assert hub_state.alarms is not None
+        await hub_state.alarms.check()
+        channel = f"dept:{detail['department']['id']}"
+
+        def warnings(c: LiveClient, ch: str) -> list[dict[str, Any]]:
+            return [
+                e
+                for e in c.events.get(ch, [])
+                if e["data"]["id"] == case_id and e["data"]["event"]["action"] == "deadline_warning"
+            ]
+
+        await mine.wait(lambda: len(warnings(mine, channel)) == 1)
+        assert warnings(mine, channel)[0]["data"]["countdown"]["level"] == "warning"
+        await asyncio.sleep(0.5)
+        assert all(e["data"]["id"] != case_id for evs in theirs.events.values() for e in evs), (
+            "another department's board received the alarm"
+        )
+    finally:
+        for c in clients:
+            await c.close()
+
+
 async def test_urgent_cases_run_on_the_urgent_limit(hub_state: HubState, login: Any) -> None:
     clock = Clock(at(9))
     inject(hub_state, clock)
