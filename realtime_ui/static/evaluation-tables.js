@@ -114,7 +114,7 @@ export function LeagueTable({ s, table, rowKey, nameLabel, title }) {
 
 function cell(table, key, r, c) {
   if (c.kind === "rate") {
-    const rate = (r.rates || {})[c.key];
+    const rate = (r.rates || {})[c.key] || (r[c.key] && typeof r[c.key] === "object" ? r[c.key] : null);
     if (!rate) return html`<td key=${c.key}>—</td>`;
     return html`<td key=${c.key} class="ev-rate-cell" data-testid="ev-rate-cell" data-key=${c.key}
                     style=${grade(rate.value, c.key)}
@@ -125,8 +125,12 @@ function cell(table, key, r, c) {
     return html`<td key=${c.key} class="ev-score-cell" style=${gradeScore(sc.total, sc.max)}>
       ${sc.total_text ?? sc.total ?? "—"}</td>`;
   }
-  const v = c.key === "per_km2" ? r.per_km2 : (r.counts || {})[c.key];
-  if (c.key === "per_km2" || c.kind !== "count") return html`<td key=${c.key}>${v ?? "—"}</td>`;
+  // Counts are buttons; anything else a row carries at the top level (per_km2, area_km2) is text.
+  const inCounts = c.key in (r.counts || {});
+  const v = inCounts ? r.counts[c.key] : r[c.key];
+  if (!inCounts || c.kind !== "count") {
+    return html`<td key=${c.key}>${typeof v === "object" && v ? v.text ?? "—" : v ?? "—"}</td>`;
+  }
   return html`<td key=${c.key}><${CountButton} table=${table} rowKey=${key} figure=${c.key}
                                   value=${v} title=${`${r.name || key}·${c.label}`} /></td>`;
 }
