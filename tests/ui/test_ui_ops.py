@@ -2,8 +2,8 @@
 session's demo hub in Debian's Chromium through Playwright: an open case reported on an earlier day
 is on the map (not only today's), cameras and speakers are on the map with the status the API gives,
 the 12319 queue board shows the day's call count, this week's evaluation shows the API's rates, a
-case change arrives live, and after the server drops the websocket the page reconnects by itself
-and shows a later change. A click on a speaker offers its recordings only to a role that may play
+case change arrives live, and after the server drops the websocket (and refuses reconnects for a
+while) the page reconnects by itself, shows the change it missed and a later one. A click on a speaker offers its recordings only to a role that may play
 them (a seat plays one and sees it among the warnings playing now; the viewer gets a note); a click
 on a camera opens its live tile.
 
@@ -92,12 +92,22 @@ def all_cases(api: ApiUser, **params: Any) -> list[dict[str, Any]]:
             return out
 
 
-def open_ops(browser: Any, base_url: str, username: str, drops: list[Any] | None = None) -> Page:
-    """/ops signed in; with `drops`, every websocket goes through Playwright and its route is kept."""
+def open_ops(
+    browser: Any,
+    base_url: str,
+    username: str,
+    drops: list[Any] | None = None,
+    down: dict[str, bool] | None = None,
+) -> Page:
+    """/ops signed in; with `drops`, every websocket goes through Playwright and its route is kept;
+    while `down["on"]` the "server" closes every new websocket at once (a hub restarting)."""
     p = Page(browser)
     if drops is not None:
 
         def route(ws: Any) -> None:
+            if down and down["on"]:
+                ws.close(code=1013, reason="try again later")
+                return
             server = ws.connect_to_server()
             ws.on_message(lambda m: server.send(m))
             server.on_message(lambda m: ws.send(m))
@@ -129,7 +139,8 @@ def test_ops_shows_every_flow_and_recovers_from_a_dropped_socket(
     spks = [s for s in seat.get("/api/speakers")["items"] if s["location"] and s["active"]]
     assert cams and spks, "the demo city has cameras and speakers"
     drops: list[Any] = []
-    p = open_ops(browser, live_hub.base_url, "bigscreen", drops)
+    down = {"on": False}
+    p = open_ops(browser, live_hub.base_url, "bigscreen", drops, down)
     try:
         page = p.page
         # An open case of an earlier day is on the map, drawn in its state.
@@ -204,16 +215,29 @@ def test_ops_shows_every_flow_and_recovers_from_a_dropped_socket(
         )
         page.evaluate("window.__sameDocument = true")
 
-        # The server drops the websocket: the page reconnects by itself and follows later changes.
+        # The server drops the websocket and refuses the reconnects for a while; a case changes
+        # meanwhile. Once it is back the page has reconnected by itself and shows the change it
+        # missed, then follows later ones.
         assert len(drops) == 1
+        down["on"] = True
         drops[0].close(code=1012, reason="restart")
         page.wait_for_selector(f'{INDICATOR}[data-state="connecting"]', timeout=LIVE_MS)
-        page.wait_for_selector(f'{INDICATOR}[data-state="live"]', timeout=20_000)
-        assert len(drops) >= 2, "a second websocket was opened"
         dispatcher.act(case["id"], "dispatch", department_id=first_department(dispatcher))
+        page.wait_for_function(
+            f"() => Number(document.querySelector('{INDICATOR}').dataset.attempt) >= 2",
+            timeout=20_000,
+        )
+        assert page.locator(
+            f'{MARKER}[data-case-id="{case["id"]}"][data-state="registered"]'
+        ).count()
+        down["on"] = False
+        page.wait_for_selector(f'{INDICATOR}[data-state="live"]', timeout=30_000)
+        assert len(drops) >= 2, "a second websocket was opened"
         page.wait_for_selector(
             f'{MARKER}[data-case-id="{case["id"]}"][data-state="dispatched"]', timeout=LIVE_MS
         )
+        later = seat.report(lon=103.798, lat=25.504)
+        page.locator(f'{MARKER}[data-case-id="{later["id"]}"]').wait_for(timeout=LIVE_MS)
         assert page.evaluate("window.__sameDocument") is True, "recovered without a reload"
         # The state channels came back too: the board is still fed.
         assert page.get_attribute('[data-testid="queue-board"]', "data-ready") == "true"
