@@ -3,9 +3,10 @@ session's demo hub in Debian's Chromium through Playwright: an open case reporte
 is on the map (not only today's), cameras and speakers are on the map with the status the API gives,
 the 12319 queue board shows the day's call count, this week's evaluation shows the API's rates, a
 case change arrives live, and after the server drops the websocket (and refuses reconnects for a
-while) the page reconnects by itself, shows the change it missed and a later one. A click on a speaker offers its recordings only to a role that may play
-them (a seat plays one and sees it among the warnings playing now; the viewer gets a note); a click
-on a camera opens its live tile.
+while) the page reconnects by itself, shows the change it missed and a later one. A click on a
+speaker offers its recordings only to a role that may play them (a seat plays one and sees it
+among the warnings playing now; the viewer gets a note); a click on a camera opens its live tile.
+The evaluation widgets refresh every minute; department staff see their department only.
 
 The websocket is routed through Playwright so the test can close it from the server's side.
 """
