@@ -555,7 +555,9 @@ function DeadlineCell({ c }) {
   return html`<td class=${c.overdue ? "col-deadline overdue" : "col-deadline"} data-label="处置时限">
     ${c.deadline
       ? html`<span class="deadline-time" title=${fmtTime(c.deadline)}>${fmtTime(c.deadline, { short: true })}</span>
-          ${running ? html`<${Countdown} deadline=${c.deadline} limitSeconds=${limitSecondsFor(limit)} />` : null}`
+          ${running && !c.countdown?.paused
+            ? html`<${Countdown} deadline=${c.deadline} limitSeconds=${c.countdown?.limit_s ?? limitSecondsFor(limit)} />`
+            : null}`
       : html`<span class="muted">—</span>`}
     ${c.pending_extension_until ? html`<span class="tag tag-pending">延期待批</span>` : null}
     <${DeadlineBadge} c=${c} />
