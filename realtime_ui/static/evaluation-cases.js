@@ -19,6 +19,7 @@ export function CaseList() {
     setState({ for: d, status: "loading", data: null, message: "" });
     const query = { ...periodParams(), table: d.table, figure: d.figure, limit: PAGE, offset };
     if (d.key) query.key = d.key;
+    Object.assign(query, d.params || {}); // level (regions), post (posts)
     api("/api/evaluation/cases", { query, signal: ctl.signal })
       .then((data) => setState({ for: d, status: "ok", data, message: "" }))
       .catch((err) => {
@@ -37,7 +38,9 @@ export function CaseList() {
     </header>
     ${current.status === "loading" && html`<p class="ev-empty">正在加载…</p>`}
     ${current.status === "error" && html`<p class="ev-empty" data-testid="ev-empty">暂无数据（${current.message}）</p>`}
-    ${data && data.cases.length === 0 && html`<p class="ev-empty">没有案件</p>`}
+    ${data && data.calls && data.calls.length > 0 && html`<p data-testid="ev-drill-calls">通话记录编号：
+      ${data.calls.join("、")}</p>`}
+    ${data && data.cases.length === 0 && !(data.calls && data.calls.length) && html`<p class="ev-empty">没有案件</p>`}
     ${data && data.cases.length > 0 && html`<div class="ev-table-wrap"><table class="ev-table">
       <thead><tr><th>编号</th><th>类别</th><th>状态</th><th>责任部门</th><th>上报时间</th><th>处置时限</th></tr></thead>
       <tbody>

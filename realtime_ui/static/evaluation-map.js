@@ -33,7 +33,13 @@ export function GridHeat({ rows }) {
   const byGrid = new Map(rows.filter((r) => r.grid_id != null).map((r) => [r.grid_id, r]));
   const max = rows.reduce((m, r) => (typeof r.per_km2 === "number" ? Math.max(m, r.per_km2) : m), 0);
   const open = (grid, r) =>
-    (drill.value = { table: "regions", key: String(grid.id), figure: "reported", title: `${r.name || grid.name}·问题数` });
+    (drill.value = {
+      table: "regions",
+      key: String(grid.id),
+      figure: "reported",
+      title: `${r.name || grid.name}·问题数`,
+      params: { level: "grid" },
+    });
   return html`<svg class="ev-heat" viewBox=${g.geo.viewBox} data-testid="ev-grid-heat" role="img" aria-label="网格问题密度">
     ${g.geo.cells.map((c) => {
       const r = byGrid.get(c.grid.id);

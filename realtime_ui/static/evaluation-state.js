@@ -54,8 +54,9 @@ export async function loadInto(target, path, params = {}) {
   }
 }
 
-export function exportUrl(kind, table) {
-  return `/api/evaluation/export.${kind}${toQuery({ table, ...periodParams() })}`;
+/** The export of a table (+ level / post) for the period, as a file. */
+export function exportUrl(kind, table, params = {}) {
+  return `/api/evaluation/export.${kind}${toQuery({ table, ...params, ...periodParams() })}`;
 }
 
 export function weeklyUrl() {

@@ -7,9 +7,9 @@ import { html } from "./ui.js";
 const fmtNum = (n) => (typeof n === "number" ? n.toLocaleString("zh-CN") : "—");
 
 /** A clickable count: opens the drill-down of (table, key, figure). */
-export function CountButton({ table, rowKey, figure, value, title }) {
+export function CountButton({ table, rowKey, figure, value, title, params }) {
   if (typeof value !== "number") return html`<span class="ev-none">—</span>`;
-  const open = () => (drill.value = { table, key: rowKey, figure, title });
+  const open = () => (drill.value = { table, key: rowKey, figure, title, params });
   return html`<button type="button" class="ev-count" data-testid="ev-count" data-table=${table}
                       data-key=${rowKey ?? ""} data-figure=${figure} data-value=${value}
                       title=${`查看${title}的案件`} onClick=${open}>${fmtNum(value)}</button>`;
@@ -21,16 +21,27 @@ export function Empty({ slot: s }) {
   return html`<p class="ev-empty" data-testid="ev-empty">暂无数据${why}</p>`;
 }
 
-/** The city's figures: each count as a tile, the rates with their arithmetic. */
+/** The city's figures (and the urgent cases' when the API gives them). */
 export function CityFigures({ s }) {
   if (s.status !== "ok") return html`<${Empty} slot=${s} />`;
-  const { counts, labels, rates } = s.data;
-  return html`<div class="ev-city" data-testid="ev-city">
+  const u = s.data.urgent;
+  return html`<${Figures} table="city" counts=${s.data.counts} labels=${s.data.labels}
+                          rates=${s.data.rates} testid="ev-city" />
+    ${u && html`<h3 class="ev-sub">紧急案件${u.average_handling_text
+      ? html` <span class="muted">平均处置用时 ${u.average_handling_text}</span>` : ""}</h3>
+      <${Figures} table="urgent" counts=${u.counts} labels=${{ ...s.data.labels, ...u.labels }}
+                  rates=${u.rates} testid="ev-urgent" />`}`;
+}
+
+/** Each count as a tile, the rates with their arithmetic. */
+function Figures({ table, counts, labels, rates, testid }) {
+  return html`<div class="ev-city" data-testid=${testid}>
     <div class="ev-tiles">
       ${Object.entries(counts).map(
         ([k, v]) => html`<div class="ev-tile" key=${k}>
           <span class="ev-tile-label">${labels[k] || k}</span>
-          <${CountButton} table="city" figure=${k} value=${v} title=${labels[k] || k} />
+          <${CountButton} table=${table} figure=${k} value=${v}
+                          title=${`${table === "urgent" ? "紧急案件·" : ""}${labels[k] || k}`} />
         </div>`,
       )}
     </div>
@@ -84,7 +95,7 @@ function gradeScore(total, max) {
 }
 
 /** One league table: rows with counts, rates and (for departments) score and rank. */
-export function LeagueTable({ s, table, rowKey, nameLabel, title }) {
+export function LeagueTable({ s, table, rowKey, nameLabel, title, params }) {
   if (s.status !== "ok" || !s.data.rows || s.data.rows.length === 0) {
     return html`<${Empty} slot=${s.status === "ok" ? { status: "empty" } : s} />`;
   }
@@ -104,7 +115,7 @@ export function LeagueTable({ s, table, rowKey, nameLabel, title }) {
           return html`<tr key=${key} data-testid="ev-row" data-key=${key}>
             ${hasRank && html`<td class="ev-rank">${r.rank}</td>`}
             <th scope="row">${r.name || r.label || key}</th>
-            ${columns.map((c) => cell(table, key, r, c))}
+            ${columns.map((c) => cell(table, key, r, c, params))}
           </tr>`;
         })}
       </tbody>
@@ -112,7 +123,7 @@ export function LeagueTable({ s, table, rowKey, nameLabel, title }) {
   </div>`;
 }
 
-function cell(table, key, r, c) {
+function cell(table, key, r, c, params) {
   if (c.kind === "rate") {
     const rate = (r.rates || {})[c.key] || (r[c.key] && typeof r[c.key] === "object" ? r[c.key] : null);
     if (!rate) return html`<td key=${c.key}>—</td>`;
@@ -131,6 +142,6 @@ function cell(table, key, r, c) {
   if (!inCounts || c.kind !== "count") {
     return html`<td key=${c.key}>${typeof v === "object" && v ? v.text ?? "—" : v ?? "—"}</td>`;
   }
-  return html`<td key=${c.key}><${CountButton} table=${table} rowKey=${key} figure=${c.key}
-                                  value=${v} title=${`${r.name || key}·${c.label}`} /></td>`;
+  return html`<td key=${c.key}><${CountButton} table=${table} rowKey=${key} figure=${c.key} params=${params}
+                                  value=${v} title=${`${r.name || r.label || key}·${c.label}`} /></td>`;
 }

@@ -77,6 +77,20 @@ function setPeriod(change) {
   reload();
 }
 
+/** The table the export buttons give: the open tab's (the API's table name and its parameters). */
+function exportTable() {
+  switch (tab.value) {
+    case "streets":
+      return ["regions", { level: "street" }];
+    case "posts":
+      return ["posts", { post: post.value }];
+    case "sources":
+      return ["sources", {}];
+    default:
+      return ["departments", {}];
+  }
+}
+
 function PeriodPicker() {
   const p = period.value;
   const label = city.value.data && city.value.data.period ? city.value.data.period.label : "";
@@ -97,8 +111,8 @@ function PeriodPicker() {
                                onChange=${(e) => setPeriod({ day: e.target.value })} /></label>`}
     <strong class="ev-period-label" data-testid="ev-period-label">${label}</strong>
     <span class="ev-links">
-      <a class="btn" href=${exportUrl("xlsx", tab.value === "departments" ? "departments" : "city")} data-testid="ev-export-xlsx">导出 Excel</a>
-      <a class="btn" href=${exportUrl("csv", tab.value === "departments" ? "departments" : "city")} data-testid="ev-export-csv">导出 CSV</a>
+      <a class="btn" href=${exportUrl("xlsx", ...exportTable())} data-testid="ev-export-xlsx">导出 Excel</a>
+      <a class="btn" href=${exportUrl("csv", ...exportTable())} data-testid="ev-export-csv">导出 CSV</a>
       <a class="btn" href=${weeklyUrl()} target="_blank" rel="noopener" data-testid="ev-weekly">周报（打印）</a>
     </span>
   </section>`;
@@ -110,7 +124,8 @@ function Tabs() {
   if (current === "departments") {
     body = html`<${LeagueTable} s=${departments.value} table="departments" rowKey="department_id" nameLabel="部门" title="部门排名" />`;
   } else if (current === "streets") {
-    body = html`<${LeagueTable} s=${streets.value} table="regions" rowKey="grid_id" nameLabel="街道" title="街道评价" />`;
+    body = html`<${LeagueTable} s=${streets.value} table="regions" rowKey="grid_id" nameLabel="街道" title="街道评价"
+                            params=${{ level: "street" }} />`;
   } else if (current === "posts") {
     body = html`<div class="ev-kinds" role="group" aria-label="岗位">
         ${POSTS.map(
@@ -118,7 +133,8 @@ function Tabs() {
               onClick=${() => { post.value = k; loadInto(posts, "/api/evaluation/posts", { post: k }); }}>${text}</button>`,
         )}
       </div>
-      <${LeagueTable} s=${posts.value} table="posts" rowKey="user_id" nameLabel="人员" title="岗位评价" />`;
+      <${LeagueTable} s=${posts.value} table="posts" rowKey="user_id" nameLabel="人员" title="岗位评价"
+                      params=${{ post: post.value }} />`;
   } else {
     body = html`<${LeagueTable} s=${sources.value} table="sources" rowKey="source" nameLabel="来源" title="来源评价" />`;
   }
