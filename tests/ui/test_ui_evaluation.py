@@ -284,3 +284,32 @@ def test_other_tabs_show_the_api_rows(
         assert exported.status == 200, exported.text()
     finally:
         p.close()
+
+
+def test_grid_heat_map_colours_the_grids_and_a_grid_lists_its_problems(
+    browser: Any, eval_hub: LiveHub, api_users: dict[str, ApiUser], made: tuple[int, int]
+) -> None:
+    rows = api_users["admin"].get("/api/evaluation/regions", level="grid", period="week")["rows"]
+    placed = [r for r in rows if r["grid_id"] is not None and r["counts"]["reported"] > 0]
+    assert placed, "the module's cases are in no grid"
+    top = max(placed, key=lambda r: r["per_km2"])
+    p = Page(browser)
+    try:
+        page = p.sign_in(eval_hub.base_url, "admin", "/evaluation")
+        heat = page.locator('[data-testid="ev-grid-heat"]')
+        heat.wait_for()
+        coloured = heat.locator("polygon.has-data")
+        assert coloured.count() == len([r for r in rows if r["grid_id"] is not None])
+        cell = heat.locator(f'polygon[data-grid-id="{top["grid_id"]}"]')
+        assert cell.get_attribute("data-per-km2") == str(top["per_km2"])
+        # The densest grid is the darkest: its fill differs from a grid without data.
+        assert cell.get_attribute("fill") != "#f3f4f6"
+        cell.dispatch_event("click")
+        page.locator('[data-testid="ev-drill-count"]').wait_for()
+        n = top["counts"]["reported"]
+        assert page.locator('[data-testid="ev-drill-count"]').inner_text() == str(n)
+        assert page.locator('[data-testid="ev-drill-row"]').count() == min(n, 200)
+        assert page.locator('[data-testid="ev-grid-chart"] canvas').count() >= 1
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
