@@ -96,7 +96,11 @@ class Settings:
     #: Evaluation: the closing rates' denominator is 应结案数 less 缓办数 (the city's choice; the
     #: API's ``subtract_deferred`` parameter overrides it per request).
     evaluation_subtract_deferred: bool = False
+    #: A browser session lapses after this many hours without a request; each request renews it
+    #: (once half of it has gone), up to ``session_max_days`` after the sign-in: a big screen or
+    #: kiosk left running stays signed in for days.
     session_ttl_hours: int = 12
+    session_max_days: int = 30
     bearer_ttl_days: int = 30
     #: Mark the session cookie Secure (set when served over HTTPS).
     cookie_secure: bool = False
@@ -263,6 +267,11 @@ class Settings:
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port out of range: {self.port}")
+        if self.session_ttl_hours < 1 or self.session_max_days * 24 < self.session_ttl_hours:
+            raise SettingsError(
+                "CITYHUB_SESSION_TTL_HOURS must be at least 1 and CITYHUB_SESSION_MAX_DAYS at"
+                f" least that long: {self.session_ttl_hours} h, {self.session_max_days} d"
+            )
         if not -1 <= self.ws_port <= 65535:
             raise SettingsError(f"ws_port out of range: {self.ws_port}")
         from hub.core.workcal import parse_work_hours

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -174,6 +174,23 @@ async def get_session(
     if rec is None:
         return None
     return SessionRow(_user(rec), rec["kind"], rec["csrf_token"], rec["expires_at"])
+
+
+async def renew_session(
+    conn: asyncpg.Connection, token_hash: bytes, expires_at: datetime, max_age: timedelta
+) -> datetime | None:
+    """Move a session's expiry to ``expires_at``, but never past ``max_age`` after it was made;
+    the new expiry, or None when that would not move it later (or the session is gone)."""
+    with map_pg_errors():
+        value = await conn.fetchval(
+            "UPDATE sessions SET expires_at = least($2, created_at + $3)"
+            " WHERE token_hash = $1 AND expires_at < least($2, created_at + $3)"
+            " RETURNING expires_at",
+            token_hash,
+            expires_at,
+            max_age,
+        )
+    return value if isinstance(value, datetime) else None
 
 
 async def delete_session(conn: asyncpg.Connection, token_hash: bytes) -> None:

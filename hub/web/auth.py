@@ -132,10 +132,17 @@ class Authenticator:
         if not token or len(token) > MAX_TOKEN_LEN:
             raise Unauthenticated("请先登录")
         th = hash_token(token)
+        now = datetime.now(UTC)
         async with connect(self.pool) as db:
-            session = await user_store.get_session(db, th, datetime.now(UTC))
-        if session is None or session.kind != kind:
-            raise Unauthenticated("登录已过期，请重新登录", code="session_expired")
+            session = await user_store.get_session(db, th, now)
+            if session is None or session.kind != kind:
+                raise Unauthenticated("登录已过期，请重新登录", code="session_expired")
+            ttl = timedelta(hours=self.settings.session_ttl_hours)
+            if kind is SessionKind.COOKIE and session.expires_at - now < ttl / 2:
+                # in use: renewed (at most every half TTL), within the sign-in's maximum age
+                await user_store.renew_session(
+                    db, th, now + ttl, timedelta(days=self.settings.session_max_days)
+                )
         if kind is SessionKind.COOKIE and method not in SAFE_METHODS:
             self.check_origin(conn)
             sent = conn.headers.get(CSRF_HEADER, "")

@@ -192,7 +192,7 @@ async def login(request: Request) -> Response:
     resp.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=h.settings.session_ttl_hours * 3600,
+        max_age=h.settings.session_max_days * 86400,  # the server lapses it when idle
         httponly=True,
         samesite="lax",
         secure=h.settings.cookie_secure or h.settings.tls,
