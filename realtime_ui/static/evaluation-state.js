@@ -7,6 +7,8 @@ import { zonedParts } from "./dom.js";
 import { signal } from "./ui.js";
 
 export const READ_ROLES = new Set(["admin", "seat", "dispatcher", "viewer", "department"]);
+/** Roles that see only their own row of their own post's table (the API refuses them the rest). */
+export const OWN_ROW_ROLES = new Set(["supervisor", "agent"]);
 
 export const PERIOD_KINDS = [
   ["day", "日"],

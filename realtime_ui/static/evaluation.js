@@ -16,6 +16,7 @@ import { CaseList } from "./evaluation-cases.js";
 import { GridChart, TrendChart } from "./evaluation-charts.js";
 import { GridHeat } from "./evaluation-map.js";
 import {
+  OWN_ROW_ROLES,
   PERIOD_KINDS,
   READ_ROLES,
   cityToday,
@@ -52,7 +53,13 @@ const POSTS = [
   ["agent", "热线坐席"],
 ];
 
+const ownRow = signal(false); // a supervisor or agent: their own post row only
+
 function reload() {
+  if (ownRow.peek()) {
+    loadInto(posts, "/api/evaluation/posts", { post: post.peek() });
+    return;
+  }
   loadInto(city, "/api/evaluation/city");
   if (period.peek().kind === "range") {
     // The trend is by periods (the API refuses start/end there): say so rather than fail.
@@ -93,7 +100,8 @@ function exportTable() {
 
 function PeriodPicker() {
   const p = period.value;
-  const label = city.value.data && city.value.data.period ? city.value.data.period.label : "";
+  const answered = ownRow.value ? posts.value : city.value;
+  const label = answered.data && answered.data.period ? answered.data.period.label : "";
   return html`<section class="ev-panel ev-period" data-testid="ev-period">
     <div class="ev-kinds" role="group" aria-label="统计周期">
       ${PERIOD_KINDS.map(
@@ -110,11 +118,11 @@ function PeriodPicker() {
       : html`<label>日期 <input type="date" value=${p.day || cityToday()} data-testid="ev-day"
                                onChange=${(e) => setPeriod({ day: e.target.value })} /></label>`}
     <strong class="ev-period-label" data-testid="ev-period-label">${label}</strong>
-    <span class="ev-links">
+    ${!ownRow.value && html`<span class="ev-links">
       <a class="btn" href=${exportUrl("xlsx", ...exportTable())} data-testid="ev-export-xlsx">导出 Excel</a>
       <a class="btn" href=${exportUrl("csv", ...exportTable())} data-testid="ev-export-csv">导出 CSV</a>
       <a class="btn" href=${weeklyUrl()} target="_blank" rel="noopener" data-testid="ev-weekly">周报（打印）</a>
-    </span>
+    </span>`}
   </section>`;
 }
 
@@ -172,6 +180,18 @@ function Grids() {
   </section>`;
 }
 
+/** A supervisor's or agent's page: the period and their own row of their post's table. */
+function OwnRow() {
+  return html`<div class="ev-layout" data-testid="evaluation-page" data-own-row="true">
+    <${PeriodPicker} />
+    <section class="ev-panel"><h2>我的岗位评价</h2>
+      <${LeagueTable} s=${posts.value} table="posts" rowKey="user_id" nameLabel="人员" title="岗位评价"
+                      params=${{ post: post.value }} />
+    </section>
+    <${CaseList} />
+  </div>`;
+}
+
 function Page() {
   return html`<div class="ev-layout" data-testid="evaluation-page">
     <${PeriodPicker} />
@@ -209,6 +229,14 @@ async function start() {
   setCityTimeZone(who.timezone);
   renderUser(who.user);
   const app = document.getElementById("app");
+  if (OWN_ROW_ROLES.has(who.user.role)) {
+    ownRow.value = true;
+    post.value = who.user.role;
+    app.replaceChildren();
+    render(html`<${OwnRow} />`, app);
+    reload();
+    return;
+  }
   if (!READ_ROLES.has(who.user.role)) {
     app.replaceChildren();
     render(html`<p class="banner banner-warn" data-testid="evaluation-denied">您的账号没有查看综合评价的权限。</p>`, app);

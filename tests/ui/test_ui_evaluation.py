@@ -313,3 +313,29 @@ def test_grid_heat_map_colours_the_grids_and_a_grid_lists_its_problems(
         assert p.unexpected_errors() == []
     finally:
         p.close()
+
+
+def test_a_supervisor_sees_their_own_post_row_only(browser: Any, eval_hub: LiveHub) -> None:
+    PASSWORDS.setdefault("sup01", "Super#2026")
+    sup = ApiUser(eval_hub.base_url, "sup01")
+    try:
+        rows = sup.get("/api/evaluation/posts", post="supervisor", period="week")["rows"]
+    finally:
+        sup.close()
+    assert [r["user_id"] for r in rows] == [sup.user["id"]]
+    p = Page(browser)
+    try:
+        page = p.sign_in(eval_hub.base_url, "sup01", "/evaluation")
+        table = page.locator('[data-testid="ev-table-posts"]')
+        table.wait_for()
+        keys = table.locator('[data-testid="ev-row"]').evaluate_all(
+            "rs => rs.map(r => r.dataset.key)"
+        )
+        assert keys == [str(sup.user["id"])]
+        for key, value in rows[0]["counts"].items():
+            cell = table.locator(f'[data-testid="ev-count"][data-figure="{key}"]')
+            assert cell.get_attribute("data-value") == str(value), key
+        assert page.locator('[data-testid="ev-city"]').count() == 0  # the city is not theirs
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
