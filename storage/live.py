@@ -94,7 +94,8 @@ async def load_relay_position(conn: asyncpg.Connection) -> RelayPosition:
 _EVENTS_SQL = """
 SELECT e.seq, e.txid::text AS txid, e.case_id, e.version, e.action, e.actor_id, u.display_name AS actor_name,
        e.at, e.from_state, e.to_state, e.note, e.department_id, e.grid_id,
-       p.department_id AS prev_department_id
+       p.department_id AS prev_department_id,
+       CASE WHEN e.action IN ('deadline_warning', 'overdue') THEN e.data END AS alarm_data
 FROM case_events e
 LEFT JOIN case_events p ON p.case_id = e.case_id AND p.version = e.version - 1
 LEFT JOIN users u ON u.id = e.actor_id

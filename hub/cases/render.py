@@ -148,6 +148,8 @@ def live_event_json(catalog: Catalog, r: asyncpg.Record, summary: dict[str, Any]
             else {"id": r["actor_id"], "display_name": r["actor_name"]},
             "at": r["at"],
             "note": r["note"],
+            # an alarm says which share of which deadline it is (the boards key alarms by it)
+            **({"data": r["alarm_data"]} if r.get("alarm_data") is not None else {}),
         },
     }
 

@@ -57,6 +57,12 @@ export const openCount = signal(null);
 /** The alarms heard on the case channel since the page opened (黄灯预警, 红灯超期), newest first. */
 export const heardAlarms = signal([]);
 const ALARM_ACTIONS = new Set(["deadline_warning", "overdue"]);
+
+/** One alarm's key, as GET /api/alarms and the alarm's case event both give it. */
+export function alarmKey(caseId, share, deadline) {
+  const t = Date.parse(deadline || "");
+  return caseId == null || share == null || Number.isNaN(t) ? null : `alarm:${caseId}:${share}:${t}`;
+}
 const ALARMS_KEPT = 50;
 
 const isToday = (c) => {
@@ -127,7 +133,7 @@ export function onCaseEvent(env) {
   });
   if (ALARM_ACTIONS.has(ev.action)) {
     const alarm = {
-      key: `case:${c.id}:${ev.seq ?? c.version}`,
+      key: alarmKey(c.id, ev.data?.share, ev.data?.deadline) || `case:${c.id}:${ev.seq ?? c.version}`,
       at: ev.at || env.ts,
       level: ev.action === "overdue" ? "critical" : "warn",
       text: `${ev.action_label || ev.action} ${c.case_no}${c.grid ? ` · ${c.grid.name || c.grid.code}` : ""}`,

@@ -13,7 +13,7 @@
 import { api } from "./api.js";
 import { fmtClock } from "./dom.js";
 import { toast } from "./notify.js";
-import { heardAlarms, overdueByDept } from "./ops-cases.js";
+import { alarmKey, heardAlarms, overdueByDept } from "./ops-cases.js";
 import { chosenSpeaker } from "./ops-map.js";
 import { fmtDuration } from "./speakers-clips.js";
 import { RunningList } from "./speakers-play.js";
@@ -118,11 +118,15 @@ const alarmAt = (a) => a.at || a.fired_at || a.raised_at || a.since || "";
 const alarmText = (a) =>
   a.text || [a.label || a.title || a.message || a.kind_label || a.kind || "告警", a.case_no].filter(Boolean).join(" ");
 
-/** The alarms channel's entries, the listed alarms and those heard on the case channel. */
+/** The alarms channel's entries, the listed alarms and those heard on the case channel (one
+ * entry per case, share and deadline: an alarm heard live and listed later is shown once). */
 function alarmList() {
   const keys = alarms.keys.value;
   const out = new Map();
-  for (const a of listedAlarms.value || []) out.set(`list:${a.id}`, { key: `list:${a.id}`, ...a });
+  for (const a of listedAlarms.value || []) {
+    const key = alarmKey(a.case_id, a.share, a.deadline) || `list:${a.id}`;
+    out.set(key, { key, level: a.kind === "overdue" ? "critical" : "warn", ...a });
+  }
   for (const k of keys) out.set(`state:${k}`, { key: `state:${k}`, ...(alarms.item(k).value || {}) });
   for (const a of heardAlarms.value) out.set(a.key, a);
   return [...out.values()].sort((a, b) => Date.parse(alarmAt(b)) - Date.parse(alarmAt(a)));

@@ -282,6 +282,14 @@ async def test_an_alarm_reaches_a_board_live(hub_state: HubState, login: Any) ->
         assert env["data"]["event"]["action_label"] == "红灯超期"
         assert env["data"]["event"]["actor"] is None
         assert env["data"]["countdown"]["level"] == "overdue"
+        # which share of which deadline, as GET /api/alarms lists it (a board shows it once)
+        (listed,) = [a for a in (await seat.get("/api/alarms")).json()["items"]
+                     if a["case_id"] == case_id and a["kind"] == "overdue"]  # fmt: skip
+        data = env["data"]["event"]["data"]
+        assert data["share"] == listed["share"] == 1.0
+        assert datetime.fromisoformat(data["deadline"]) == datetime.fromisoformat(
+            listed["deadline"]
+        )
         assert not client.problems
     finally:
         await client.close()
