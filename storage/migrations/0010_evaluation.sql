@@ -25,6 +25,10 @@
 -- that choice is the benchmark slice's to check (bench/evaluation.py, issue 11).
 -- The full published week (54,854 cases, about 400,000 events) took ~2.3 s per statement on that
 -- machine under a load average of 6-16.
+-- Over 1,000,000 cases and 7,056,055 events (bench/evaluation.py, docs/benchmarks.md) both indexes
+-- still find a month's 147,632 candidates in ~250 ms; their histories are then read by a Seq Scan
+-- of the whole log and a Hash Join (2.6 s), and the fold takes ~1 s: 6.8 s for a month, 40 s for
+-- a year. The fold's cost per event, not the candidate search, is what misses the issue's goals.
 
 CREATE FUNCTION cityhub_event_deadline(action text, data jsonb) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
