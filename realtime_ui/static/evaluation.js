@@ -10,8 +10,6 @@
 //   evaluation-tables.js  city figures, league tables, score
 //   evaluation-charts.js  ECharts trend and grid charts
 //   evaluation-cases.js   the cases behind a figure
-import { logout, me } from "./api.js";
-import { setCityTimeZone } from "./dom.js";
 import { CaseList } from "./evaluation-cases.js";
 import { GridChart, TrendChart } from "./evaluation-charts.js";
 import { GridHeat } from "./evaluation-map.js";
@@ -27,7 +25,7 @@ import {
   weeklyUrl,
 } from "./evaluation-state.js";
 import { CityFigures, Empty, LeagueTable, ScoreCard } from "./evaluation-tables.js";
-import { roleLabel } from "./labels.js";
+import { signIn } from "./page.js";
 import { html, render, signal } from "./ui.js";
 
 const city = slot();
@@ -206,28 +204,9 @@ function Page() {
   </div>`;
 }
 
-function renderUser(u) {
-  document.getElementById("user-name").textContent = u.display_name || u.username;
-  document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
-  document.getElementById("logout-button").addEventListener("click", async () => {
-    try {
-      await logout();
-    } catch {
-      // signed out anyway as far as this page is concerned
-    }
-    location.replace("/login");
-  });
-}
-
 async function start() {
-  let who;
-  try {
-    who = await me();
-  } catch {
-    return; // 401: api.js went to /login
-  }
-  setCityTimeZone(who.timezone);
-  renderUser(who.user);
+  const who = await signIn();
+  if (!who) return;
   const app = document.getElementById("app");
   if (OWN_ROW_ROLES.has(who.user.role)) {
     ownRow.value = true;

@@ -14,8 +14,6 @@
 //   hotline-wrapup.js   话后小结 (disposition, note, 咨询), 保存 / 保存并示闲
 //   hotline-records.js  my calls today with their recordings, the callback list
 //   hotline-board.js    the queue board (panel and big screen)
-import { logout, me } from "./api.js";
-import { setCityTimeZone } from "./dom.js";
 import { AgentBar } from "./hotline-agent.js";
 import { CallAudio, CallPanel, RingBanner } from "./hotline-call.js";
 import { CallerPanel } from "./hotline-caller.js";
@@ -36,9 +34,9 @@ import {
   user,
 } from "./hotline-state.js";
 import { WrapUpPanel } from "./hotline-wrapup.js";
-import { roleLabel } from "./labels.js";
 import { connectStores, createLiveIndicator } from "./live.js";
 import { showError } from "./notify.js";
+import { signIn } from "./page.js";
 import { html, render } from "./ui.js";
 
 const params = new URLSearchParams(location.search);
@@ -61,29 +59,9 @@ function Console() {
   </div>`;
 }
 
-function renderUser(u) {
-  document.getElementById("user-name").textContent = u.display_name || u.username;
-  document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
-  document.getElementById("logout-button").addEventListener("click", async () => {
-    try {
-      await logout();
-    } catch {
-      // signed out anyway as far as this page is concerned
-    }
-    location.replace("/login");
-  });
-}
-
 async function start() {
-  let who;
-  try {
-    who = await me();
-  } catch (err) {
-    if (err.status !== 401) showError(err.message);
-    return;
-  }
-  setCityTimeZone(who.timezone);
-  renderUser(who.user);
+  const who = await signIn();
+  if (!who) return;
   const app = document.getElementById("app");
   app.textContent = ""; // the 正在加载… placeholder goes; Preact draws into an empty <main>
   const role = who.user.role;

@@ -14,9 +14,6 @@
 //   speakers-talk.js       push-to-talk over WebRTC
 //   speakers-schedules.js  schedules
 //   speakers-log.js        the log
-import { logout, me } from "./api.js";
-import { setCityTimeZone } from "./dom.js";
-import { roleLabel } from "./labels.js";
 import { connectStores, createLiveIndicator } from "./live.js";
 import { showError } from "./notify.js";
 import { ClipLibrary } from "./speakers-clips.js";
@@ -39,6 +36,7 @@ import {
   user,
 } from "./speakers-state.js";
 import { TalkPanel } from "./speakers-talk.js";
+import { signIn } from "./page.js";
 import { html, render, signal } from "./ui.js";
 
 const TABS = [
@@ -105,29 +103,9 @@ async function resyncWarnings() {
 
 // ---- start-up ----------------------------------------------------------------------------------
 
-function renderUser(u) {
-  document.getElementById("user-name").textContent = u.display_name || u.username;
-  document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
-  document.getElementById("logout-button").addEventListener("click", async () => {
-    try {
-      await logout();
-    } catch {
-      // signed out anyway as far as this page is concerned
-    }
-    location.replace("/login");
-  });
-}
-
 async function start() {
-  let who;
-  try {
-    who = await me();
-  } catch (err) {
-    if (err.status !== 401) showError(err.message);
-    return;
-  }
-  setCityTimeZone(who.timezone);
-  renderUser(who.user);
+  const who = await signIn();
+  if (!who) return;
   const app = document.getElementById("app");
   if (!READ_ROLES.has(who.user.role)) {
     render(html`<p class="banner banner-warn spk-denied" data-testid="speakers-denied">

@@ -15,9 +15,6 @@
 //   wall-actions.js  截图立案 and 喊话
 //   wall-layouts.js  the toolbar: tile counts, named layouts, 新窗口
 //   wall-patrol.js   patrol rounds, reports and the 漏巡 list
-import { logout, me } from "./api.js";
-import { setCityTimeZone } from "./dom.js";
-import { roleLabel } from "./labels.js";
 import { connectStores, createLiveIndicator } from "./live.js";
 import { showError } from "./notify.js";
 import { ActionDialog, SnapshotResult } from "./wall-actions.js";
@@ -39,6 +36,7 @@ import {
 } from "./wall-state.js";
 import { WallGrid } from "./wall-tile.js";
 import { CameraTree } from "./wall-tree.js";
+import { signIn } from "./page.js";
 import { effect, html, render, signal } from "./ui.js";
 
 const treeOpen = signal(screenNo === 1);
@@ -94,29 +92,9 @@ function followNewCameras() {
   });
 }
 
-function renderUser(u) {
-  document.getElementById("user-name").textContent = u.display_name || u.username;
-  document.getElementById("user-role").textContent = u.role_label || roleLabel(u.role);
-  document.getElementById("logout-button").addEventListener("click", async () => {
-    try {
-      await logout();
-    } catch {
-      // signed out anyway as far as this page is concerned
-    }
-    location.replace("/login");
-  });
-}
-
 async function start() {
-  let who;
-  try {
-    who = await me();
-  } catch (err) {
-    if (err.status !== 401) showError(err.message);
-    return;
-  }
-  setCityTimeZone(who.timezone);
-  renderUser(who.user);
+  const who = await signIn();
+  if (!who) return;
   const app = document.getElementById("app");
   if (!READ_ROLES.has(who.user.role)) {
     render(html`<p class="banner banner-warn wall-denied" data-testid="wall-denied">

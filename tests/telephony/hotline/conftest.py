@@ -70,10 +70,16 @@ def api(client: httpx.AsyncClient) -> Any:
 
 
 @pytest.fixture
-async def caller() -> AsyncIterator[Caller]:
+def caller_ports() -> tuple[int, int]:
+    """The caller's RTP port range (a module picks another to keep apart from the hub's)."""
+    return (46000, 46999)
+
+
+@pytest.fixture
+async def caller(caller_ports: tuple[int, int]) -> AsyncIterator[Caller]:
     ua = UserAgent("127.0.0.1", 0, user="citizen")
     await ua.start()
-    c = Caller(ua, PortPool(46000, 46999))
+    c = Caller(ua, PortPool(*caller_ports))
     try:
         yield c
     finally:

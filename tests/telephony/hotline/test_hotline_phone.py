@@ -14,7 +14,6 @@ import hashlib
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,6 @@ from storage.db import connect
 from telephony.g711 import G711Law
 from telephony.hotline.acd import DECLINED_REASON, RING_TIMEOUT_REASON
 from telephony.hotline.phone import UNREGISTERED, PhoneLeg, transcoder
-from telephony.rtp.session import PortPool
-from telephony.sip.agent import UserAgent
 from telephony.sip.message import Response, parse
 from tests.conftest import Api
 from tests.conftest import test_settings as settings_for
@@ -54,16 +51,8 @@ def hotline_options() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def caller() -> AsyncIterator[Caller]:
-    ua = UserAgent("127.0.0.1", 0, user="citizen")
-    await ua.start()
-    c = Caller(ua, PortPool(47000, 47999))
-    try:
-        yield c
-    finally:
-        await c.hang_up()
-        ua.close()
-        await ua.wait_closed()
+def caller_ports() -> tuple[int, int]:
+    return (47000, 47999)
 
 
 def scenario(tmp: Path, name: str, **subs: str) -> Path:
