@@ -118,7 +118,6 @@ due AS (
 ),
 f AS (
     SELECT ev.case_id,
-           c.is_quick,
            bool_or(ev.action = 'report' AND ev.at >= $1) AS reported_in,
            bool_or(ev.action = 'quick_report' AND ev.at >= $1) AS quick_reported_in,
            bool_or(ev.action = 'register' AND ev.at >= $1) AS registered_in,
@@ -139,15 +138,15 @@ f AS (
                AS extension_dep,
            bool_or(ev.action = 'approve_extension' AND ev.at >= $1) AS extended_in,
            substr(max(lpad(ev.version::text, 10, '0') || ev.to_state), 11) AS state_at_end
-      FROM ev JOIN cases c ON c.id = ev.case_id
-     GROUP BY ev.case_id, c.is_quick
+      FROM ev
+     GROUP BY ev.case_id
 ),
 g AS (
-    SELECT f.*, due.deadline, due.due_dep,
+    SELECT f.*, c.is_quick, due.deadline, due.due_dep,
            (f.closed_at IS NOT NULL AND f.closed_at >= $1) AS closed_in,
            (due.deadline >= $1 AND due.deadline < $2
                AND (f.ended_at IS NULL OR f.ended_at >= due.deadline)) AS fell_due
-      FROM f LEFT JOIN due ON due.case_id = f.case_id
+      FROM f JOIN cases c ON c.id = f.case_id LEFT JOIN due ON due.case_id = f.case_id
 ),
 members (indicator, case_id, department_id) AS (
     SELECT 'accepted', case_id, NULL::integer FROM g WHERE reported_in AND NOT is_quick
