@@ -92,14 +92,15 @@ WITH cand AS (
     SELECT case_id FROM case_events WHERE at >= $1 AND at < $2
     UNION
     SELECT case_id FROM case_events
-     WHERE action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'request_extension')
+     WHERE action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'request_extension',
+                      'deny_extension')
        AND cityhub_event_deadline(action, data) >= $1
        AND cityhub_event_deadline(action, data) < $2
        AND at < $2
 ),
 ev AS (
     SELECT e.case_id, e.version, e.action, e.at, e.to_state, e.department_id,
-           CASE WHEN e.action IN ('dispatch', 'rework', 'verify_fail', 'resume')
+           CASE WHEN e.action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'deny_extension')
                 THEN (e.data ->> 'deadline')::timestamptz END AS set_deadline
       FROM cand JOIN case_events e ON e.case_id = cand.case_id
      WHERE e.at < $2
@@ -114,6 +115,7 @@ due AS (
                 ELSE x.set_deadline END AS deadline
       FROM ev x
      WHERE x.action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'approve_extension')
+        OR (x.action = 'deny_extension' AND x.set_deadline IS NOT NULL)  -- a paused clock restored
      ORDER BY x.case_id, x.version DESC
 ),
 f AS (

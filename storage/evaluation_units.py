@@ -98,7 +98,8 @@ u_cand AS (
     SELECT case_id FROM case_events WHERE at >= $1 AND at < $2
     UNION
     SELECT case_id FROM case_events
-     WHERE action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'request_extension')
+     WHERE action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'request_extension',
+                      'deny_extension')
        AND cityhub_event_deadline(action, data) >= $1
        AND cityhub_event_deadline(action, data) < $2
        AND at < $2
@@ -119,6 +120,7 @@ u_dl AS (
                 ELSE (x.data ->> 'deadline')::timestamptz END AS deadline
       FROM u_ev x
      WHERE x.action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'approve_extension')
+        OR (x.action = 'deny_extension' AND x.data ? 'deadline')  -- a paused clock restored
 ),
 u_due AS (
     SELECT DISTINCT ON (case_id) case_id, version AS dv, deadline, department_id AS due_dep

@@ -600,3 +600,44 @@ async def test_the_published_week_at_full_size(quiet_state: HubState) -> None:
     print(f"generated in {took:.0f} s; figures and drill-downs in {_time.monotonic() - t0:.2f} s")
     assert ev.percent(fig.register_rate) == "99.34%"
     assert ev.percent(fig.on_time_rate) == "77.04%"
+
+
+async def test_a_denied_extension_on_a_paused_clock_is_judged_by_the_restored_deadline(
+    drive: tuple[Driver, list[int]],
+) -> None:
+    """CITYHUB_DEADLINE_PAUSE=extension: dispatched Monday 09:00 (due 15:30), an extension asked
+    at 10:00 freezes the 3 working hours left; denied Tuesday 09:00, they run to Tuesday 12:00.
+    Fed back Tuesday 11:00 and closed: on time (against Monday 15:30 it would be late), and due in
+    the week; the department handled it on time too."""
+    from hub.core.deadlines import parse_policy
+    from storage import evaluation_units as units
+
+    d, (dep_a, _) = drive
+    d.svc.policy = parse_policy("0.75,1.0", "extension", "none")
+    cid = await d.report(at(6, 8, 50))
+    await d.path(
+        cid,
+        m(A.REGISTER, at(6, 8, 55)),
+        m(A.DISPATCH, at(6, 9), department_id=dep_a),
+        m(A.ACCEPT, at(6, 9, 10)),
+        m(A.REQUEST_EXTENSION, at(6, 10), extension_until=at(8, 18)),
+        m(A.DENY_EXTENSION, at(7, 9)),
+    )
+    assert await d.deadline(cid) == at(7, 12)
+    await d.path(
+        cid,
+        m(A.FEEDBACK, at(7, 11)),
+        m(A.REQUEST_VERIFY, at(7, 14)),
+        m(A.VERIFY_PASS, at(7, 14, 10)),
+        m(A.CLOSE, at(7, 14, 20)),
+    )
+    fig = await figures(d.state)
+    assert (fig.due, fig.closed, fig.on_time, fig.extended) == (1, 1, 1, 0)
+    assert (await lists(d.state))["on_time"] == [cid]
+    async with connect(d.state.pool) as conn:
+        (row,) = await units.department_indicators(conn, *WEEK, department_id=dep_a)
+        on_time = await units.department_drill_down(
+            conn, "handled_on_time", *WEEK, department_id=dep_a
+        )
+    assert row.counts["handled_on_time"] == 1 and row.counts["overdue"] == 0
+    assert on_time == [cid]
