@@ -83,6 +83,14 @@ def _width(text: str) -> int:
 
 
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+#: A text starting with one of these is a formula to a spreadsheet (CSV/formula injection, OWASP):
+#: a name like ``=HYPERLINK(…)`` must stay text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(text: str) -> str:
+    """A text cell of the CSV, with a leading ``'`` where a spreadsheet would see a formula."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def xlsx_bytes(sheet: Sheet) -> bytes:
@@ -123,6 +131,7 @@ def xlsx_bytes(sheet: Sheet) -> bytes:
                 shown = NO_VALUE if raw is None else f"{float(raw):.2f}"
             else:
                 cell.value = "" if raw is None else str(raw)
+                cell.data_type = "s"  # a string, even one that starts with "=" (no formula)
                 shown = str(cell.value)
             widths[i] = max(widths[i], _width(shown))
     for i, w in enumerate(widths, start=1):
@@ -150,7 +159,7 @@ def csv_bytes(sheet: Sheet) -> bytes:
             elif col.kind in ("score", "number"):
                 line.append(NO_VALUE if raw is None else f"{float(raw):.2f}")
             else:
-                line.append("" if raw is None else str(raw))
+                line.append("" if raw is None else _csv_text(str(raw)))
         w.writerow(line)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 

@@ -108,3 +108,32 @@ async def test_department_staff_export_their_department_only(
         "/api/evaluation/export.xlsx", params={"day": DAY, "department_id": w.dep_a}
     )
     assert r.status_code == 403
+
+
+def test_a_name_that_looks_like_a_formula_stays_text() -> None:
+    """A department or user named ``=HYPERLINK(…)`` is exported as that text: no formula in the
+    workbook, and a leading ``'`` in the CSV (spreadsheets run ``=``, ``+``, ``-``, ``@``)."""
+    from datetime import UTC, datetime
+
+    from hub.web.evaluation_views import Period
+    from hub.web.exports import Column, Sheet, csv_bytes, xlsx_bytes
+
+    evil = '=HYPERLINK("http://evil.example","点我")'
+    sheet = Sheet(
+        "部门",
+        Period(
+            datetime(2028, 3, 5, 16, tzinfo=UTC),
+            datetime(2028, 3, 12, 16, tzinfo=UTC),
+            "week",
+            "2028年第10周",
+        ),
+        [Column("name", "部门", "text"), Column("n", "派遣数", "count")],
+        [{"name": evil, "n": 3}, {"name": "-1+2", "n": 1}, {"name": "市政", "n": 2}],
+    )
+    ws = load_workbook(io.BytesIO(xlsx_bytes(sheet))).active
+    assert ws is not None
+    assert [ws.cell(row=r, column=1).value for r in (2, 3, 4)] == [evil, "-1+2", "市政"]
+    assert [ws.cell(row=r, column=1).data_type for r in (2, 3, 4)] == ["s", "s", "s"]
+    rows = list(csv.reader(io.StringIO(csv_bytes(sheet).decode("utf-8-sig"))))
+    assert [r[0] for r in rows[1:]] == ["'" + evil, "'-1+2", "市政"]
+    assert [r[1] for r in rows[1:]] == ["3", "1", "2"]
