@@ -8,7 +8,9 @@ department_id)`` rows: ``department_indicators`` counts them per department and 
 statement, ``department_drill_down`` lists one (department, figure) by the same text, so a figure
 and its list cannot disagree. The text is the city's ``_MEMBERS`` (imported, not copied: the
 department variant of the city figures is its rows with a department) followed by the
-department-only branches, which fold each candidate's history on their own:
+department-only branches, which read the same per-case summary (``case_spans`` of migration 0016:
+the last feedback before the end is the feedback span in force at the end; the deadline as of the
+end is the deadline span in force then, with the first answer to it):
 
 - the city figures by department (派遣 ``dispatched``, 应结案 ``due``, 结案 ``closed``, 按期结案
   ``on_time``, 返工 ``reworked``, 延期 ``extended``, 缓办 ``deferred``), with the responsible
@@ -94,62 +96,21 @@ _CITY_BY_DEPARTMENT = ("dispatched", "due", "closed", "on_time", "reworked", "ex
 _UNIT_MEMBERS = (
     _MEMBERS
     + """,
-u_cand AS (
-    SELECT case_id FROM case_events WHERE at >= $1 AND at < $2
-    UNION
-    SELECT case_id FROM case_events
-     WHERE action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'request_extension',
-                      'deny_extension')
-       AND cityhub_event_deadline(action, data) >= $1
-       AND cityhub_event_deadline(action, data) < $2
-       AND at < $2
-),
-u_ev AS (
-    SELECT e.case_id, e.version, e.action, e.at, e.department_id, e.data,
-           lag(e.department_id) OVER (PARTITION BY e.case_id ORDER BY e.version) AS prev_dep
-      FROM u_cand JOIN case_events e ON e.case_id = u_cand.case_id
-     WHERE e.at < $2
-),
-u_dl AS (
-    SELECT x.case_id, x.version, x.department_id,
-           CASE WHEN x.action = 'approve_extension' THEN (
-                    SELECT (r.data ->> 'extension_until')::timestamptz FROM case_events r
-                     WHERE r.case_id = x.case_id AND r.version < x.version
-                       AND r.action = 'request_extension'
-                     ORDER BY r.version DESC LIMIT 1)
-                ELSE (x.data ->> 'deadline')::timestamptz END AS deadline
-      FROM u_ev x
-     WHERE x.action IN ('dispatch', 'rework', 'verify_fail', 'resume', 'approve_extension')
-        OR (x.action = 'deny_extension' AND x.data ? 'deadline')  -- a paused clock restored
-),
-u_due AS (
-    SELECT DISTINCT ON (case_id) case_id, version AS dv, deadline, department_id AS due_dep
-      FROM u_dl ORDER BY case_id, version DESC
+u_handled AS (
+    -- the last feedback before the end, given in the period, with the deadline in force then
+    SELECT s.case_id, s.department_id AS fdep, s.at <= s.deadline AS in_time
+      FROM case_spans s
+     WHERE s.kind = 'feedback' AND s.at >= $1 AND s.at < $2
+       AND (s.until IS NULL OR s.until >= $2) AND s.department_id IS NOT NULL
 ),
 u_pending AS (
-    SELECT d.case_id, d.due_dep FROM u_due d
-     WHERE d.due_dep IS NOT NULL AND d.deadline >= $1 AND d.deadline < $2
-       AND NOT EXISTS (
-            SELECT 1 FROM u_ev s
-             WHERE s.case_id = d.case_id AND s.version > d.dv AND s.at <= d.deadline
-               AND s.action IN ('feedback', 'return', 'defer', 'close', 'void'))
-),
-u_fb AS (
-    SELECT DISTINCT ON (case_id) case_id, version AS fv, at AS fat, department_id AS fdep
-      FROM u_ev WHERE action = 'feedback' ORDER BY case_id, version DESC
-),
-u_fb_dl AS (
-    -- the deadline in force at the last feedback: a join and one sort, not a scan of the CTE
-    -- per feedback (a CTE has no index: that was quadratic in the period's cases)
-    SELECT DISTINCT ON (fb.case_id) fb.case_id, dl.deadline
-      FROM u_fb fb JOIN u_dl dl ON dl.case_id = fb.case_id AND dl.version < fb.fv
-     WHERE fb.fat >= $1 AND fb.fdep IS NOT NULL
-     ORDER BY fb.case_id, dl.version DESC
-),
-u_handled AS (
-    SELECT fb.case_id, fb.fdep, fb.fat <= fd.deadline AS in_time
-      FROM u_fb fb LEFT JOIN u_fb_dl fd ON fd.case_id = fb.case_id
-     WHERE fb.fat >= $1 AND fb.fdep IS NOT NULL
+    -- the deadline as of the end, set for a department, falling in the period, and not answered
+    -- (fed back, returned, deferred, closed or voided) by it
+    SELECT s.case_id, s.department_id AS due_dep
+      FROM case_spans s
+     WHERE s.kind = 'deadline' AND s.deadline >= $1 AND s.deadline < $2
+       AND s.at < $2 AND (s.until IS NULL OR s.until >= $2) AND s.department_id IS NOT NULL
+       AND (s.answered_at IS NULL OR s.answered_at > s.deadline)
 ),
 u_to_handle AS (
     SELECT case_id, fdep AS dep FROM u_handled
@@ -177,8 +138,8 @@ unit_members (indicator, case_id, department_id) AS (
     SELECT 'overdue', t.case_id, t.dep FROM u_to_handle t
      WHERE NOT EXISTS (SELECT 1 FROM u_on_time o WHERE o.case_id = t.case_id AND o.dep = t.dep)
     UNION ALL
-    SELECT DISTINCT 'returned', case_id, prev_dep FROM u_ev
-     WHERE action = 'return' AND at >= $1 AND prev_dep IS NOT NULL
+    SELECT DISTINCT 'returned', case_id, department_id FROM case_spans
+     WHERE kind = 'return' AND at >= $1 AND at < $2 AND department_id IS NOT NULL
 )
 """
 )

@@ -1,0 +1,150 @@
+"""The evaluation's per-case summary (migration 0016: ``case_facts`` and ``case_spans``), which the
+trigger on ``case_events`` keeps in each event's transaction and the indicators read.
+
+Two independent derivations must agree: the trigger, event by event, and
+``cityhub_case_facts_rebuild()``, set-based over the whole log. They are compared on the demo city
+(its 400 generated histories written with COPY: returns, extensions, deferrals, reworks,
+voids, quick cases) and on cases driven through ``CaseService`` one move at a time; and the spans
+of a driven history are checked against what happened to it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hub.core import workflow as wf
+from hub.state import HubState
+from storage.db import connect
+from tests.storage.test_evaluation import Driver, at, drive, m
+
+__all__ = ["drive"]
+
+A = wf.Action
+
+_FACTS = "SELECT * FROM case_facts ORDER BY case_id"
+_SPANS = "SELECT * FROM case_spans ORDER BY case_id, version"
+
+
+async def snapshot(state: HubState) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async with connect(state.pool) as conn:
+        return (
+            [dict(r) for r in await conn.fetch(_FACTS)],
+            [dict(r) for r in await conn.fetch(_SPANS)],
+        )
+
+
+async def rebuilt(state: HubState) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async with connect(state.pool) as conn:
+        await conn.execute("SELECT cityhub_case_facts_rebuild()")
+    return await snapshot(state)
+
+
+async def test_the_demo_citys_summary_is_what_the_log_says(hub_state: HubState) -> None:
+    facts, spans = await snapshot(hub_state)
+    async with connect(hub_state.pool) as conn:
+        n_cases = await conn.fetchval("SELECT count(*) FROM cases")
+        kinds = dict(await conn.fetch("SELECT kind, count(*) FROM case_spans GROUP BY kind"))
+    # Every case has its row, and the demo has every kind of span the indicators read.
+    assert len(facts) == n_cases >= 400
+    assert set(kinds) == {"deadline", "feedback", "deferral", "return"}
+    again_facts, again_spans = await rebuilt(hub_state)
+    assert again_facts == facts
+    assert again_spans == spans
+
+
+async def test_a_driven_history_in_spans(drive: tuple[Driver, list[int]]) -> None:
+    d, (dep_a, dep_b) = drive
+    # Dispatched to A, returned, re-dispatched to B, an extension asked and approved, then asked
+    # and denied, deferred and resumed, fed back, reworked, fed back again, verified and closed.
+    cid = await d.report(at(6, 9))
+    until = at(9, 17)
+    await d.path(
+        cid,
+        m(A.REGISTER, at(6, 9, 5)),
+        m(A.DISPATCH, at(6, 9, 10), department_id=dep_a),
+        m(A.RETURN, at(6, 9, 30), note="非本部门"),
+        m(A.DISPATCH, at(6, 10), department_id=dep_b),
+        m(A.ACCEPT, at(6, 10, 5)),
+        m(A.REQUEST_EXTENSION, at(6, 11), extension_until=until, note="材料未到"),
+        m(A.APPROVE_EXTENSION, at(6, 11, 30)),
+        m(A.REQUEST_EXTENSION, at(7, 9), extension_until=until + timedelta(days=1), note="再延"),
+        m(A.DENY_EXTENSION, at(7, 9, 30), note="不予再延"),
+        m(A.DEFER, at(7, 10), note="待天气"),
+        m(A.RESUME, at(7, 14, 30)),
+        m(A.FEEDBACK, at(7, 15)),
+        m(A.REWORK, at(7, 15, 30), note="未清理干净"),
+        m(A.FEEDBACK, at(7, 16)),
+        m(A.REQUEST_VERIFY, at(7, 16, 10)),
+        m(A.VERIFY_PASS, at(7, 16, 20)),
+        m(A.CLOSE, at(7, 16, 30)),
+    )
+    quick = await d.report(at(6, 9), quick=True)
+    facts, spans = await snapshot(d.state)
+    f = next(r for r in facts if r["case_id"] == cid)
+    s = [
+        (r["kind"], r["action"], r["at"], r["until"], r["department_id"], r["answered_at"])
+        for r in spans
+        if r["case_id"] == cid
+    ]
+    async with connect(d.state.pool) as conn:
+        deadlines = {
+            r["version"]: r["deadline"]
+            for r in await conn.fetch(
+                "SELECT version, (data ->> 'deadline')::timestamptz AS deadline FROM case_events"
+                " WHERE case_id = $1",
+                cid,
+            )
+        }
+        final = await conn.fetchval("SELECT deadline FROM case_spans WHERE case_id = $1"
+                                    " ORDER BY version DESC LIMIT 1", cid)  # fmt: skip
+    assert s == [
+        ("deadline", "dispatch", at(6, 9, 10), at(6, 10), dep_a, at(6, 9, 30)),  # answered by 回退
+        ("return", "return", at(6, 9, 30), None, dep_a, None),  # the department that sent it back
+        ("deadline", "dispatch", at(6, 10), at(6, 11, 30), dep_b, None),
+        ("deadline", "approve_extension", at(6, 11, 30), at(7, 14, 30), dep_b, at(7, 10)),
+        ("deferral", "defer", at(7, 10), at(7, 14, 30), None, None),
+        ("deadline", "resume", at(7, 14, 30), at(7, 15, 30), dep_b, at(7, 15)),
+        ("feedback", "feedback", at(7, 15), at(7, 16), dep_b, None),
+        ("deadline", "rework", at(7, 15, 30), None, dep_b, at(7, 16)),
+        ("feedback", "feedback", at(7, 16), None, dep_b, None),
+    ]
+    approved = next(r for r in spans if r["case_id"] == cid and r["action"] == "approve_extension")
+    assert approved["deadline"] == until  # the approved request's date, not the denied one's
+    last_fb = [r for r in spans if r["case_id"] == cid and r["kind"] == "feedback"][-1]
+    assert last_fb["deadline"] == final == max(v for v in deadlines.values() if v is not None)
+    assert f == {
+        "case_id": cid,
+        "is_quick": False,
+        "reported_at": at(6, 9),
+        "registered_at": at(6, 9, 5),
+        "first_dispatch_at": at(6, 9, 10),
+        "first_dispatch_dep": dep_a,
+        "closed_at": at(7, 16, 30),
+        "close_dep": dep_b,
+        "ended_at": at(7, 16, 30),
+        "last_feedback_at": at(7, 16),
+        "deadline": final,
+    }
+    q = next(r for r in facts if r["case_id"] == quick)
+    assert q["is_quick"] and q["reported_at"] == at(6, 9) and q["first_dispatch_at"] is None
+    assert await rebuilt(d.state) == (facts, spans)
+
+
+async def test_a_void_ends_a_deferral(drive: tuple[Driver, list[int]]) -> None:
+    d, (dep_a, _) = drive
+    cid = await d.report(at(6, 9))
+    await d.path(
+        cid,
+        m(A.REGISTER, at(6, 9, 5)),
+        m(A.DISPATCH, at(6, 9, 10), department_id=dep_a),
+        m(A.ACCEPT, at(6, 9, 20)),
+        m(A.DEFER, at(6, 10), note="待施工"),
+        m(A.VOID, at(6, 11), note="已拆除"),
+    )
+    facts, spans = await snapshot(d.state)
+    mine = {r["kind"]: r for r in spans if r["case_id"] == cid}
+    assert mine["deferral"]["until"] == at(6, 11)
+    assert mine["deadline"]["answered_at"] == at(6, 10)  # the deferral answered the deadline
+    f = next(r for r in facts if r["case_id"] == cid)
+    assert f["ended_at"] == at(6, 11) and f["closed_at"] is None
+    assert await rebuilt(d.state) == (facts, spans)
