@@ -21,9 +21,11 @@ What it does:
    demo's 240 days ending at ``NOW`` (2027-01-01 00:00 Beijing time), so the year 2026 holds them
    all. ``tests/bench/test_evalgen.py`` replays generated histories through ``CaseService`` and
    checks the rows and every figure against the generated ones.
-2. Measure, ``--repeats`` times each, after one warm-up: ``city_indicators`` for December 2026,
-   Q4 2026 and the year 2026; ``drill_down`` of 应结案 (the largest list) and 按期结案 for the
-   month; and, in the same run, the reference: ``SELECT action, count(*) FROM case_events GROUP BY
+2. Measure, ``--repeats`` times each, after one warm-up, each family of ``--groups`` (``city``
+   ``city_indicators``, ``departments`` ``department_indicators`` by default; also ``regions``,
+   ``sources``, ``urgent``, ``posts``) for December 2026, Q4 2026 and the year 2026;
+   ``drill_down`` of 应结案 (the largest list) and 按期结案 for the month, and one department's
+   应处置 list; and, in the same run, the reference: ``SELECT action, count(*) FROM case_events GROUP BY
    action`` over the whole table (a bare scan and aggregate of every event). Each figure is
    printed with its p95 and its ratio to the reference's p95. ``--explain`` prints the plan of
    the year (EXPLAIN ANALYZE, BUFFERS).
@@ -60,6 +62,9 @@ from hub.settings import Secret, Settings  # noqa: E402
 from hub.state import HubState  # noqa: E402
 from hub.web.app import build_state, close_state  # noqa: E402
 from storage import evaluation as ev  # noqa: E402
+from storage import evaluation_posts as posts  # noqa: E402
+from storage import evaluation_regions as regions  # noqa: E402
+from storage import evaluation_sources as sources  # noqa: E402
 from storage import evaluation_units as units  # noqa: E402
 from storage.db import EmbeddedPostgres  # noqa: E402
 from storage.errors import StorageError  # noqa: E402
@@ -127,6 +132,45 @@ async def generate(state: HubState, n: int) -> float:
     return took
 
 
+async def _posts(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[Any]:
+    out: list[Any] = []
+    for post in ("supervisor", "seat", "dispatcher", "agent"):
+        out.extend(await posts.post_indicators(conn, start, end, post))
+    return out
+
+
+#: What ``--groups`` may name: every indicator family of the evaluation page, one statement each
+#: (the posts: one per post, run one after the other).
+GROUPS: dict[str, Callable[[asyncpg.Connection, datetime, datetime], Awaitable[Any]]] = {
+    "city": ev.city_indicators,
+    "departments": units.department_indicators,
+    "regions": regions.region_indicators,
+    "sources": sources.source_indicators,
+    "urgent": sources.urgent_indicators,
+    "posts": _posts,
+}
+
+
+def show(group: str, fig: Any) -> str:
+    """A short view of a result, so that a run shows it computed something real."""
+    if group == "city":
+        return (
+            f"受理 {fig.accepted:,} 立案 {fig.registered:,} 派遣 {fig.dispatched:,}"
+            f" 应结案 {fig.due:,} 结案 {fig.closed:,} 按期 {fig.on_time:,}"
+            f" 返工 {fig.reworked:,} 延期 {fig.extended:,} 缓办 {fig.deferred:,}"
+            f" 快速 {fig.quick_reported:,}/{fig.quick_closed:,}"
+        )
+    if group == "departments":
+        return f"{len(fig)} departments, 应处置 {sum(d.count('to_handle') for d in fig):,}"
+    if group == "regions":
+        return f"{len(fig)} streets, 结案 {sum(r.counts.get('closed', 0) for r in fig):,}"
+    if group == "sources":
+        return f"{len(fig)} sources, 受理 {fig[0].total_accepted:,}" if fig else "none"
+    if group == "urgent":
+        return f"urgent {sum(fig.counts.values()):,} rows"
+    return f"{len(fig)} post rows"
+
+
 async def timed(fn: Callable[[], Awaitable[Any]], repeats: int) -> tuple[list[float], Any]:
     result = await fn()  # warm-up (and the value shown)
     times = []
@@ -157,42 +201,27 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
             ("reference: COUNT(*) GROUP BY action, all events", ref95, float("nan"), "")
         ]
         log(f"reference p95 {ref95 * 1000:.0f} ms")
-        for name, (start, end) in periods.items():
-            if name in args.skip:
-                continue
-            times, fig = await timed(
-                functools.partial(ev.city_indicators, conn, start, end), args.repeats
-            )
-            shown = (
-                f"受理 {fig.accepted:,} 立案 {fig.registered:,} 派遣 {fig.dispatched:,}"
-                f" 应结案 {fig.due:,} 结案 {fig.closed:,} 按期 {fig.on_time:,}"
-                f" 返工 {fig.reworked:,} 延期 {fig.extended:,} 缓办 {fig.deferred:,}"
-                f" 快速 {fig.quick_reported:,}/{fig.quick_closed:,}"
-            )
-            p95 = pct(times, 95)
-            rows.append((f"city_indicators, {name}", p95, GOALS_S[name], shown))
-            log(f"{name}: p95 {p95 * 1000:.0f} ms ({p95 / ref95:.2f} x reference); {shown}")
-        for name in ("month", "year"):
-            if name in args.skip:
-                continue
-            start, end = periods[name]
-            await conn.execute(f"SET statement_timeout = '{int(args.unit_timeout)}s'")
-            try:
-                times, deps = await timed(
-                    functools.partial(units.department_indicators, conn, start, end),
-                    args.repeats,
-                )
-            except (StorageError, asyncpg.PostgresError):  # cancelled by the statement timeout
-                rows.append((f"department_indicators, {name}", args.unit_timeout, GOALS_S[name],
-                             f"cancelled after {args.unit_timeout:.0f} s"))  # fmt: skip
-                log(f"departments {name}: cancelled after {args.unit_timeout:.0f} s")
-                continue
-            finally:
-                await conn.execute("SET statement_timeout = 0")
-            p95 = pct(times, 95)
-            shown = f"{len(deps)} departments, 应处置 {sum(d.count('to_handle') for d in deps):,}"
-            rows.append((f"department_indicators, {name}", p95, GOALS_S[name], shown))
-            log(f"departments {name}: p95 {p95 * 1000:.0f} ms; {shown}")
+        for group in args.groups:
+            for name, (start, end) in periods.items():
+                if name in args.skip:
+                    continue
+                await conn.execute(f"SET statement_timeout = '{int(args.timeout)}s'")
+                try:
+                    times, fig = await timed(
+                        functools.partial(GROUPS[group], conn, start, end), args.repeats
+                    )
+                except (StorageError, asyncpg.PostgresError):  # cancelled by the timeout
+                    rows.append((f"{group}, {name}", args.timeout, GOALS_S[name],
+                                 f"cancelled after {args.timeout:.0f} s"))  # fmt: skip
+                    log(f"{group} {name}: cancelled after {args.timeout:.0f} s")
+                    continue
+                finally:
+                    await conn.execute("SET statement_timeout = 0")
+                shown = show(group, fig)
+                p95 = pct(times, 95)
+                rows.append((f"{group}, {name}", p95, GOALS_S[name], shown))
+                log(f"{group} {name}: p95 {p95 * 1000:.0f} ms ({p95 / ref95:.2f} x reference);"
+                    f" {shown}")  # fmt: skip
         start, end = periods["month"]
         for ind in (ev.Indicator.DUE, ev.Indicator.ON_TIME):
             times, ids = await timed(
@@ -201,6 +230,21 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
             p95 = pct(times, 95)
             rows.append((f"drill_down {ind.value}, month", p95, GOALS_S["drill"], f"{len(ids):,}"))
             log(f"drill {ind.value}: p95 {p95 * 1000:.0f} ms, {len(ids):,} cases")
+        dep = await conn.fetchval(
+            "SELECT department_id FROM case_spans WHERE kind = 'deadline'"
+            " AND department_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        )
+        if dep is not None:
+            times, ids = await timed(
+                functools.partial(
+                    units.department_drill_down, conn, "to_handle", start, end, department_id=dep
+                ),
+                args.repeats,
+            )
+            p95 = pct(times, 95)
+            rows.append(("department_drill_down to_handle, month", p95, GOALS_S["drill"],
+                         f"department {dep}: {len(ids):,}"))  # fmt: skip
+            log(f"department drill: p95 {p95 * 1000:.0f} ms, {len(ids):,} cases")
         plan: list[str] = []
         if args.explain:
             start, end = periods[args.explain]
@@ -242,7 +286,9 @@ async def run(args: argparse.Namespace, base: str) -> int:
         data_dir=data_dir, database_url=Secret(dsn_for(base, dbname)), secret_key=Secret("bench")
     )
     args.dsn = dsn_for(base, dbname)
-    state = await build_state(settings, live=False)
+    t0 = time.perf_counter()
+    state = await build_state(settings, live=False)  # applies pending migrations
+    log(f"hub state built (migrations applied) in {time.perf_counter() - t0:.1f} s")
     try:
         async with state.pool.acquire() as conn:
             have = await conn.fetchval("SELECT count(*) FROM cases")
@@ -269,10 +315,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--skip", nargs="*", default=[], choices=("month", "quarter", "year"), help="periods"
     )
     p.add_argument(
-        "--unit-timeout",
-        type=float,
-        default=120.0,
-        help="seconds before a departments' run is cancelled",
+        "--groups",
+        nargs="*",
+        default=["city", "departments"],
+        choices=tuple(GROUPS),
+        help="indicator families to time (default: city departments)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds before one statement is cancelled"
     )
     p.add_argument("--explain", choices=("month", "quarter", "year"), help="print that plan")
     args = p.parse_args(argv)
