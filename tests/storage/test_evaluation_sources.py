@@ -163,3 +163,110 @@ async def test_refusals(hub_state: HubState) -> None:
         assert exc.value.code == "unknown_indicator"
         empty = await es.urgent_indicators(conn, *WEEK)
         assert empty.average_handling_s is None and not any(empty.counts.values())
+
+
+# -- migration 0017: the urgent marks as spans (case_urgency) --------------------------------
+
+_URGENCY = "SELECT * FROM case_urgency ORDER BY case_id, version"
+
+
+async def urgency(state: HubState, *, rebuild: bool = False) -> list[dict[str, Any]]:
+    async with connect(state.pool) as conn:
+        if rebuild:
+            await conn.execute("SELECT cityhub_case_urgency_rebuild()")
+        return [dict(r) for r in await conn.fetch(_URGENCY)]
+
+
+async def test_the_trigger_and_the_rebuild_keep_the_same_urgent_spans(
+    drive: tuple[Driver, list[int]],
+) -> None:
+    d, (dep, dep_b) = drive
+    # Marked at registration, unmarked at a dispatch, returned, marked again at a re-dispatch.
+    c1 = await d.report(at(6, 9))
+    await d.path(
+        c1,
+        m(A.REGISTER, at(6, 9, 5), urgent=True),
+        m(A.DISPATCH, at(6, 9, 10), department_id=dep, urgent=False),
+        m(A.RETURN, at(6, 9, 30), note="非本部门"),
+        m(A.DISPATCH, at(6, 10), department_id=dep_b, urgent=True),
+    )
+    c2 = await d.report(at(6, 9))  # never marked: no row
+    await d.act(c2, A.REGISTER, at(6, 9, 5))
+    c3 = await d.report(at(6, 9))  # marked twice in a row (true, then true again)
+    await d.path(
+        c3,
+        m(A.REGISTER, at(6, 9, 5), urgent=True),
+        m(A.DISPATCH, at(6, 9, 10), department_id=dep, urgent=True),
+    )
+    rows = await urgency(d.state)
+    assert [(r["case_id"], r["at"], r["urgent"], r["until"]) for r in rows] == [
+        (c1, at(6, 9, 5), True, at(6, 9, 10)),
+        (c1, at(6, 9, 10), False, at(6, 10)),
+        (c1, at(6, 10), True, None),
+        (c3, at(6, 9, 5), True, at(6, 9, 10)),
+        (c3, at(6, 9, 10), True, None),
+    ]
+    assert await urgency(d.state, rebuild=True) == rows
+    # The demo city's histories (written with COPY, through the same trigger) agree as well.
+    async with connect(d.state.pool) as conn:
+        marks = await conn.fetchval("SELECT count(*) FROM case_events WHERE data ? 'urgent'")
+    assert len(rows) == marks
+
+
+async def test_urgency_changed_after_the_end_does_not_move_the_week(
+    drive: tuple[Driver, list[int]],
+) -> None:
+    d, (dep, dep_b) = drive
+    end = WEEK[1]
+    next_week = (end, end + timedelta(days=7))
+    b1 = await d.report(at(6, 9))  # urgent at registration, dispatched, still open at the end
+    await d.path(
+        b1,
+        m(A.REGISTER, at(6, 9, 5), urgent=True),
+        m(A.DISPATCH, at(6, 9, 10), department_id=dep),
+    )
+    b2 = await d.report(at(6, 9))  # registered, not urgent, waits for dispatch
+    await d.act(b2, A.REGISTER, at(6, 9, 5))
+    b3 = await d.report(at(6, 9))  # urgent, closed in the week
+    await d.path(
+        b3,
+        m(A.REGISTER, at(6, 9, 5), urgent=True),
+        m(A.DISPATCH, at(6, 9, 10), department_id=dep),
+        m(A.ACCEPT, at(6, 9, 15)),
+        m(A.FEEDBACK, at(6, 9, 40)),
+        m(A.REQUEST_VERIFY, at(6, 9, 45)),
+        m(A.VERIFY_PASS, at(6, 9, 50)),
+        m(A.CLOSE, at(6, 10)),
+    )
+    want = {
+        "accepted": [b1, b3],
+        "registered": [b1, b3],
+        "dispatched": [b1, b3],
+        "due": [b1, b3],  # b1's urgent deadline (11:10) passed open in the week
+        "closed": [b3],
+        "on_time": [b3],
+    }
+
+    async def week(period: tuple[datetime, datetime] = WEEK) -> dict[str, list[int]]:
+        async with connect(d.state.pool) as conn:
+            figs = await es.urgent_indicators(conn, *period)
+            got = {f.value: await es.urgent_drill_down(conn, f, *period) for f in es.UrgentFigure}
+        assert {k: len(v) for k, v in got.items()} == figs.counts
+        if period == WEEK:
+            assert figs.average_handling_s == 30 * 60  # b3: dispatched 09:10, fed back 09:40
+        return {k: v for k, v in got.items() if v}
+
+    assert await week() == want
+    # At the very end (the first instant after the week): b1 sent back and re-dispatched unmarked,
+    # b2 dispatched urgent. The week's figures stay; the next week sees the new marks.
+    await d.path(
+        b1,
+        m(A.RETURN, end, note="非本部门"),
+        m(A.DISPATCH, end, department_id=dep_b, urgent=False),
+    )
+    await d.act(b2, A.DISPATCH, end, department_id=dep, urgent=True)
+    assert await week() == want
+    following = await week(next_week)
+    assert following["dispatched"] == [b2] and b1 not in following.get("due", [])
+    assert await urgency(d.state, rebuild=True) == await urgency(d.state)
+    assert await week() == want
