@@ -247,3 +247,60 @@ async def region_drill_down(
     with map_pg_errors():
         rows = await conn.fetch(_REGION_DRILL, start, end, level, fig.value, grid_id, major_name)
     return [int(r["case_id"]) for r in rows]
+
+
+#: $1 = start, $2 = end, $3 = the indicator, $4 = the department (or NULL), $5 = how many.
+_HOT_SPOTS = (
+    _MEMBERS
+    + """,
+hot AS (
+    SELECT c.category_id, c.grid_id FROM members m JOIN cases c ON c.id = m.case_id
+     WHERE m.indicator = $3 AND ($4::integer IS NULL OR m.department_id = $4)
+),
+by_category AS (
+    SELECT k.major_name || '·' || k.minor_name AS name, count(*) AS n
+      FROM hot h JOIN categories k ON k.id = h.category_id GROUP BY 1
+),
+by_grid AS (
+    SELECT g.name || '（' || g.code || '）' AS name, count(*) AS n
+      FROM hot h JOIN grids g ON g.id = h.grid_id GROUP BY 1
+)
+(SELECT 'category' AS kind, name, n FROM by_category ORDER BY n DESC, name COLLATE "C" LIMIT $5)
+UNION ALL
+(SELECT 'grid', name, n FROM by_grid ORDER BY n DESC, name COLLATE "C" LIMIT $5)"""
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HotSpots:
+    """The most reported categories (``大类·小类``) and unit grids (``名称（编码）``) of a period,
+    each a list of (name, count), most first, ties by name (code-point order)."""
+
+    categories: list[tuple[str, int]]
+    grids: list[tuple[str, int]]
+
+
+async def hot_spots(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    department_id: int | None = None,
+    limit: int = 5,
+) -> HotSpots:
+    """The hot spots (问题热点) of ``[start, end)``, counted in one statement: the period's 受理
+    cases (with ``department_id``: the cases first dispatched to it in the period, its 派遣数)
+    grouped by category and by unit grid, the top ``limit`` of each. A case without a grid counts
+    for its category only."""
+    _check_period(start, end)
+    if not 1 <= limit <= 100:
+        raise InvalidRequest(
+            "热点数量须在 1 到 100 之间", code="bad_limit", details={"limit": limit}
+        )
+    figure = "accepted" if department_id is None else "dispatched"
+    with map_pg_errors():
+        rows = await conn.fetch(_HOT_SPOTS, start, end, figure, department_id, limit)
+    out: dict[str, list[tuple[str, int]]] = {"category": [], "grid": []}
+    for r in rows:
+        out[str(r["kind"])].append((str(r["name"]), int(r["n"])))
+    return HotSpots(out["category"], out["grid"])

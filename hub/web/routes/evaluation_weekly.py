@@ -16,8 +16,8 @@ from hub.web.evaluation_query import Day
 from hub.web.http import ApiRoute, params_of
 from hub.web.routes.common import hub
 from hub.web.routes.evaluation_tables import department_name, department_rows
-from storage import cases as q
 from storage import evaluation as ev
+from storage import evaluation_regions as er
 from storage.db import connect
 
 
@@ -27,10 +27,6 @@ class WeeklyQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 
 HOT_SPOTS = 5
-
-
-def _top(counter: dict[str, int]) -> list[tuple[str, int]]:
-    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:HOT_SPOTS]
 
 
 async def get_weekly(request: Request, p: Principal) -> Response:
@@ -55,22 +51,9 @@ async def get_weekly(request: Request, p: Principal) -> Response:
             )
             figures.append(v.figures_json(ind, formula))
         # Hot spots: the week's reports (a department: the cases dispatched to it) by category
-        # and by grid, from the figure's own list.
-        figure = ev.Indicator.ACCEPTED if dep is None else ev.Indicator.DISPATCHED
-        ids = await ev.drill_down(conn, figure, period.start, period.end, department_id=dep)
-        cases = await q.get_cases(conn, ids)
+        # and by grid, counted in SQL from the figure's own members.
+        hot = await er.hot_spots(conn, period.start, period.end, department_id=dep, limit=HOT_SPOTS)
     rows = await department_rows(request, p, period, subtract)
-    cats: dict[str, int] = {}
-    grids: dict[str, int] = {}
-    for c in cases:
-        cat = h.catalog.categories.get(c.category_id)
-        if cat is not None:
-            name = f"{cat.major_name}·{cat.minor_name}"
-            cats[name] = cats.get(name, 0) + 1
-        grid = h.catalog.grids.get(c.grid_id) if c.grid_id is not None else None
-        if grid is not None:
-            gname = f"{grid.name}（{grid.code}）"
-            grids[gname] = grids.get(gname, 0) + 1
     data = wk.WeeklyData(
         city_name="",
         scope="全市" if dep is None else (department_name(request, dep) or "本部门"),
@@ -79,8 +62,8 @@ async def get_weekly(request: Request, p: Principal) -> Response:
         now=figures[0],
         before=figures[1],
         departments=rows,
-        hot_categories=_top(cats),
-        hot_grids=_top(grids),
+        hot_categories=hot.categories,
+        hot_grids=hot.grids,
         generated_at=h.cases.clock().astimezone(tz),
     )
     return Response(

@@ -5,11 +5,18 @@ department's report."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
+from hub.cases.service import NewCase
+from hub.core import workflow as wf
+from hub.state import HubState
+from storage.db import connect
+from storage.evaluation_regions import parse_polygon
 from tests.conftest import Api
-from tests.hub.web.test_api_evaluation import DAY, Week, ok, week
+from tests.hub.web.test_api_evaluation import DAY, Week, at, ok, week
+from tests.storage.test_evaluation import Driver, m
 
 __all__ = ["week"]
 
@@ -105,3 +112,78 @@ async def test_weekly_report_of_a_department(week: tuple[Week, dict[str, Api]]) 
     rows = (await ok(u["viewer"], "/api/evaluation/departments"))["rows"]
     a_name = next(r["name"] for r in rows if r["department_id"] == w.dep_a)
     assert league[0][1] != a_name and a_name not in text
+
+
+async def test_weekly_hot_spots_are_the_hand_counted_top_five(
+    hub_state: HubState, week: tuple[Week, dict[str, Api]]
+) -> None:
+    w, u = week
+    async with connect(hub_state.pool) as conn:
+        admin = await conn.fetchval("SELECT id FROM users WHERE username = 'admin'")
+        grid_rows = await conn.fetch(
+            "SELECT id, code, name, boundary::text AS b FROM grids WHERE level = 2"
+            " ORDER BY id LIMIT 3"
+        )
+    cats = sorted(
+        (c for c in hub_state.catalog.categories.values() if c.active), key=lambda c: c.id
+    )
+    fixture_cat = next(
+        c for c in cats if c.time_limit_unit == "hours" and c.time_limit_value == 4
+    )  # the week fixture's three cases (no grid) are of this category
+    x = [c for c in cats if f"{c.major_name}·{c.minor_name}" != name(fixture_cat)][:6]
+    d = Driver(hub_state, int(admin), fixture_cat.id)
+
+    def centre(b: str) -> tuple[float, float]:
+        ring = parse_polygon(b)
+        return sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)
+
+    spots = [centre(str(g["b"])) for g in grid_rows]
+    gname = [f"{g['name']}（{g['code']}）" for g in grid_rows]
+
+    async def report(cat: int, when: datetime, grid: int | None) -> int:
+        d.now = when
+        lon, lat = spots[grid] if grid is not None else (None, None)
+        new = NewCase(
+            category_id=cat, source="public", description="热点测试", address="测试路2号",
+            lon=lon, lat=lat,
+        )  # fmt: skip
+        body = await d.svc.create(d.actor, new)
+        d.version[body["id"]] = body["version"]
+        return int(body["id"])
+
+    # This week: x0 three times (grids 0, 0, 1), x1 twice (grids 1, 2), x2..x5 once each (grid 2
+    # for x2, no grid for the others). Last week: x1 three more times in grid 2 (not counted).
+    for cat, grid in [(0, 0), (0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (3, None), (4, None),
+                      (5, None)]:  # fmt: skip
+        await report(x[cat].id, at(7, 10), grid)
+    for _ in range(3):
+        await report(x[1].id, at(6, 10) - timedelta(days=7), 2)
+    # One of them dispatched to B: B's report counts what was dispatched to B in the week.
+    to_b = await report(x[4].id, at(8, 10), 0)
+    await d.path(
+        to_b,
+        m(wf.Action.REGISTER, at(8, 10, 5)),
+        m(wf.Action.DISPATCH, at(8, 10, 10), department_id=w.dep_b),
+    )
+
+    # By hand: the fixture's category 3 (its three cases), x0 3, x1 2, x4 2 (with to_b), then
+    # x2, x3, x5 one each: the fifth place goes to the first of those three by name.
+    ones = sorted([name(x[2]), name(x[3]), name(x[5])])
+    top = [(name(fixture_cat), 3), (name(x[0]), 3), (name(x[1]), 2), (name(x[4]), 2)]
+    want_cats = [*sorted(top, key=lambda kv: (-kv[1], kv[0])), (ones[0], 1)]
+    # Grids: 0 holds x0, x0, to_b (3); 1 holds x0, x1 (2); 2 holds x1, x2 (2).
+    want_grids = [(gname[0], 3), *sorted([(gname[1], 2), (gname[2], 2)])]
+
+    rep, _, _ = await weekly(u["viewer"])
+    assert [(r[0], int(r[1])) for r in table_with(rep, "案件类别")[1:]] == want_cats
+    assert [(r[0], int(r[1])) for r in table_with(rep, "网格")[1:]] == want_grids
+    # The department's: the fixture's late case and to_b, both dispatched to B this week.
+    rep, _, _ = await weekly(u["dept_b"])
+    assert [(r[0], int(r[1])) for r in table_with(rep, "案件类别")[1:]] == sorted(
+        [(name(fixture_cat), 1), (name(x[4]), 1)], key=lambda kv: kv[0]
+    )
+    assert [(r[0], int(r[1])) for r in table_with(rep, "网格")[1:]] == [(gname[0], 1)]
+
+
+def name(cat: Any) -> str:
+    return f"{cat.major_name}·{cat.minor_name}"
