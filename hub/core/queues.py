@@ -2,7 +2,8 @@
 
 A queue is a named filter of the case list (its states) shown to some roles, with its count. The
 user's scope (a department's own cases, a field supervisor's grids) is applied by the list query
-itself, so "待核查" for a supervisor counts the verifications in that supervisor's grids. The board
+itself, so "待核查" (and "待核实", the reports sent for confirmation before registration) for a
+supervisor counts the tasks in that supervisor's grids. The board
 shows the first queue of a role as its default view (``default_queue``).
 
 The pages never copy these rules: ``GET /api/queues`` serves the queues (with counts) and the state
@@ -49,6 +50,7 @@ QUEUES: tuple[Queue, ...] = (
     Queue("to_sign", "待签收", frozenset({Role.DEPARTMENT}) | _ADMIN, (S.DISPATCHED,)),
     Queue("handling", "处置中", frozenset({Role.DEPARTMENT}) | _ADMIN, (S.HANDLING,)),
     Queue("to_check", "待核查", frozenset({Role.SUPERVISOR}) | _ADMIN, (S.VERIFYING,)),
+    Queue("to_confirm", "待核实", frozenset({Role.SUPERVISOR}) | _ADMIN, (S.CONFIRMING,)),
     Queue("quick", "快速处置中", frozenset({Role.SUPERVISOR}) | _ADMIN, (S.QUICK_HANDLING,)),
 )
 

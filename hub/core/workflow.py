@@ -6,7 +6,9 @@ A case moves through the six stages of digital city management::
 
     report ──▶ register ──▶ dispatch ──▶ accept ──▶ handle ──▶ feedback ──▶ verify ──▶ close
       │           (seat)     (dispatcher) (dept)      (dept)     (dept)    (supervisor) (seat)
-      └─▶ reject (invalid / duplicate of another case)
+      ├─▶ reject (invalid / duplicate of another case)
+      └─▶ request_confirm ──▶ confirm_pass / confirm_fail ──▶ back to reported
+            (seat)              (the grid's supervisor)         (the seat registers or rejects)
 
 ``TRANSITIONS`` maps ``(state, action)`` to the next state; it is the only place that says which move
 is legal. ``ACTION_ROLES`` says who may take each action; ``apply()`` adds the scope rules (department
@@ -14,6 +16,14 @@ staff act only on their department's cases, field supervisors only in their grid
 (a dispatch needs a department and a deadline, feedback needs photos, an extension approval needs a
 pending request ...). ``apply()`` never mutates: it returns an ``Outcome`` (the next state, the
 column changes and the event to append) or raises, leaving the case untouched.
+
+核实 (confirmation before registration): a report the seat cannot judge from the desk (from the
+public, the 12319 hotline, a sensor or a video) is sent to the grid's field supervisor, who goes to
+the site and answers 属实 (``confirm_pass``) or 不属实 (``confirm_fail``, with a note); either way
+the case is back with the seat, who registers or rejects it. The event records the answer
+(``confirm_pass`` / ``confirm_fail``, ``data.confirmed``); the time from ``request_confirm`` to the
+answer is the supervisor's 按时核实 (``storage/evaluation_posts.py``). A case with no grid has no
+supervisor to send it to: ``request_confirm`` is refused (``no_grid``).
 
 Side paths: return (回退) from the department to the command center, extension (延期) requested by the
 department and approved or denied by a dispatcher, deferral (缓办) and resumption, escalation (督办:
@@ -47,6 +57,7 @@ from hub.core.errors import Forbidden, IllegalTransition, ValidationFailed
 
 class CaseState(StrEnum):
     REPORTED = "reported"  # 待受理
+    CONFIRMING = "confirming"  # 核实中 (task with the grid supervisor, before registration)
     QUICK_HANDLING = "quick_handling"  # 快速处置中
     REGISTERED = "registered"  # 待派遣
     DISPATCHED = "dispatched"  # 待签收
@@ -66,6 +77,9 @@ class Action(StrEnum):
     QUICK_REPORT = "quick_report"  # creates a quick-handling case (no from-state)
     REGISTER = "register"
     REJECT = "reject"
+    REQUEST_CONFIRM = "request_confirm"  # 发送核实 (before registration)
+    CONFIRM_PASS = "confirm_pass"  # 核实属实
+    CONFIRM_FAIL = "confirm_fail"  # 核实不属实
     DISPATCH = "dispatch"
     ACCEPT = "accept"
     RETURN = "return"
@@ -117,6 +131,7 @@ A = Action
 OPEN_STATES: frozenset[CaseState] = frozenset(
     {
         S.REPORTED,
+        S.CONFIRMING,
         S.QUICK_HANDLING,
         S.REGISTERED,
         S.DISPATCHED,
@@ -139,6 +154,10 @@ INITIAL: Mapping[Action, CaseState] = {A.REPORT: S.REPORTED, A.QUICK_REPORT: S.Q
 TRANSITIONS: Mapping[tuple[CaseState, Action], CaseState] = {
     (S.REPORTED, A.REGISTER): S.REGISTERED,
     (S.REPORTED, A.REJECT): S.REJECTED,
+    # 核实: the grid's supervisor confirms the report on site; the seat then decides.
+    (S.REPORTED, A.REQUEST_CONFIRM): S.CONFIRMING,
+    (S.CONFIRMING, A.CONFIRM_PASS): S.REPORTED,
+    (S.CONFIRMING, A.CONFIRM_FAIL): S.REPORTED,
     (S.REGISTERED, A.DISPATCH): S.DISPATCHED,
     (S.RETURNED, A.DISPATCH): S.DISPATCHED,
     (S.DISPATCHED, A.ACCEPT): S.HANDLING,
@@ -182,6 +201,9 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = {
     A.QUICK_REPORT: frozenset({Role.SUPERVISOR}) | _ADMIN,
     A.REGISTER: frozenset({Role.SEAT}) | _ADMIN,
     A.REJECT: frozenset({Role.SEAT}) | _ADMIN,
+    A.REQUEST_CONFIRM: frozenset({Role.SEAT}) | _ADMIN,
+    A.CONFIRM_PASS: frozenset({Role.SUPERVISOR}) | _ADMIN,
+    A.CONFIRM_FAIL: frozenset({Role.SUPERVISOR}) | _ADMIN,
     A.DISPATCH: frozenset({Role.DISPATCHER}) | _ADMIN,
     A.ACCEPT: frozenset({Role.DEPARTMENT}) | _ADMIN,
     A.RETURN: frozenset({Role.DEPARTMENT}) | _ADMIN,
@@ -208,7 +230,16 @@ DEPARTMENT_SCOPED: frozenset[Action] = frozenset(
 )
 #: Actions a field supervisor may take only in their own grids.
 GRID_SCOPED: frozenset[Action] = frozenset(
-    {A.REPORT, A.QUICK_REPORT, A.QUICK_COMPLETE, A.VERIFY_PASS, A.VERIFY_FAIL, A.ADD_EVIDENCE}
+    {
+        A.REPORT,
+        A.QUICK_REPORT,
+        A.QUICK_COMPLETE,
+        A.CONFIRM_PASS,
+        A.CONFIRM_FAIL,
+        A.VERIFY_PASS,
+        A.VERIFY_FAIL,
+        A.ADD_EVIDENCE,
+    }
 )
 #: Actions that must carry a note (a reason a person can read later).
 NOTE_REQUIRED: frozenset[Action] = frozenset(
@@ -218,6 +249,7 @@ NOTE_REQUIRED: frozenset[Action] = frozenset(
         A.REQUEST_EXTENSION,
         A.DENY_EXTENSION,
         A.DEFER,
+        A.CONFIRM_FAIL,
         A.VERIFY_FAIL,
         A.REWORK,
         A.ESCALATE,
@@ -252,6 +284,7 @@ SOURCE_ROLES: Mapping[Role, frozenset[Source]] = {
 #: Chinese labels, one map per enum (a state and an action may share a value, e.g. "feedback").
 STATE_LABELS: Mapping[CaseState, str] = {
     S.REPORTED: "待受理",
+    S.CONFIRMING: "核实中",
     S.QUICK_HANDLING: "快速处置中",
     S.REGISTERED: "待派遣",
     S.DISPATCHED: "待签收",
@@ -270,6 +303,9 @@ ACTION_LABELS: Mapping[Action, str] = {
     A.QUICK_REPORT: "快速处置上报",
     A.REGISTER: "立案",
     A.REJECT: "不予立案",
+    A.REQUEST_CONFIRM: "发送核实",
+    A.CONFIRM_PASS: "核实属实",
+    A.CONFIRM_FAIL: "核实不属实",
     A.DISPATCH: "派遣",
     A.ACCEPT: "签收",
     A.RETURN: "回退",
@@ -479,6 +515,10 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
         )
     _check_role(actor, a)
     _check_scope(actor, a, case.department_id, case.grid_id)
+    if a is A.REQUEST_CONFIRM and case.grid_id is None:
+        raise IllegalTransition(
+            "案件没有所属网格，无法发送监督员核实", code="no_grid", details={"action": a.value}
+        )
     _check_args(cmd, now)
 
     changes: dict[str, Any] = {"state": to}
@@ -547,7 +587,10 @@ def apply(case: CaseFacts, actor: Actor, cmd: Command, now: datetime) -> Outcome
         changes["escalation_count"] = case.escalation_count + 1
     elif a is A.VOID:
         changes.update(closed_at=now, pending_extension_until=None)
-    return Outcome(case.state, to, a, changes, _event_data(cmd))
+    data = _event_data(cmd)
+    if a in (A.CONFIRM_PASS, A.CONFIRM_FAIL):
+        data["confirmed"] = a is A.CONFIRM_PASS
+    return Outcome(case.state, to, a, changes, data)
 
 
 def _event_data(cmd: Command) -> dict[str, Any]:
@@ -586,6 +629,8 @@ def allowed_actions(case: CaseFacts, actor: Actor) -> list[Action]:
             action in (A.APPROVE_EXTENSION, A.DENY_EXTENSION)
             and case.pending_extension_until is None
         ):
+            continue
+        if action is A.REQUEST_CONFIRM and case.grid_id is None:
             continue
         out.append(action)
     return out

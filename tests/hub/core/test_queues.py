@@ -11,7 +11,8 @@ def test_every_working_role_has_its_queues_in_tab_order() -> None:
     assert labels[wf.Role.SEAT] == ["待受理", "待核查申请", "待结案"]
     assert labels[wf.Role.DISPATCHER] == ["待派遣", "缓办"]
     assert labels[wf.Role.DEPARTMENT] == ["待签收", "处置中"]
-    assert labels[wf.Role.SUPERVISOR] == ["待核查", "快速处置中"]
+    assert labels[wf.Role.SUPERVISOR] == ["待核查", "待核实", "快速处置中"]
+    assert wq.default_queue(wf.Role.SUPERVISOR).name == "to_check"  # type: ignore[union-attr]
     assert labels[wf.Role.VIEWER] == [] and labels[wf.Role.AGENT] == []
     assert len(labels[wf.Role.ADMIN]) == len(wq.QUEUES)
     assert wq.default_queue(wf.Role.SEAT) is not None
@@ -41,3 +42,11 @@ def test_state_groups_are_the_workflow_sets() -> None:
     assert set(wq.STATE_GROUPS["terminal"]) == wf.TERMINAL_STATES
     j = wq.queue_json(wq.QUEUES[0], 3)
     assert j == {"name": "to_accept", "label": "待受理", "states": ["reported"], "count": 3}
+
+
+def test_the_supervisors_confirmations() -> None:
+    """待核实: the reports a seat sent to the grid's supervisor before registering them."""
+    (q,) = [q for q in wq.QUEUES if q.name == "to_confirm"]
+    assert q.label == "待核实" and q.states == (wf.CaseState.CONFIRMING,)
+    assert q.roles == {wf.Role.SUPERVISOR, wf.Role.ADMIN}
+    assert "confirming" in [s.value for s in wq.STATE_GROUPS["open"]]

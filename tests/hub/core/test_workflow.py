@@ -122,6 +122,7 @@ _DEPARTMENT_STATES |= {S.VERIFIED, S.CLOSED}
 EXPECTED_OPEN = frozenset(
     {
         S.REPORTED,
+        S.CONFIRMING,
         S.QUICK_HANDLING,
         S.REGISTERED,
         S.DISPATCHED,
@@ -145,6 +146,11 @@ EXPECTED_ESCALATE_STATES = EXPECTED_OPEN
 EXPECTED_TRANSITIONS: dict[tuple[CaseState, Action], CaseState] = {
     (S.REPORTED, A.REGISTER): S.REGISTERED,
     (S.REPORTED, A.REJECT): S.REJECTED,  # invalid, or a duplicate of another case
+    # 核实: before deciding, the seat may send the grid's supervisor to see whether the problem
+    # is there; 属实 or 不属实, the case comes back to the seat, who registers or rejects it.
+    (S.REPORTED, A.REQUEST_CONFIRM): S.CONFIRMING,
+    (S.CONFIRMING, A.CONFIRM_PASS): S.REPORTED,
+    (S.CONFIRMING, A.CONFIRM_FAIL): S.REPORTED,
     (S.REGISTERED, A.DISPATCH): S.DISPATCHED,
     (S.DISPATCHED, A.ACCEPT): S.HANDLING,  # the department signs for it
     (S.HANDLING, A.FEEDBACK): S.FEEDBACK,
@@ -337,6 +343,7 @@ def close(j: Journey) -> Journey:
 #: How to reach each state by legal moves: (previous state, step).
 ROUTE: dict[CaseState, tuple[CaseState, Callable[[Journey], Journey]]] = {
     S.REGISTERED: (S.REPORTED, register),
+    S.CONFIRMING: (S.REPORTED, lambda j: j.do(SEAT, A.REQUEST_CONFIRM)),
     S.REJECTED: (
         S.REPORTED,
         lambda j: j.do(SEAT, A.REJECT, note="无效", reject_reason=RejectReason.INVALID),
@@ -576,6 +583,9 @@ EXPECTED_ROLES: dict[Action, frozenset[Role]] = {
     A.QUICK_REPORT: frozenset({Role.SUPERVISOR}),
     A.REGISTER: frozenset({Role.SEAT}),
     A.REJECT: frozenset({Role.SEAT}),
+    A.REQUEST_CONFIRM: frozenset({Role.SEAT}),
+    A.CONFIRM_PASS: frozenset({Role.SUPERVISOR}),
+    A.CONFIRM_FAIL: frozenset({Role.SUPERVISOR}),
     A.REQUEST_VERIFY: frozenset({Role.SEAT}),
     A.CLOSE: frozenset({Role.SEAT}),
     A.REWORK: frozenset({Role.SEAT}),
@@ -680,6 +690,8 @@ DEPARTMENT_MOVES = [
 ]
 #: Hand-written: the field supervisor's moves on a case in a grid.
 SUPERVISOR_MOVES = [
+    (S.CONFIRMING, A.CONFIRM_PASS),
+    (S.CONFIRMING, A.CONFIRM_FAIL),
     (S.VERIFYING, A.VERIFY_PASS),
     (S.VERIFYING, A.VERIFY_FAIL),
     (S.QUICK_HANDLING, A.QUICK_COMPLETE),
@@ -787,7 +799,7 @@ class TestGridScope:
 #: Hand-written: every refusal, detour and cancellation must say why.
 EXPECTED_NOTE_ACTIONS = frozenset(
     {A.REJECT, A.RETURN, A.REQUEST_EXTENSION, A.DENY_EXTENSION, A.DEFER}
-    | {A.VERIFY_FAIL, A.REWORK, A.ESCALATE, A.VOID}
+    | {A.CONFIRM_FAIL, A.VERIFY_FAIL, A.REWORK, A.ESCALATE, A.VOID}
 )
 #: Hand-written: the after-photo of the work (and the before-photo of a quick report).
 EXPECTED_PHOTO_ACTIONS = frozenset({A.FEEDBACK, A.QUICK_REPORT, A.QUICK_COMPLETE, A.ADD_EVIDENCE})
@@ -1223,6 +1235,80 @@ class TestCounters:
 # --------------------------------------------------------------------------------------------------
 
 
+class TestConfirmation:
+    """核实: a report sent to the grid's supervisor before the seat decides on it."""
+
+    def public_report(self, grid_id: int | None = GRID) -> Journey:
+        return Journey.start(SEAT, A.REPORT, grid_id=grid_id)
+
+    def test_confirmed_then_registered(self) -> None:
+        j = self.public_report().do(SEAT, A.REQUEST_CONFIRM)
+        out = apply(j.case, SUPERVISOR, Command(A.CONFIRM_PASS, attachment_ids=PHOTOS), NOW)
+        assert (out.from_state, out.to_state) == (S.CONFIRMING, S.REPORTED)
+        assert out.event_data == {"confirmed": True}
+        assert dict(out.changes) == {"state": S.REPORTED}  # no column but the state
+        register(j.do(SUPERVISOR, A.CONFIRM_PASS))
+        assert j.trail == [S.REPORTED, S.CONFIRMING, S.REPORTED, S.REGISTERED]
+        assert j.row["registered_at"] == NOW
+
+    def test_a_photo_is_welcome_not_required(self) -> None:
+        j = self.public_report().do(SEAT, A.REQUEST_CONFIRM)
+        assert apply(j.case, SUPERVISOR, Command(A.CONFIRM_PASS), NOW).to_state is S.REPORTED
+
+    def test_not_confirmed_needs_a_note_then_rejected(self) -> None:
+        j = self.public_report().do(SEAT, A.REQUEST_CONFIRM)
+        e = refused(ValidationFailed, j.case, SUPERVISOR, Command(A.CONFIRM_FAIL, note="  "))
+        assert e.value.code == "note_required"
+        out = apply(j.case, SUPERVISOR, Command(A.CONFIRM_FAIL, note="现场未发现"), NOW)
+        assert out.event_data == {"confirmed": False}
+        j.do(SUPERVISOR, A.CONFIRM_FAIL, note="现场未发现")
+        j.do(SEAT, A.REJECT, note="核实不属实", reject_reason=RejectReason.INVALID)
+        assert j.trail == [S.REPORTED, S.CONFIRMING, S.REPORTED, S.REJECTED]
+
+    def test_sent_again_after_an_answer(self) -> None:
+        j = self.public_report().do(SEAT, A.REQUEST_CONFIRM)
+        j.do(SUPERVISOR, A.CONFIRM_FAIL, note="未找到").do(SEAT, A.REQUEST_CONFIRM)
+        assert j.case.state is S.CONFIRMING
+
+    def test_the_seat_waits_for_the_answer(self) -> None:
+        case = case_in(S.CONFIRMING)
+        for action in (A.REGISTER, A.REJECT, A.REQUEST_CONFIRM):
+            refused(IllegalTransition, case, SEAT, full_command(action))
+
+    def test_only_the_grids_supervisor_answers(self) -> None:
+        case = case_in(S.CONFIRMING)
+        for action in (A.CONFIRM_PASS, A.CONFIRM_FAIL):
+            e = refused(Forbidden, case, OTHER_SUPERVISOR, full_command(action))
+            assert e.value.code == "out_of_grid"
+            e = refused(Forbidden, case, SEAT, full_command(action))
+            assert e.value.code == "role_forbidden"
+        assert allowed_actions(case, OTHER_SUPERVISOR) == []
+
+    def test_a_case_without_a_grid_cannot_be_sent(self) -> None:
+        case = self.public_report(grid_id=None).case
+        e = refused(IllegalTransition, case, SEAT, Command(A.REQUEST_CONFIRM))
+        assert e.value.code == "no_grid"
+        assert A.REQUEST_CONFIRM not in allowed_actions(case, SEAT)
+        assert A.REQUEST_CONFIRM not in allowed_actions(case, ADMIN)
+        assert A.REGISTER in allowed_actions(case, SEAT)
+
+    def test_voided_or_escalated_while_confirming(self) -> None:
+        j = self.public_report().do(SEAT, A.REQUEST_CONFIRM)
+        j.do(SEAT, A.ESCALATE, note="请尽快核实")
+        assert (j.case.state, j.case.escalation_count) == (S.CONFIRMING, 1)
+        j.do(SUPERVISOR, A.ADD_EVIDENCE, attachment_ids=PHOTOS)
+        j.do(SEAT, A.VOID, note="重复来电")
+        assert j.case.state is S.VOIDED
+
+    def test_labels(self) -> None:
+        assert label(S.CONFIRMING) == "核实中"
+        assert [label(a) for a in (A.REQUEST_CONFIRM, A.CONFIRM_PASS, A.CONFIRM_FAIL)] == [
+            "发送核实",
+            "核实属实",
+            "核实不属实",
+        ]
+
+
 class TestJourneys:
     def test_standard_six_stages(self) -> None:
         j = close(
@@ -1562,8 +1648,18 @@ class TestAllowedActions:
         def offered(state: CaseState, actor: Actor) -> set[Action]:
             return set(allowed_actions(case_in(state), actor))
 
-        assert offered(S.REPORTED, SEAT) == {A.REGISTER, A.REJECT, A.ESCALATE, A.VOID, ev}
+        assert offered(S.REPORTED, SEAT) == {
+            A.REGISTER,
+            A.REJECT,
+            A.REQUEST_CONFIRM,
+            A.ESCALATE,
+            A.VOID,
+            ev,
+        }
         assert offered(S.REPORTED, DISPATCHER) == {A.ESCALATE, ev}
+        assert offered(S.CONFIRMING, SEAT) == {A.ESCALATE, A.VOID, ev}
+        assert offered(S.CONFIRMING, DISPATCHER) == {A.ESCALATE, ev}
+        assert offered(S.CONFIRMING, SUPERVISOR) == {A.CONFIRM_PASS, A.CONFIRM_FAIL, ev}
         assert offered(S.QUICK_HANDLING, SEAT) == {A.ESCALATE, A.VOID, ev}
         assert offered(S.QUICK_HANDLING, DISPATCHER) == {A.ESCALATE, ev}
         assert offered(S.QUICK_HANDLING, SUPERVISOR) == {A.QUICK_COMPLETE, ev}
@@ -1775,7 +1871,8 @@ class Walk:
         if self.quick:
             # A quick case never reaches a department: every rework returns it to the supervisor.
             assert case.department_id is None
-            assert case.state not in {S.REPORTED, S.REGISTERED, S.DISPATCHED, S.RETURNED}
+            assert case.state not in {S.REPORTED, S.CONFIRMING, S.REGISTERED, S.DISPATCHED}
+            assert case.state is not S.RETURNED
             assert case.state not in {S.HANDLING, S.DEFERRED, S.REJECTED}
         else:
             # Any other case is held by a department from dispatch on, and reworked back to it.
