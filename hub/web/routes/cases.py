@@ -43,6 +43,7 @@ from hub.web.routes.common import (
     client_ip,
     hub,
 )
+from hub.web.routes.markers import MARKER_ROUTES
 from hub.web.routes.queues import ROUTES as QUEUE_ROUTES
 from hub.web.routes.reference import (
     ComponentListQuery,
@@ -651,4 +652,5 @@ API: list[ApiRoute] = [
     ),
     *QUEUE_ROUTES,
     *ALARM_ROUTES,
+    *MARKER_ROUTES,
 ]
