@@ -16,12 +16,15 @@ Field supervisors (监督员):
 - 有效上报数 ``valid``: of those, the ones registered (立案) before the end, and quick reports (a
   quick case skips registration: it is a problem found and fixed); rejected or still waiting ones
   are not valid;
+- 核实数 ``confirmed``: cases the user confirmed on site before registration (``confirm_pass`` 属实
+  / ``confirm_fail`` 不属实) in the period;
+- 按时核实数 ``confirmed_on_time``: of those, the ones whose every answer by the user in the period
+  came within ``confirm`` of the ``request_confirm`` it answered;
 - 核查数 ``checked``: cases the user checked (``verify_pass`` / ``verify_fail``) in the period;
 - 按时核查数 ``checked_on_time``: of those, the ones whose every check by the user in the period came
   within ``check`` of the ``request_verify`` it answered.
-  The workflow has no separate 核实 task (verifying a public report before registration): no event
-  records one, so 按时核实率 is the check's rate; a verification task nobody did is no one's (the
-  request is sent to the grid, not to a person).
+  A 核实 or 核查 task nobody answered is no one's (the request is sent to the grid, not to a
+  person): it counts for nobody until a supervisor answers it.
 
 Seats (坐席):
 - 受理数 ``decided``: cases the user registered or rejected in the period; 按时受理数
@@ -44,7 +47,8 @@ Hotline agents (热线坐席):
 
 Times are elapsed (wall-clock) time, not working hours: a seat's desk is staffed around the
 clock. The allowances are ``PostAllowances`` (defaults: 受理 10 min, 立案 30 min, 派遣 30 min,
-核查 60 min); a city puts its own in its settings.
+核查 60 min, 核实 30 min); a city puts its own in ``CITYHUB_POST_ALLOWANCES``
+(``PostAllowances.parse``).
 """
 
 from __future__ import annotations
@@ -71,6 +75,11 @@ POST_LABELS: dict[str, str] = {
 }
 
 
+#: ``PostAllowances.parse``: the longest text read, and the longest allowance (a week).
+MAX_ALLOWANCES_TEXT = 500
+MAX_ALLOWANCE_MINUTES = 7 * 24 * 60
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PostAllowances:
     """How long each post's task may take to count as on time (elapsed time)."""
@@ -79,11 +88,39 @@ class PostAllowances:
     register: timedelta = timedelta(minutes=30)  # 立案: report -> registered
     dispatch: timedelta = timedelta(minutes=30)  # 派遣: registered / returned -> dispatched
     check: timedelta = timedelta(minutes=60)  # 核查: request_verify -> verify_pass / verify_fail
+    confirm: timedelta = timedelta(minutes=30)  # 核实: request_confirm -> confirm_pass / _fail
+
+    @classmethod
+    def parse(cls, text: str) -> PostAllowances:
+        """``accept=10,register=30,dispatch=30,check=60,confirm=30``: whole minutes per task,
+        comma separated, in any order; a task not named keeps its default, an empty text is the
+        defaults. Raises ``ValueError`` (naming the bad part) for an unknown task, a repeated one
+        or a value that is not 1 to ``MAX_ALLOWANCE_MINUTES`` minutes."""
+        if len(text) > MAX_ALLOWANCES_TEXT:
+            raise ValueError(f"longer than {MAX_ALLOWANCES_TEXT} characters")
+        names = [f.name for f in dataclasses.fields(cls)]
+        values: dict[str, timedelta] = {}
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            name, eq, raw = (x.strip() for x in part.partition("="))
+            if not eq or name not in names:
+                raise ValueError(f"{part!r}: expected one of {', '.join(names)} as name=minutes")
+            if name in values:
+                raise ValueError(f"{name} given twice")
+            if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ALLOWANCE_MINUTES:
+                raise ValueError(
+                    f"{name}={raw}: whole minutes from 1 to {MAX_ALLOWANCE_MINUTES} expected"
+                )
+            values[name] = timedelta(minutes=int(raw))
+        return cls(**values)
 
 
 class PostFigure(StrEnum):
     REPORTED = "reported"  # 上报数
     VALID = "valid"  # 有效上报数
+    CONFIRMED = "confirmed"  # 核实数
+    CONFIRMED_ON_TIME = "confirmed_on_time"  # 按时核实数
     CHECKED = "checked"  # 核查数
     CHECKED_ON_TIME = "checked_on_time"  # 按时核查数
     DECIDED = "decided"  # 受理数
@@ -101,6 +138,8 @@ class PostFigure(StrEnum):
 POST_FIGURE_LABELS: dict[PostFigure, str] = {
     PostFigure.REPORTED: "上报数",
     PostFigure.VALID: "有效上报数",
+    PostFigure.CONFIRMED: "核实数",
+    PostFigure.CONFIRMED_ON_TIME: "按时核实数",
     PostFigure.CHECKED: "核查数",
     PostFigure.CHECKED_ON_TIME: "按时核查数",
     PostFigure.DECIDED: "受理数",
@@ -120,6 +159,8 @@ POST_FIGURES: dict[str, tuple[PostFigure, ...]] = {
     "supervisor": (
         PostFigure.REPORTED,
         PostFigure.VALID,
+        PostFigure.CONFIRMED,
+        PostFigure.CONFIRMED_ON_TIME,
         PostFigure.CHECKED,
         PostFigure.CHECKED_ON_TIME,
     ),
@@ -140,6 +181,11 @@ POST_FIGURES: dict[str, tuple[PostFigure, ...]] = {
 POST_RATES: dict[str, dict[str, tuple[str, PostFigure, PostFigure]]] = {
     "supervisor": {
         "valid_rate": ("有效上报率", PostFigure.VALID, PostFigure.REPORTED),
+        "confirm_on_time_rate": (
+            "按时核实率",
+            PostFigure.CONFIRMED_ON_TIME,
+            PostFigure.CONFIRMED,
+        ),
         "check_on_time_rate": ("按时核查率", PostFigure.CHECKED_ON_TIME, PostFigure.CHECKED),
     },
     "seat": {
@@ -162,13 +208,14 @@ POST_RATES: dict[str, dict[str, tuple[str, PostFigure, PostFigure]]] = {
     "agent": {"case_rate": ("建案率", PostFigure.CASES_MADE, PostFigure.ANSWERED)},
 }
 
-#: $1 = start, $2 = end, $3..$6 = the allowances (accept, register, dispatch, check), $7 = the post
-#: (which is also the role whose events are read: the other roles' are not looked at).
+#: $1 = start, $2 = end, $3..$7 = the allowances (accept, register, dispatch, check, confirm),
+#: $8 = the post (which is also the role whose events are read: the other roles' are not looked at).
 _POST_MEMBERS = """
 WITH kinds (action, kind) AS (
     VALUES ('report', 'report'), ('quick_report', 'report'), ('register', 'decide'),
            ('reject', 'decide'), ('register', 'register'), ('dispatch', 'dispatch'),
-           ('verify_pass', 'check'), ('verify_fail', 'check')
+           ('verify_pass', 'check'), ('verify_fail', 'check'),
+           ('confirm_pass', 'confirm'), ('confirm_fail', 'confirm')
 ),
 p_ev AS (
     SELECT e.case_id, e.version, e.action, e.at, e.actor_id, u.role, k.kind,
@@ -185,9 +232,15 @@ p_ev AS (
                      WHERE r.case_id = e.case_id AND r.version < e.version
                        AND r.action = 'request_verify'
                      ORDER BY r.version DESC LIMIT 1)
+                WHEN k.kind = 'confirm' THEN (
+                    SELECT r.at FROM case_events r
+                     WHERE r.case_id = e.case_id AND r.version < e.version
+                       AND r.action = 'request_confirm'
+                     ORDER BY r.version DESC LIMIT 1)
            END AS since,
            CASE k.kind WHEN 'decide' THEN $3::interval WHEN 'register' THEN $4::interval
                        WHEN 'dispatch' THEN $5::interval WHEN 'check' THEN $6::interval
+                       WHEN 'confirm' THEN $7::interval
            END AS allowed,
            CASE WHEN k.kind = 'report' THEN e.action = 'quick_report' OR EXISTS (
                     SELECT 1 FROM case_events r
@@ -206,7 +259,7 @@ p_ev AS (
            END AS good
       FROM case_events e
       JOIN kinds k ON k.action = e.action
-      JOIN users u ON u.id = e.actor_id AND u.role = $7
+      JOIN users u ON u.id = e.actor_id AND u.role = $8
      WHERE e.at >= $1 AND e.at < $2
 ),
 p_case AS (
@@ -220,6 +273,12 @@ post_members (post, indicator, user_id, item_id) AS (
     UNION ALL
     SELECT 'supervisor', 'valid', actor_id, case_id FROM p_case
      WHERE role = 'supervisor' AND kind = 'report' AND good
+    UNION ALL
+    SELECT 'supervisor', 'confirmed', actor_id, case_id FROM p_case
+     WHERE role = 'supervisor' AND kind = 'confirm'
+    UNION ALL
+    SELECT 'supervisor', 'confirmed_on_time', actor_id, case_id FROM p_case
+     WHERE role = 'supervisor' AND kind = 'confirm' AND in_time
     UNION ALL
     SELECT 'supervisor', 'checked', actor_id, case_id FROM p_case
      WHERE role = 'supervisor' AND kind = 'check'
@@ -252,7 +311,7 @@ post_members (post, indicator, user_id, item_id) AS (
     UNION ALL
     SELECT 'agent', 'answered', h.agent_id, h.id FROM hotline_calls h
       JOIN users u ON u.id = h.agent_id AND u.role = 'agent'
-     WHERE $7::text = 'agent' AND h.answered_at >= $1 AND h.answered_at < $2
+     WHERE $8::text = 'agent' AND h.answered_at >= $1 AND h.answered_at < $2
     UNION ALL
     SELECT DISTINCT 'agent', 'cases_made', h.agent_id, h.case_id FROM hotline_calls h
       JOIN users u ON u.id = h.agent_id AND u.role = 'agent'
@@ -262,13 +321,13 @@ post_members (post, indicator, user_id, item_id) AS (
 _POST_COUNTS = (
     _POST_MEMBERS
     + "SELECT u.id, u.display_name, u.active, m.indicator, count(m.item_id) AS n"
-    + " FROM users u LEFT JOIN post_members m ON m.user_id = u.id AND m.post = $7"
-    + " WHERE u.role = $7 AND ($8::integer IS NULL OR u.id = $8)"
+    + " FROM users u LEFT JOIN post_members m ON m.user_id = u.id AND m.post = $8"
+    + " WHERE u.role = $8 AND ($9::integer IS NULL OR u.id = $9)"
     + " GROUP BY u.id, u.display_name, u.active, m.indicator ORDER BY u.id"
 )
 _POST_DRILL = (
     _POST_MEMBERS
-    + "SELECT item_id FROM post_members WHERE post = $7 AND user_id = $8 AND indicator = $9"
+    + "SELECT item_id FROM post_members WHERE post = $8 AND user_id = $9 AND indicator = $10"
     + " ORDER BY item_id"
 )
 
@@ -302,7 +361,7 @@ def _check_post(post: str) -> None:
 
 
 def _args(start: datetime, end: datetime, allow: PostAllowances) -> tuple[object, ...]:
-    return (start, end, allow.accept, allow.register, allow.dispatch, allow.check)
+    return (start, end, allow.accept, allow.register, allow.dispatch, allow.check, allow.confirm)
 
 
 async def post_indicators(

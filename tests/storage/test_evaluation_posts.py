@@ -1,7 +1,8 @@
 """The posts' indicators (``storage.evaluation_posts``) on a real PostgreSQL: cases driven through
 the real workflow by the demo's own seats, dispatchers and a field supervisor (``CaseService``
 with an injected clock), calls recorded through ``storage.hotline``; a hand-counted week where
-every user's figure and drill-down is counted by hand below."""
+every user's figure and drill-down is counted by hand below; a second week of 核实 (reports the
+seat sends to the grid's supervisor before registering them) counted by hand the same way."""
 
 from __future__ import annotations
 
@@ -139,6 +140,8 @@ async def test_a_hand_counted_post_week(drive: tuple[Driver, list[int]]) -> None
         ("supervisor", "sup01"): {
             "reported": [c1, c2, c5, c6],
             "valid": [c1, c5],
+            "confirmed": [],
+            "confirmed_on_time": [],
             "checked": [c1, c5, c7],
             "checked_on_time": [c1],
         },
@@ -184,6 +187,7 @@ async def test_a_hand_counted_post_week(drive: tuple[Driver, list[int]]) -> None
         sup_row = next(r for r in tables["supervisor"] if r.user_id == ids["sup01"])
         assert sup_row.rates() == {
             "valid_rate": Fraction(2, 4),
+            "confirm_on_time_rate": None,  # no 核实 this week: no rate, not 0 %
             "check_on_time_rate": Fraction(1, 3),
         }
         seat2 = next(r for r in tables["seat"] if r.user_id == ids["seat2"])
@@ -195,6 +199,122 @@ async def test_a_hand_counted_post_week(drive: tuple[Driver, list[int]]) -> None
         assert only[0].counts["decided_on_time"] == 2
         # The admin acted in every role and is nobody's post.
         assert all(r.user_id != admin.user_id for rows in tables.values() for r in rows)
+
+
+async def test_a_hand_counted_confirmation_week(drive: tuple[Driver, list[int]]) -> None:
+    """核实数 / 按时核实数 / 按时核实率: answers by sup01 in the week, each timed from the
+    ``request_confirm`` it answered (30 min by default)."""
+    d, _deps = drive
+    admin = d.actor
+    async with connect(d.state.pool) as conn:
+        ids = {
+            r["username"]: int(r["id"]) for r in await conn.fetch("SELECT id, username FROM users")
+        }
+        street = await conn.fetchval(
+            "SELECT grid_id FROM user_grids WHERE user_id = $1", ids["sup01"]
+        )
+        cells = await conn.fetch(
+            "SELECT id, boundary::text AS b FROM grids WHERE parent_id = $1 ORDER BY code", street
+        )
+    ring = parse_polygon(cells[0]["b"])
+    spot = (sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring))
+    sup = wf.Actor(ids["sup01"], wf.Role.SUPERVISOR, grid_ids=frozenset(c["id"] for c in cells))
+    seat = wf.Actor(ids["seat1"], wf.Role.SEAT)
+
+    async def public(when: datetime) -> int:
+        """A public report the seat files at the spot (in sup01's grid)."""
+        d.now = when
+        body = await d.svc.create(
+            seat, NewCase(d.category_id, "public", "核实测试", lon=spot[0], lat=spot[1])
+        )
+        assert body["grid"]["id"] in sup.grid_ids
+        d.version[body["id"]] = body["version"]
+        return int(body["id"])
+
+    async def by(actor: wf.Actor, case: int, action: wf.Action, when: datetime, **kw: Any) -> None:
+        d.actor = actor
+        try:
+            await d.act(case, action, when, **kw)
+        finally:
+            d.actor = admin
+
+    async def state(case: int) -> str:
+        async with connect(d.state.pool) as conn:
+            return str(await conn.fetchval("SELECT state FROM cases WHERE id = $1", case))
+
+    k1 = await public(at(6, 9))  # 属实 in 20 min, then registered
+    await by(seat, k1, A.REQUEST_CONFIRM, at(6, 9, 5))
+    assert await state(k1) == "confirming"
+    d.actor = sup  # the site photo is the supervisor's upload
+    try:
+        photo = await d.photo()
+    finally:
+        d.actor = admin
+    await by(sup, k1, A.CONFIRM_PASS, at(6, 9, 25), attachment_ids=(photo,))
+    assert await state(k1) == "reported"
+    await by(seat, k1, A.REGISTER, at(6, 9, 30))
+    k2 = await public(at(6, 9))  # 不属实 after 60 min (late), then rejected
+    await by(seat, k2, A.REQUEST_CONFIRM, at(6, 9, 10))
+    await by(sup, k2, A.CONFIRM_FAIL, at(6, 10, 10))
+    await by(seat, k2, A.REJECT, at(6, 10, 20))
+    k3 = await public(at(6, 9))  # 不属实 in 10 min, sent again, 属实 after 70 min: not on time
+    await by(seat, k3, A.REQUEST_CONFIRM, at(6, 9))
+    await by(sup, k3, A.CONFIRM_FAIL, at(6, 9, 10))
+    await by(seat, k3, A.REQUEST_CONFIRM, at(6, 9, 20))
+    await by(sup, k3, A.CONFIRM_PASS, at(6, 10, 30))
+    k4 = await public(at(12, 23, 30))  # asked Sunday night, answered next Monday: not this week
+    await by(seat, k4, A.REQUEST_CONFIRM, at(12, 23, 40))
+    await by(sup, k4, A.CONFIRM_PASS, at(13, 0, 5))
+    k5 = await public(at(5, 23, 30))  # asked before the week, answered in it after 20 min
+    await by(seat, k5, A.REQUEST_CONFIRM, at(5, 23, 50))
+    await by(sup, k5, A.CONFIRM_PASS, at(6, 0, 10))
+    k6 = await public(at(6, 9))  # asked, never answered: nobody's
+    await by(seat, k6, A.REQUEST_CONFIRM, at(6, 9, 1))
+    k7 = await public(at(6, 9))  # answered by the admin: no post's
+    await by(seat, k7, A.REQUEST_CONFIRM, at(6, 9, 2))
+    await d.act(k7, A.CONFIRM_PASS, at(6, 9, 3))
+    assert await state(k6) == "confirming"
+
+    # By hand: sup01 核实 k1 (20 min), k2 (60 min), k3 (10 min, then 70 min), k5 (20 min);
+    # 按时核实 k1, k5 (30 min each at most); with 90 min allowed, k2 and k3 too.
+    async with connect(d.state.pool) as conn:
+        (row,) = await ep.post_indicators(conn, *WEEK, "supervisor", user_id=ids["sup01"])
+        assert (row.count("confirmed"), row.count("confirmed_on_time")) == (4, 2)
+        assert row.rates()["confirm_on_time_rate"] == Fraction(2, 4)
+        assert (row.count("reported"), row.count("checked")) == (0, 0)  # the seat's reports
+        for fig, cases in (("confirmed", [k1, k2, k3, k5]), ("confirmed_on_time", [k1, k5])):
+            got = await ep.post_drill_down(conn, "supervisor", fig, *WEEK, user_id=ids["sup01"])
+            assert got == sorted(cases), fig
+        wide = ep.PostAllowances(confirm=timedelta(minutes=90))
+        (row,) = await ep.post_indicators(
+            conn, *WEEK, "supervisor", allowances=wide, user_id=ids["sup01"]
+        )
+        assert row.count("confirmed_on_time") == 4
+        got = await ep.post_drill_down(
+            conn, "supervisor", "confirmed_on_time", *WEEK, user_id=ids["sup01"], allowances=wide
+        )
+        assert got == sorted([k1, k2, k3, k5])
+        # The next week holds k4's answer (25 min: on time) and nothing else of sup01's.
+        nxt = (WEEK[1], WEEK[1] + timedelta(days=7))
+        (row,) = await ep.post_indicators(conn, *nxt, "supervisor", user_id=ids["sup01"])
+        assert (row.count("confirmed"), row.count("confirmed_on_time")) == (1, 1)
+        assert await ep.post_drill_down(
+            conn, "supervisor", "confirmed", *nxt, user_id=ids["sup01"]
+        ) == [k4]
+
+
+def test_allowances_parse() -> None:
+    default = ep.PostAllowances()
+    assert ep.PostAllowances.parse("") == default
+    assert ep.PostAllowances.parse(" confirm=45 , check=90 ") == ep.PostAllowances(
+        check=timedelta(minutes=90), confirm=timedelta(minutes=45)
+    )
+    full = ep.PostAllowances.parse("accept=10,register=30,dispatch=30,check=60,confirm=30")
+    assert full == default
+    for bad in ("confirm", "confirm=", "confirm=0", "confirm=-5", "confirm=1.5", "核实=30",
+                "confirm=30,confirm=40", "accept=10081", "confirm=３０", "x" * 501):  # fmt: skip
+        with pytest.raises(ValueError):
+            ep.PostAllowances.parse(bad)
 
 
 async def test_refusals(hub_state: HubState) -> None:
