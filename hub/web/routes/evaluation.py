@@ -9,7 +9,9 @@ staff to their own department, and serialises. The contract is in ``docs/evaluat
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
@@ -47,7 +49,47 @@ class CityQuery(PeriodQuery, forbid_unknown_fields=True):
 
 
 class TrendQuery(CityQuery, forbid_unknown_fields=True):
-    count: Annotated[int, msgspec.Meta(ge=1, le=24, description="周期个数（含当前）")] = 8
+    count: (
+        Annotated[
+            int,
+            msgspec.Meta(ge=1, le=24, description="周期个数（含当前），默认 8；自定义时段不用"),
+        ]
+        | None
+    ) = None
+
+
+#: A custom range's trend: split into days up to this many days, into weeks beyond.
+TREND_DAYS_MAX = 31
+#: At most this many points: a range is at most ``v.MAX_RANGE_DAYS`` (370) days, 53 weeks.
+TREND_BUCKETS_MAX = -(-v.MAX_RANGE_DAYS // 7)
+
+
+def range_buckets(period: v.Period, tz: ZoneInfo) -> tuple[Literal["day", "week"], list[v.Period]]:
+    """A custom range's trend points, oldest first: each local day of a range of up to
+    ``TREND_DAYS_MAX`` days, otherwise consecutive 7-day spans from the range's first day (the
+    last one shorter when the length is not a multiple of 7). A span that is a calendar week
+    (Monday to Sunday) is labelled as that week; every bucket is a period of its own, its figures
+    the city's rules over exactly that span."""
+    first, last = period.first_day, period.last_day
+    days = (last - first).days + 1
+    if days <= TREND_DAYS_MAX:
+        return "day", [v.make_period("day", first + timedelta(days=i), tz) for i in range(days)]
+    out: list[v.Period] = []
+    for i in range(0, days, 7):
+        a, b = first + timedelta(days=i), min(first + timedelta(days=i + 6), last)
+        if a.weekday() == 0 and (b - a).days == 6:
+            out.append(v.make_period("week", a, tz))
+        else:
+            out.append(
+                v.Period(
+                    datetime.combine(a, time(), tz),
+                    datetime.combine(b + timedelta(days=1), time(), tz),
+                    None,
+                    v.period_label(None, a, b),
+                )
+            )
+    assert len(out) <= TREND_BUCKETS_MAX
+    return "week", out
 
 
 Table = Literal["city", "departments", "regions", "posts", "sources", "urgent"]
@@ -134,24 +176,29 @@ async def get_departments(request: Request, p: Principal) -> Response:
 
 async def get_trend(request: Request, p: Principal) -> Response:
     args = params_of(request, TrendQuery)
-    if args.start is not None or args.end is not None:
-        raise ValidationFailed(
-            "趋势按周期统计：请用 period 与 day，不用 start/end",
-            code="bad_period",
-            details={"field": "start"},
-        )
     h = hub(request)
     tz = h.cases.calendar.tz
     last = period_of(request, args)
-    periods = [last]
-    for _ in range(args.count - 1):
-        periods.append(v.previous_period(periods[-1], tz))
+    bucket: str
+    if last.kind is None:  # a start..end range: by day or by week (``range_buckets``)
+        if args.count is not None:
+            raise ValidationFailed(
+                "自定义时段的趋势按天或按周自动分段，不能指定 count",
+                code="bad_period",
+                details={"field": "count"},
+            )
+        bucket, periods = range_buckets(last, tz)
+    else:
+        bucket, periods = last.kind, [last]
+        for _ in range((args.count or 8) - 1):
+            periods.append(v.previous_period(periods[-1], tz))
+        periods.reverse()
     dep = v.department_scope(p, args.department_id)
     subtract = subtract_of(request, args)
     points: list[dict[str, Any]] = []
     async with connect(h.pool) as conn:
         formula, _ = await v.current_formula(conn)
-        for per in reversed(periods):
+        for per in periods:
             ind = await ev.city_indicators(
                 conn, per.start, per.end, department_id=dep, subtract_deferred=subtract
             )
@@ -164,7 +211,7 @@ async def get_trend(request: Request, p: Principal) -> Response:
                     "score": {"total": v.number(s.total), "max": v.number(s.max_points)},
                 }
             )
-    return JSONResponse({"period": last.json(), "points": points})
+    return JSONResponse({"period": last.json(), "bucket": bucket, "points": points})
 
 
 def _key_id(table: str, key: str | None, what: str) -> int:
@@ -243,7 +290,13 @@ async def _drill_ids(
         if own is not None and own != user:
             raise Forbidden("只能查看本人岗位的评价", code="other_post", details={"key": user})
         ids = await ep.post_drill_down(
-            conn, post, args.figure, period.start, period.end, user_id=user
+            conn,
+            post,
+            args.figure,
+            period.start,
+            period.end,
+            user_id=user,
+            allowances=t.post_allowances(request),
         )
         return ids, t.POST_COUNT_LABELS[args.figure]
     dep = _drill_department(p, args.table, args.key)
@@ -357,7 +410,7 @@ async def export_sheet(request: Request, p: Principal, args: ExportQuery) -> x.S
         return x.Sheet("紧急案件", period, x.columns_of(cols), [row])
     if args.table == "posts":
         async with connect(hub(request).pool) as conn:
-            posts = await t.post_rows(conn, period, args.post, None)
+            posts = await t.post_rows(conn, period, args.post, None, t.post_allowances(request))
         cols = [{"key": "name", "label": "姓名", "kind": "text"}, *t.post_columns(args.post)]
         flat = [{"name": r["name"], **r["counts"], **r["rates"]} for r in posts]
         title = f"{ep.POST_LABELS[args.post]}评价"
@@ -485,7 +538,7 @@ ROUTES: list[ApiRoute] = [
         "GET",
         "/api/evaluation/trend",
         get_trend,
-        "综合评价：最近若干周期的趋势",
+        "综合评价：最近若干周期的趋势；自定义时段按天（≤31 天）或按周分段",
         v.EVAL_ROLES,
         params=TrendQuery,
         errors=(404, 422),
