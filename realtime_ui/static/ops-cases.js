@@ -2,8 +2,9 @@
 // too) on the map, today's counters, the state breakdown, the overdue cases by department and the
 // ticker of the latest events - all following the `cases` channel (live.js).
 //
-// Theory of operation: a load is two paged GET /api/cases queries - `state=` every open state (all
-// days) and `since=` the city's midnight (today's, whatever their state) - merged by id, the newer
+// Theory of operation: a load is GET /api/cases/markers (every open case of any day, one compact
+// answer: place, state, category, department, countdown level) and a paged GET /api/cases `since=`
+// the city's midnight (today's, whatever their state, as full summaries) - merged by id, the newer
 // version winning over an event that raced the answer. Events (`case.updated`) update one entry;
 // a case that is neither open nor today's leaves the map. A resync, a new day and the periodic
 // refresh (ops.js) load again. `overdueByDept` is the open overdue cases per department and
@@ -18,7 +19,6 @@ import { signal } from "./ui.js";
 
 const PAGE = 200;
 const MAX_TODAY = 2000;
-const MAX_OPEN = 10_000;
 const TICKER_SIZE = 20;
 
 export const OPEN_STATES = [
@@ -83,6 +83,34 @@ async function pages(query, max, seq) {
   return items;
 }
 
+/** A marker of GET /api/cases/markers as the summary fields the map and the counters read. */
+function fromMarker(m, names) {
+  const cat = names.categories[String(m.category_id)];
+  const dep = m.department_id == null ? null : names.departments[String(m.department_id)];
+  return {
+    id: m.id,
+    case_no: m.case_no,
+    version: m.version,
+    lon: m.lon,
+    lat: m.lat,
+    state: m.state,
+    category: { id: m.category_id, name: cat || "" },
+    department: m.department_id == null ? null : { id: m.department_id, name: dep || "" },
+    grid: null,
+    is_urgent: m.urgent,
+    overdue: m.overdue,
+    countdown: m.level ? { level: m.level === "paused" ? "normal" : m.level, paused: m.level === "paused" } : null,
+    reported_at: m.reported_at,
+  };
+}
+
+/** Every open case (all days) the user may see, in one answer. */
+async function openMarkers(seq) {
+  const res = await api("/api/cases/markers");
+  if (seq !== loadSeq) return null;
+  return (res.items || []).map((m) => fromMarker(m, res));
+}
+
 /** Load (again) the open and today's cases and redraw the map. */
 export async function loadCases() {
   const seq = ++loadSeq;
@@ -91,7 +119,7 @@ export async function loadCases() {
   let today;
   try {
     [open, today] = await Promise.all([
-      pages({ state: OPEN_STATES }, MAX_OPEN, seq),
+      openMarkers(seq),
       pages({ since: todayStart.toISOString() }, MAX_TODAY, seq),
     ]);
   } catch (err) {

@@ -265,6 +265,44 @@ def test_ops_shows_every_flow_and_recovers_from_a_dropped_socket(
         p.close()
 
 
+def test_ops_first_load_reads_the_markers_in_one_answer(
+    browser: Any, live_hub: Any, seat: ApiUser
+) -> None:
+    """/ops loads every open case (all days) with one GET /api/cases/markers instead of paging the
+    case list by state; the map then holds exactly those markers with a place (and today's cases),
+    each in its state, and the open-cases counter is their number."""
+    viewer = ApiUser(live_hub.base_url, "bigscreen")
+    p = Page(browser)
+    asked: list[str] = []
+    p.page.on("request", lambda r: asked.append(r.url) if "/api/cases" in r.url else None)
+    try:
+        p.sign_in(live_hub.base_url, "bigscreen", "/ops")
+        p.wait_live()
+        page = p.page
+        page.wait_for_function("() => Number(document.body.dataset.markers || 0) > 0")
+        page.wait_for_selector('[data-testid="counter-open"] .counter-value:not(:text("—"))')
+        served = viewer.get("/api/cases/markers")["items"]
+        assert sum("/api/cases/markers" in u for u in asked) == 1
+        assert not [u for u in asked if "/api/cases?" in u and "state=" in u], asked
+        open_ids = {m["id"]: m for m in served if m["state"] in ALL_OPEN}
+        placed = {i for i, m in open_ids.items() if m["lon"] is not None}
+        today = all_cases(viewer, since=city_midnight(viewer).isoformat())
+        may_show = placed | {c["id"] for c in today if c["lon"] is not None}
+        shown = dict(
+            page.eval_on_selector_all(
+                MARKER, "ns => ns.map((n) => [Number(n.dataset.caseId), n.dataset.state])"
+            )
+        )
+        assert placed <= set(shown) <= may_show
+        assert all(shown[i] == open_ids[i]["state"] for i in placed)
+        counter = page.get_attribute('[data-testid="counter-open"] .counter-value', "data-value")
+        assert int(counter or 0) == len(open_ids)
+        assert p.unexpected_errors() == []
+    finally:
+        p.close()
+        viewer.close()
+
+
 def test_ops_for_department_staff_shows_only_their_department(
     browser: Any, live_hub: Any, seat: ApiUser, dispatcher: ApiUser
 ) -> None:
