@@ -64,7 +64,8 @@ export function trendOption(data, labels) {
 
 export function TrendChart({ data, labels }) {
   const ref = useChart(data ? trendOption(data, labels || {}) : null);
-  return html`<div class="ev-chart" ref=${ref} data-testid="ev-trend-chart"></div>`;
+  const n = data && data.points ? data.points.length : 0;
+  return html`<div class="ev-chart" ref=${ref} data-testid="ev-trend-chart" data-points=${n}></div>`;
 }
 
 export function gridOption(rows) {

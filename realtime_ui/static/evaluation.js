@@ -59,12 +59,8 @@ function reload() {
     return;
   }
   loadInto(city, "/api/evaluation/city");
-  if (period.peek().kind === "range") {
-    // The trend is by periods (the API refuses start/end there): say so rather than fail.
-    trend.value = { status: "empty", data: null, message: "" };
-  } else {
-    loadInto(trend, "/api/evaluation/trend", { count: 8 });
-  }
+  // A range's trend is by day (up to 31 days) or by week, as the API splits it; else 8 periods.
+  loadInto(trend, "/api/evaluation/trend", period.peek().kind === "range" ? {} : { count: 8 });
   loadInto(departments, "/api/evaluation/departments");
   loadInto(streets, "/api/evaluation/regions", { level: "street" });
   loadInto(grids, "/api/evaluation/regions", { level: "grid" });
@@ -160,12 +156,11 @@ function Trend() {
   const s = trend.value;
   const labels = (city.value.data && city.value.data.labels) || {};
   const byRange = period.value.kind === "range";
-  return html`<section class="ev-panel"><h2>趋势（最近 8 个周期）</h2>
-    ${byRange && html`<p class="ev-empty" data-testid="ev-trend-note">趋势按周期统计：请选择日、周、月、季或年</p>`}
-    ${!byRange &&
-    (s.status === "ok" && s.data.points && s.data.points.length
+  const bucket = s.status === "ok" && s.data.bucket === "week" ? "按周" : "按日";
+  return html`<section class="ev-panel"><h2 data-testid="ev-trend-title">${byRange ? `趋势（所选时段，${bucket}）` : "趋势（最近 8 个周期）"}</h2>
+    ${s.status === "ok" && s.data.points && s.data.points.length
       ? html`<${TrendChart} data=${s.data} labels=${labels} />`
-      : html`<${Empty} slot=${s} />`)}
+      : html`<${Empty} slot=${s} />`}
   </section>`;
 }
 

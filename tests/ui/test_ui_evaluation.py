@@ -186,7 +186,7 @@ def test_a_missing_endpoint_shows_no_data_and_the_period_picker_reloads(
         page.locator('[data-testid="ev-tab-departments"]').click()
         page.locator('[data-testid="ev-table-departments"]').wait_for()
 
-        # A range of local dates (end exclusive): the API's label; the trend says it needs periods.
+        # A range of local dates (end exclusive): the API's label; the trend by day, as the API's.
         page.locator('[data-testid="ev-kind-range"]').click()
         page.locator('[data-testid="ev-start"]').fill("2026-11-01")
         page.locator('[data-testid="ev-end"]').fill("2026-11-16")
@@ -195,7 +195,10 @@ def test_a_missing_endpoint_shows_no_data_and_the_period_picker_reloads(
             "t => document.querySelector('[data-testid=ev-period-label]').textContent === t",
             arg=label["period"]["label"],
         )
-        page.locator('[data-testid="ev-trend-note"]').wait_for()
+        days = api_users["admin"].get("/api/evaluation/trend", start="2026-11-01", end="2026-11-16")
+        assert days["bucket"] == "day" and len(days["points"]) == 15
+        page.locator('[data-testid="ev-trend-chart"][data-points="15"] canvas').wait_for()
+        assert "按日" in page.locator('[data-testid="ev-trend-title"]').inner_text()
         assert "start=2026-11-01" in page.url and "end=2026-11-16" in page.url
 
         # The export buttons and the weekly report answer with the browser's session.
