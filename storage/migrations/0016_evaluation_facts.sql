@@ -37,7 +37,13 @@ CREATE TABLE case_facts (
     close_dep           integer,
     ended_at            timestamptz,   -- the first close or void
     last_feedback_at    timestamptz,
-    deadline            timestamptz    -- set by the last deadline-setting event (final once closed)
+    deadline            timestamptz,   -- set by the last deadline-setting event (final once closed)
+    -- the trigger's bookkeeping: the spans now open (so that closing one is a primary-key update)
+    -- and the last extension requested (what an approval grants)
+    deadline_version    integer,
+    feedback_version    integer,
+    deferral_version    integer,
+    requested_until     timestamptz
 );
 CREATE INDEX case_facts_reported_idx ON case_facts (reported_at);
 CREATE INDEX case_facts_registered_idx ON case_facts (registered_at);
@@ -65,83 +71,97 @@ CREATE FUNCTION cityhub_sets_deadline(action text, data jsonb) RETURNS boolean
         OR (action = 'deny_extension' AND data ->> 'deadline' IS NOT NULL)
 $$;
 
+-- Every statement below reaches its row by primary key (the facts row read first says which spans
+-- are open): a bulk load in one transaction (hub.demo) runs before any ANALYZE, and a plan chosen
+-- for empty tables must not turn into a scan of the spans per event.
 CREATE FUNCTION cityhub_case_facts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    f case_facts%ROWTYPE;
+    had_row boolean;
     is_setter boolean := cityhub_sets_deadline(NEW.action, NEW.data);
-    dl timestamptz;
 BEGIN
-    IF is_setter THEN
-        IF NEW.action = 'approve_extension' THEN
-            SELECT (r.data ->> 'extension_until')::timestamptz INTO dl FROM case_events r
-             WHERE r.case_id = NEW.case_id AND r.version < NEW.version
-               AND r.action = 'request_extension'
-             ORDER BY r.version DESC LIMIT 1;
-        ELSE
-            dl := (NEW.data ->> 'deadline')::timestamptz;
-        END IF;
-        UPDATE case_spans SET until = NEW.at
-         WHERE case_id = NEW.case_id AND kind = 'deadline' AND until IS NULL;
-        INSERT INTO case_spans (case_id, version, kind, action, at, department_id, deadline)
-        VALUES (NEW.case_id, NEW.version, 'deadline', NEW.action, NEW.at, NEW.department_id, dl);
-    ELSIF NEW.action IN ('feedback', 'return', 'defer', 'close', 'void') THEN
-        UPDATE case_spans SET answered_at = NEW.at
-         WHERE case_id = NEW.case_id AND kind = 'deadline' AND until IS NULL
-           AND answered_at IS NULL;
+    IF NOT (is_setter OR NEW.action IN ('report', 'quick_report', 'register', 'request_extension',
+                                        'feedback', 'return', 'defer', 'close', 'void')) THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO f FROM case_facts WHERE case_id = NEW.case_id;
+    had_row := FOUND;
+    IF NOT had_row THEN
+        f.case_id := NEW.case_id;
+        f.is_quick := false;
     END IF;
 
-    IF NEW.action = 'feedback' THEN
-        UPDATE case_spans SET until = NEW.at
-         WHERE case_id = NEW.case_id AND kind = 'feedback' AND until IS NULL;
+    IF is_setter THEN
+        IF f.deadline_version IS NOT NULL THEN
+            UPDATE case_spans SET until = NEW.at
+             WHERE case_id = NEW.case_id AND version = f.deadline_version;
+        END IF;
+        f.deadline := CASE WHEN NEW.action = 'approve_extension' THEN f.requested_until
+                           ELSE (NEW.data ->> 'deadline')::timestamptz END;
+        f.deadline_version := NEW.version;
         INSERT INTO case_spans (case_id, version, kind, action, at, department_id, deadline)
-        SELECT NEW.case_id, NEW.version, 'feedback', NEW.action, NEW.at, NEW.department_id,
-               (SELECT s.deadline FROM case_spans s
-                 WHERE s.case_id = NEW.case_id AND s.kind = 'deadline'
-                 ORDER BY s.version DESC LIMIT 1);
+        VALUES (NEW.case_id, NEW.version, 'deadline', NEW.action, NEW.at, NEW.department_id,
+                f.deadline);
+    ELSIF NEW.action IN ('feedback', 'return', 'defer', 'close', 'void')
+          AND f.deadline_version IS NOT NULL THEN
+        UPDATE case_spans SET answered_at = NEW.at
+         WHERE case_id = NEW.case_id AND version = f.deadline_version AND answered_at IS NULL;
+    END IF;
+
+    IF NEW.action IN ('report', 'quick_report') THEN
+        f.is_quick := f.is_quick OR NEW.action = 'quick_report';
+        f.reported_at := coalesce(f.reported_at, NEW.at);
+    ELSIF NEW.action = 'register' THEN
+        f.registered_at := coalesce(f.registered_at, NEW.at);
+    ELSIF NEW.action = 'dispatch' AND f.first_dispatch_at IS NULL THEN
+        f.first_dispatch_at := NEW.at;
+        f.first_dispatch_dep := NEW.department_id;
+    ELSIF NEW.action = 'request_extension' THEN
+        f.requested_until := (NEW.data ->> 'extension_until')::timestamptz;
+    ELSIF NEW.action = 'feedback' THEN
+        IF f.feedback_version IS NOT NULL THEN
+            UPDATE case_spans SET until = NEW.at
+             WHERE case_id = NEW.case_id AND version = f.feedback_version;
+        END IF;
+        INSERT INTO case_spans (case_id, version, kind, action, at, department_id, deadline)
+        VALUES (NEW.case_id, NEW.version, 'feedback', NEW.action, NEW.at, NEW.department_id,
+                f.deadline);
+        f.feedback_version := NEW.version;
+        f.last_feedback_at := NEW.at;
     ELSIF NEW.action = 'defer' THEN
         INSERT INTO case_spans (case_id, version, kind, action, at)
         VALUES (NEW.case_id, NEW.version, 'deferral', NEW.action, NEW.at);
-    ELSIF NEW.action IN ('resume', 'void') THEN
-        UPDATE case_spans SET until = NEW.at
-         WHERE case_id = NEW.case_id AND kind = 'deferral' AND until IS NULL;
+        f.deferral_version := NEW.version;
     ELSIF NEW.action = 'return' THEN
         INSERT INTO case_spans (case_id, version, kind, action, at, department_id)
-        SELECT NEW.case_id, NEW.version, 'return', NEW.action, NEW.at,
-               (SELECT p.department_id FROM case_events p
-                 WHERE p.case_id = NEW.case_id AND p.version < NEW.version
-                 ORDER BY p.version DESC LIMIT 1);
+        VALUES (NEW.case_id, NEW.version, 'return', NEW.action, NEW.at,
+                (SELECT p.department_id FROM case_events p  -- versions are consecutive
+                  WHERE p.case_id = NEW.case_id AND p.version = NEW.version - 1));
+    ELSIF NEW.action = 'close' THEN
+        f.closed_at := NEW.at;
+        f.close_dep := NEW.department_id;
+        f.ended_at := coalesce(f.ended_at, NEW.at);
+    ELSIF NEW.action = 'void' THEN
+        f.ended_at := coalesce(f.ended_at, NEW.at);
+    END IF;
+    IF NEW.action IN ('resume', 'void') AND f.deferral_version IS NOT NULL THEN
+        UPDATE case_spans SET until = NEW.at
+         WHERE case_id = NEW.case_id AND version = f.deferral_version;
+        f.deferral_version := NULL;
     END IF;
 
-    IF is_setter OR NEW.action IN ('report', 'quick_report', 'register', 'close', 'void', 'feedback')
-    THEN
-        INSERT INTO case_facts AS f
-            (case_id, is_quick, reported_at, registered_at, first_dispatch_at,
-             first_dispatch_dep, closed_at, close_dep, ended_at, last_feedback_at, deadline)
-        VALUES (
-            NEW.case_id,
-            NEW.action = 'quick_report',
-            CASE WHEN NEW.action IN ('report', 'quick_report') THEN NEW.at END,
-            CASE WHEN NEW.action = 'register' THEN NEW.at END,
-            CASE WHEN NEW.action = 'dispatch' THEN NEW.at END,
-            CASE WHEN NEW.action = 'dispatch' THEN NEW.department_id END,
-            CASE WHEN NEW.action = 'close' THEN NEW.at END,
-            CASE WHEN NEW.action = 'close' THEN NEW.department_id END,
-            CASE WHEN NEW.action IN ('close', 'void') THEN NEW.at END,
-            CASE WHEN NEW.action = 'feedback' THEN NEW.at END,
-            dl)
-        ON CONFLICT (case_id) DO UPDATE SET
-            is_quick = f.is_quick OR EXCLUDED.is_quick,
-            reported_at = coalesce(f.reported_at, EXCLUDED.reported_at),
-            registered_at = coalesce(f.registered_at, EXCLUDED.registered_at),
-            first_dispatch_dep = CASE WHEN f.first_dispatch_at IS NULL
-                                      THEN EXCLUDED.first_dispatch_dep
-                                      ELSE f.first_dispatch_dep END,
-            first_dispatch_at = coalesce(f.first_dispatch_at, EXCLUDED.first_dispatch_at),
-            close_dep = CASE WHEN EXCLUDED.closed_at IS NOT NULL THEN EXCLUDED.close_dep
-                             ELSE f.close_dep END,
-            closed_at = coalesce(EXCLUDED.closed_at, f.closed_at),
-            ended_at = coalesce(f.ended_at, EXCLUDED.ended_at),
-            last_feedback_at = coalesce(EXCLUDED.last_feedback_at, f.last_feedback_at),
-            deadline = CASE WHEN is_setter THEN EXCLUDED.deadline ELSE f.deadline END;
+    IF had_row THEN
+        UPDATE case_facts SET
+            (is_quick, reported_at, registered_at, first_dispatch_at, first_dispatch_dep,
+             closed_at, close_dep, ended_at, last_feedback_at, deadline, deadline_version,
+             feedback_version, deferral_version, requested_until)
+          = (f.is_quick, f.reported_at, f.registered_at, f.first_dispatch_at,
+             f.first_dispatch_dep, f.closed_at, f.close_dep, f.ended_at, f.last_feedback_at,
+             f.deadline, f.deadline_version, f.feedback_version, f.deferral_version,
+             f.requested_until)
+         WHERE case_id = NEW.case_id;
+    ELSE
+        INSERT INTO case_facts SELECT f.*;
     END IF;
     RETURN NULL;
 END
@@ -202,7 +222,8 @@ SELECT e.case_id, e.version, 'return', e.action, e.at,
 
 INSERT INTO case_facts (case_id, is_quick, reported_at, registered_at, first_dispatch_at,
                         first_dispatch_dep, closed_at, close_dep, ended_at, last_feedback_at,
-                        deadline)
+                        deadline, deadline_version, feedback_version, deferral_version,
+                        requested_until)
 SELECT e.case_id,
        bool_or(e.action = 'quick_report'),
        min(e.at) FILTER (WHERE e.action IN ('report', 'quick_report')),
@@ -215,10 +236,18 @@ SELECT e.case_id,
        max(e.at) FILTER (WHERE e.action = 'feedback'),
        (SELECT d.deadline FROM case_spans d
          WHERE d.case_id = e.case_id AND d.kind = 'deadline'
-         ORDER BY d.version DESC LIMIT 1)
+         ORDER BY d.version DESC LIMIT 1),
+       max(e.version) FILTER (WHERE cityhub_sets_deadline(e.action, e.data)),
+       max(e.version) FILTER (WHERE e.action = 'feedback'),
+       (SELECT p.version FROM case_spans p
+         WHERE p.case_id = e.case_id AND p.kind = 'deferral' AND p.until IS NULL),
+       (SELECT (r.data ->> 'extension_until')::timestamptz FROM case_events r
+         WHERE r.case_id = e.case_id AND r.action = 'request_extension'
+         ORDER BY r.version DESC LIMIT 1)
   FROM case_events e
  WHERE cityhub_sets_deadline(e.action, e.data)
-    OR e.action IN ('report', 'quick_report', 'register', 'close', 'void', 'feedback')
+    OR e.action IN ('report', 'quick_report', 'register', 'request_extension', 'feedback',
+                    'return', 'defer', 'close', 'void')
  GROUP BY e.case_id;
 $$;
 

@@ -124,6 +124,13 @@ async def test_a_driven_history_in_spans(drive: tuple[Driver, list[int]]) -> Non
         "ended_at": at(7, 16, 30),
         "last_feedback_at": at(7, 16),
         "deadline": final,
+        # the open spans, and the last extension asked for (the denied one)
+        "deadline_version": next(
+            r["version"] for r in spans if r["case_id"] == cid and r["action"] == "rework"
+        ),
+        "feedback_version": last_fb["version"],
+        "deferral_version": None,
+        "requested_until": until + timedelta(days=1),
     }
     q = next(r for r in facts if r["case_id"] == quick)
     assert q["is_quick"] and q["reported_at"] == at(6, 9) and q["first_dispatch_at"] is None
