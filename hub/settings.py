@@ -96,6 +96,10 @@ class Settings:
     #: Evaluation: the closing rates' denominator is 应结案数 less 缓办数 (the city's choice; the
     #: API's ``subtract_deferred`` parameter overrides it per request).
     evaluation_subtract_deferred: bool = False
+    #: Evaluation: how long each post's task may take to count as on time, in minutes, e.g.
+    #: ``accept=10,register=30,dispatch=30,check=60,confirm=30`` (受理, 立案, 派遣, 核查, 核实); a
+    #: task not named keeps its default (``storage.evaluation_posts.PostAllowances``).
+    post_allowances: str = ""
     #: A browser session lapses after this many hours without a request; each request renews it
     #: (once half of it has gone), up to ``session_max_days`` after the sign-in: a big screen or
     #: kiosk left running stays signed in for days.
@@ -388,6 +392,12 @@ class Settings:
             parse_policy(self.deadline_warnings, self.deadline_pause, self.deadline_escalate)
         except ValueError as exc:
             raise SettingsError(f"CITYHUB_DEADLINE_*: {exc}") from None
+        from storage.evaluation_posts import PostAllowances
+
+        try:
+            PostAllowances.parse(self.post_allowances)
+        except ValueError as exc:
+            raise SettingsError(f"CITYHUB_POST_ALLOWANCES: {exc}") from None
 
     def with_secret_key(self) -> Settings:
         """Return settings whose secret key is set, generating and keeping one in data_dir."""

@@ -126,10 +126,21 @@ def post_columns(post: str) -> list[dict[str, str]]:
     ]
 
 
+def post_allowances(request: Request) -> ep.PostAllowances:
+    """The city's post allowances (``CITYHUB_POST_ALLOWANCES``, checked at startup)."""
+    return ep.PostAllowances.parse(hub(request).settings.post_allowances)
+
+
 async def post_rows(
-    conn: asyncpg.Connection, period: v.Period, post: ep.Post, user_id: int | None
+    conn: asyncpg.Connection,
+    period: v.Period,
+    post: ep.Post,
+    user_id: int | None,
+    allowances: ep.PostAllowances,
 ) -> list[dict[str, Any]]:
-    rows = await ep.post_indicators(conn, period.start, period.end, post, user_id=user_id)
+    rows = await ep.post_indicators(
+        conn, period.start, period.end, post, user_id=user_id, allowances=allowances
+    )
     out: list[dict[str, Any]] = []
     for r in rows:
         rates = r.rates()
@@ -280,7 +291,7 @@ async def get_posts(request: Request, p: Principal) -> Response:
     post = post_of(p, args.post)
     user = post_scope(p, post)
     async with connect(hub(request).pool) as conn:
-        rows = await post_rows(conn, period, post, user)
+        rows = await post_rows(conn, period, post, user, post_allowances(request))
     return JSONResponse(
         {
             "period": period.json(),

@@ -393,3 +393,120 @@ async def test_events_are_append_only(hub_state: HubState) -> None:
             pass
         else:
             raise AssertionError("case_events accepted an UPDATE")
+
+
+async def test_supervisor_confirms_a_report_before_registration(
+    login: Any, hub_state: HubState
+) -> None:
+    """核实: the seat sends a public report to the grid's supervisor, who answers on site through
+    the API (属实 with a photo, 不属实 with a note); the seat then registers or rejects it; the
+    answers are the supervisor's 核实数 / 按时核实数, timed with CITYHUB_POST_ALLOWANCES."""
+    import dataclasses
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    sup, seat = await login("sup01"), await login("seat1")
+    lon, lat, grid_id = await point_for(sup)
+    cat = await category_id(seat)
+    base = datetime(2028, 3, 6, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday, no demo case
+    now = [base]
+    real_clock, real_settings = hub_state.cases.clock, hub_state.settings
+    hub_state.cases.clock = lambda: now[0]
+
+    async def public(**where: Any) -> dict[str, Any]:
+        body = {"category_id": cat["id"], "source": "public", "description": "市民反映井盖缺失"}
+        r = await seat.post("/api/cases", json={**body, **where})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def at(minutes: int) -> None:
+        now[0] = base + timedelta(minutes=minutes)
+
+    try:
+        k1 = await public(lon=lon, lat=lat, address="麒麟区南宁北路 90 号")
+        k2 = await public(lon=lon, lat=lat)
+        assert k1["grid"]["id"] == grid_id and "request_confirm" in k1["allowed_actions"]
+        at(5)
+        r = await seat.act(k1["id"], "request_confirm")
+        assert r.status_code == 200, r.text
+        assert (r.json()["state"], r.json()["state_label"]) == ("confirming", "核实中")
+        assert r.json()["allowed_actions"] == ["escalate", "void", "add_evidence"]
+        r = await seat.act(k1["id"], "register")  # the seat waits for the answer
+        assert r.status_code == 409 and r.json()["error"]["code"] == "illegal_transition"
+        at(10)
+        assert (await seat.act(k2["id"], "request_confirm")).status_code == 200
+        # The supervisor's 待核实 and the list agree.
+        queues = (await sup.get("/api/queues")).json()
+        (mine,) = [q for q in queues["items"] if q["name"] == "to_confirm"]
+        assert mine["label"] == "待核实" and mine["states"] == ["confirming"]
+        listed = (await sup.get("/api/cases", params={"state": "confirming"})).json()["items"]
+        assert {k1["id"], k2["id"]} <= {c["id"] for c in listed}
+        assert mine["count"] == len(listed)
+        case = (await sup.get(f"/api/cases/{k1['id']}")).json()
+        assert case["allowed_actions"] == ["confirm_pass", "confirm_fail", "add_evidence"]
+
+        at(50)  # k1: 不属实 after 45 min (late at the default 30 min); the note is required
+        r = await sup.act(k1["id"], "confirm_fail")
+        assert r.status_code == 422 and r.json()["error"]["code"] == "note_required"
+        assert "核实不属实" in r.json()["error"]["message"]
+        r = await sup.act(k1["id"], "confirm_fail", note="现场井盖完好，未发现问题")
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "reported"
+        at(20)  # k2: 属实 with a site photo after 10 min
+        photo = await upload_photo(sup, "site.png", seed=3)
+        r = await sup.act(k2["id"], "confirm_pass", attachment_ids=[photo])
+        assert r.status_code == 200, r.text
+        done = r.json()
+        assert done["state"] == "reported"
+        last = done["timeline"][-1]
+        assert (last["action"], last["action_label"]) == ("confirm_pass", "核实属实")
+        assert last["data"] == {"confirmed": True} and last["attachments"][0]["id"] == photo
+        at(55)
+        assert (await seat.act(k2["id"], "register")).status_code == 200
+        r = await seat.act(k1["id"], "reject", note="核实不属实", reject_reason="invalid")
+        assert r.status_code == 200 and r.json()["state"] == "rejected"
+
+        # A report with no location has no grid: nobody to send it to.
+        k3 = await public(address="麒麟区某小区门口")
+        assert k3["grid"] is None and "request_confirm" not in k3["allowed_actions"]
+        r = await seat.act(k3["id"], "request_confirm")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "no_grid"
+
+        async def own_row() -> dict[str, Any]:
+            r = await sup.get(
+                "/api/evaluation/posts", params={"post": "supervisor", "day": "2028-03-08"}
+            )
+            assert r.status_code == 200, r.text
+            body = r.json()
+            labels = {c["key"]: c["label"] for c in body["columns"]}
+            assert labels["confirm_on_time_rate"] == "按时核实率"
+            assert labels["confirmed"] == "核实数" and labels["confirmed_on_time"] == "按时核实数"
+            (row,) = body["rows"]
+            return dict(row)
+
+        async def drill(figure: str) -> list[int]:
+            r = await sup.get(
+                "/api/evaluation/cases",
+                params={
+                    "table": "posts",
+                    "post": "supervisor",
+                    "key": sup.user["id"],
+                    "figure": figure,
+                    "day": "2028-03-08",
+                },
+            )
+            assert r.status_code == 200, r.text
+            return sorted(c["id"] for c in r.json()["cases"])
+
+        row = await own_row()
+        assert (row["counts"]["confirmed"], row["counts"]["confirmed_on_time"]) == (2, 1)
+        assert row["rates"]["confirm_on_time_rate"]["value"] == 0.5
+        assert await drill("confirmed_on_time") == [k2["id"]]
+        # The city allows an hour: both answers are on time.
+        hub_state.settings = dataclasses.replace(real_settings, post_allowances="confirm=60")
+        row = await own_row()
+        assert row["counts"]["confirmed_on_time"] == 2
+        assert await drill("confirmed_on_time") == sorted([k1["id"], k2["id"]])
+    finally:
+        hub_state.cases.clock = real_clock
+        hub_state.settings = real_settings
