@@ -40,8 +40,8 @@ const DEADLINE_STATES = new Set(["dispatched", "handling"]);
 /** Photos filed with these actions show the site before handling, and after it. */
 const BEFORE_ACTIONS = new Set(["report", "quick_report"]);
 const AFTER_ACTIONS = new Set(["feedback", "quick_complete"]);
-/** Whoever may take these compares the photos first. */
-const VERIFY_ACTIONS = new Set(["verify_pass", "verify_fail"]);
+/** Whoever may take these (核实 of a report, 核查 of the work) looks at the photos first. */
+const VERIFY_ACTIONS = new Set(["confirm_pass", "confirm_fail", "verify_pass", "verify_fail"]);
 
 const NOTE_PLACEHOLDERS = {
   reject: "请说明不予立案的理由",
@@ -49,6 +49,9 @@ const NOTE_PLACEHOLDERS = {
   request_extension: "请说明申请延期的理由",
   deny_extension: "请说明驳回延期的理由",
   defer: "请说明缓办的原因",
+  request_confirm: "选填：请监督员重点核实的内容",
+  confirm_pass: "选填：现场核实情况",
+  confirm_fail: "请说明现场核实情况（如：现场未发现所报问题）",
   verify_fail: "请说明核查发现的问题",
   rework: "请说明需要返工的问题",
   escalate: "请填写督办意见",

@@ -4,6 +4,7 @@
 /** Case states in workflow order. */
 export const STATES = [
   "reported",
+  "confirming",
   "quick_handling",
   "registered",
   "dispatched",
@@ -20,6 +21,7 @@ export const STATES = [
 
 export const STATE_LABELS = {
   reported: "待受理",
+  confirming: "核实中",
   quick_handling: "快速处置中",
   registered: "待派遣",
   dispatched: "待签收",
@@ -34,13 +36,16 @@ export const STATE_LABELS = {
   voided: "已作废",
 };
 
-export const OPEN_STATES = new Set(STATES.slice(0, 10));
+export const OPEN_STATES = new Set(STATES.slice(0, 11));
 
 export const ACTION_LABELS = {
   report: "上报",
   quick_report: "快速处置上报",
   register: "立案",
   reject: "不予立案",
+  request_confirm: "发送核实",
+  confirm_pass: "核实属实",
+  confirm_fail: "核实不属实",
   dispatch: "派遣",
   accept: "签收",
   return: "回退",
@@ -98,6 +103,7 @@ export const NOTE_REQUIRED = new Set([
   "request_extension",
   "deny_extension",
   "defer",
+  "confirm_fail",
   "verify_fail",
   "rework",
   "escalate",
@@ -108,7 +114,14 @@ export const NOTE_REQUIRED = new Set([
 export const PHOTO_REQUIRED = new Set(["feedback", "quick_report", "quick_complete", "add_evidence"]);
 
 /** Actions where photos are welcome but optional. */
-export const PHOTO_OPTIONAL = new Set(["verify_pass", "verify_fail", "return", "reject"]);
+export const PHOTO_OPTIONAL = new Set([
+  "confirm_pass",
+  "confirm_fail",
+  "verify_pass",
+  "verify_fail",
+  "return",
+  "reject",
+]);
 
 /** Actions shown as red (destructive) buttons. */
 export const DANGEROUS_ACTIONS = new Set(["void", "reject", "return", "verify_fail", "rework"]);

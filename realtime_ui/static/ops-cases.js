@@ -22,8 +22,8 @@ const MAX_TODAY = 2000;
 const TICKER_SIZE = 20;
 
 export const OPEN_STATES = [
-  "reported", "quick_handling", "registered", "dispatched", "returned", "handling", "deferred", "feedback",
-  "verifying", "verified",
+  "reported", "confirming", "quick_handling", "registered", "dispatched", "returned", "handling",
+  "deferred", "feedback", "verifying", "verified",
 ];
 const OPEN = new Set(OPEN_STATES);
 

@@ -19,6 +19,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 /** Marker colour groups by state (rejected / voided cases are not drawn). */
 export const GROUP_OF = {
   reported: "pending",
+  confirming: "pending",
   registered: "pending",
   returned: "pending",
   dispatched: "working",

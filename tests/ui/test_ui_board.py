@@ -307,7 +307,7 @@ def test_supervisor_queue_counts_are_their_grids(
     try:
         page = p.page
         counts = _tab_counts(page)
-        assert set(counts) == {"to_check", "quick"}
+        assert set(counts) == {"to_check", "to_confirm", "quick"}
         listed = sup.get("/api/cases", state="verifying", limit=200)["items"]
         assert counts["to_check"] == len(listed)
         assert all(c["state"] == "verifying" for c in listed)
