@@ -47,19 +47,79 @@ class AlarmRow:
     state: str
 
 
-async def running_clocks(conn: asyncpg.Connection) -> list[RunningClock]:
+_CLOCKS_SQL = (
+    f"SELECT {_SELECT_CASE}, NULL::text AS reporter_name,"
+    " COALESCE((SELECT array_agg(a.threshold::float8) FROM case_alarms a"
+    "           WHERE a.case_id = c.id AND a.deadline = c.deadline), '{}') AS fired"
+    " FROM cases c"
+    " WHERE c.state IN ('dispatched', 'handling') AND c.deadline IS NOT NULL"
+    "   AND c.paused_remaining_s IS NULL AND c.clock_since IS NOT NULL"
+)
+
+
+async def running_clocks(
+    conn: asyncpg.Connection, case_ids: Sequence[int] | None = None
+) -> list[RunningClock]:
     """Open cases whose clock runs (dispatched or handling, a deadline, not paused, set since
-    migration 0011), with the thresholds fired for the current deadline."""
+    migration 0011), with the thresholds fired for the current deadline; with ``case_ids``, only
+    those of these cases whose clock runs (the others have stopped, or never ran)."""
+    sql, args = _CLOCKS_SQL, []
+    if case_ids is not None:
+        sql += " AND c.id = ANY($1::bigint[])"
+        args.append(list(case_ids))
     with map_pg_errors():
-        rows = await conn.fetch(
-            f"SELECT {_SELECT_CASE}, NULL::text AS reporter_name,"
-            " COALESCE((SELECT array_agg(a.threshold::float8) FROM case_alarms a"
-            "           WHERE a.case_id = c.id AND a.deadline = c.deadline), '{}') AS fired"
-            " FROM cases c"
-            " WHERE c.state IN ('dispatched', 'handling') AND c.deadline IS NOT NULL"
-            "   AND c.paused_remaining_s IS NULL AND c.clock_since IS NOT NULL"
-        )
+        rows = await conn.fetch(sql, *args)
     return [RunningClock(CaseRow.from_record(r), frozenset(r["fired"])) for r in rows]
+
+
+#: An alarm scheduler's place in the case log: events at or after it (in (txid, seq) order) may
+#: not have been seen yet. It is the ``[txid, seq]`` form of the relay's cursor.
+EventsCursor = tuple[str, int]
+
+
+async def events_cursor(conn: asyncpg.Connection) -> EventsCursor:
+    """The cursor to read changes from for a reader about to read the running clocks: every event
+    this statement's snapshot does not see was written by a transaction still running (or not yet
+    begun), whose txid is at or above the snapshot's xmin. So (xmin, 0) is before all of them, and
+    the running clocks read after this statement see at least what it saw."""
+    with map_pg_errors():
+        xmin = await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+    return (str(xmin), 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Changed:
+    """The cases touched by events after a cursor, and the cursor to read from next time."""
+
+    case_ids: list[int]
+    cursor: EventsCursor
+
+
+_CHANGED_SQL = """
+SELECT b.xmin::text AS xmin,
+       ARRAY(SELECT DISTINCT e.case_id FROM case_events e
+             WHERE (e.txid, e.seq) > ($1::text::xid8, $2) LIMIT $3) AS ids
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) b
+"""
+
+
+async def cases_changed_after(
+    conn: asyncpg.Connection, cursor: EventsCursor, limit: int
+) -> Changed | None:
+    """The cases of the events this statement sees after ``cursor``, or None when more than
+    ``limit`` cases were touched (the caller reads every running clock instead).
+
+    Unlike the relay (which must not skip or reorder), nothing here waits for older transactions
+    to finish: every committed event after the cursor is read now, and the next cursor is this
+    snapshot's xmin, so the events it could not see yet (their transactions still running) are
+    read on a later call. Events of transactions that committed above a long-running one are read
+    again until it ends; reading a case twice is harmless."""
+    with map_pg_errors():
+        row = await conn.fetchrow(_CHANGED_SQL, cursor[0], cursor[1], limit + 1)
+    ids = [int(i) for i in row["ids"]]
+    if len(ids) > limit:
+        return None
+    return Changed(ids, (str(row["xmin"]), 0))
 
 
 async def fire(

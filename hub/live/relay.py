@@ -13,10 +13,9 @@ in one transaction; only then are they published, so anything a client receives 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -25,9 +24,9 @@ import orjson
 from hub.cases import render
 from hub.cases.service import CaseService
 from hub.core import live
+from hub.live.leader import Leadership
 from storage import cases as q
 from storage import live as live_store
-from storage.db import OUTAGE_ERRORS
 
 log = logging.getLogger("cityhub.relay")
 
@@ -54,66 +53,40 @@ class Relay:
     #: How long envelopes are kept for resume.
     retention_hours: int = 72
     _pruned_at: float = -1e9
-    is_leader: bool = False
     _cursor: tuple[str, int] = ("0", 0)
     _pos: int = 0
     _heads: dict[str, int] | None = None
+    leadership: Leadership = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leadership = Leadership(
+            self.dsn, RELAY_LOCK_KEY, "relay", log, listen="cityhub_events"
+        )
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set: try to become the relay, relay while leader, retry on faults."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                await self._lead(stop)
-                backoff = 0.5
-            except OUTAGE_ERRORS as exc:
-                log.warning("relay: database unavailable (%s); retrying", type(exc).__name__)
-            except Exception:
-                log.exception("relay failed; retrying")
-            self.is_leader = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, 5.0)
+        """Run until ``stop`` is set: try to become the relay, relay while leader, retry on faults
+        (``hub.live.leader``)."""
+        await self.leadership.run(stop, lambda: self._lead(stop))
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
-        wake = asyncio.Event()
-        try:
-            while not stop.is_set():
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
-            if stop.is_set():
-                return
-            await conn.add_listener("cityhub_events", lambda *_: wake.set())
-            await self._load_position()
-            self.is_leader = True
-            log.info("relay: leading from cursor %s pos %d", self._cursor, self._pos)
-            while not stop.is_set():
-                moved = await self.cycle()
-                await self.prune()
-                if moved >= BATCH:
-                    continue
-                wake.clear()
-                waiter = asyncio.ensure_future(wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                try:
-                    await asyncio.wait(
-                        {waiter, stopper}, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    waiter.cancel()
-                    stopper.cancel()
-                if conn.is_closed():
-                    raise ConnectionError("relay connection lost")
-                if wake.is_set() and self.coalesce > 0:
-                    # Let concurrent commits gather: one pass relays them together.
-                    await asyncio.sleep(self.coalesce)
-        finally:
-            self.is_leader = False
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=2)
+        """One term as the relay: relay what commits until ``stop`` or the lock's connection goes."""
+        leading = self.leadership
+        await self._load_position()
+        log.info("relay: leading from cursor %s pos %d", self._cursor, self._pos)
+        while not stop.is_set():
+            leading.wake.clear()
+            moved = await self.cycle()
+            await self.prune()
+            if moved >= BATCH:
+                continue
+            await leading.wait(stop, self.poll)
+            if leading.wake.is_set() and self.coalesce > 0:
+                # Let concurrent commits gather: one pass relays them together.
+                await asyncio.sleep(self.coalesce)
 
     async def _load_position(self) -> None:
         async with self.pool.acquire() as conn:

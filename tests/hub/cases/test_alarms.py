@@ -1,6 +1,7 @@
 """Deadline alarms against real hub states on PostgreSQL, with the case service's clock injected:
 fired at the exact moment and once, after a restart, with two hub processes, live to a websocket
-client, escalating once; urgent cases on their own limit; GET /api/alarms."""
+client, escalating once; urgent cases on their own limit; GET /api/alarms; a pass after one case's
+event reads that case only, and the deadline it moved fires at its new moment once."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hub.cases.alarms import Alarms
 from hub.cases.service import NewCase
 from hub.core import workflow as wf
 from hub.core.deadlines import parse_policy
 from hub.state import HubState
 from hub.web.app import build_state, close_state
+from storage import alarms as alarm_store
 from storage.db import connect
 from tests import conftest
 from tests.conftest import Api
@@ -440,3 +443,73 @@ async def test_a_paused_countdown_through_the_service(hub_state: HubState) -> No
         ("warning", at(15, 30, day=2)),
         ("overdue", at(16, 30, day=2)),
     ]
+
+
+async def test_a_pass_after_one_event_reads_that_case_only_and_its_moved_deadline_fires_once(
+    hub_state: HubState,
+) -> None:
+    clock = Clock(at(9))
+    inject(hub_state, clock)
+    cases = [await four_hour_case(hub_state, clock) for _ in range(12)]
+    moved = cases[5]
+    async with connect(hub_state.pool) as conn:
+        admin = int(await conn.fetchval("SELECT id FROM users WHERE username = 'admin'"))
+        running = len(await alarm_store.running_clocks(conn))
+    assert running >= len(cases)
+    assert hub_state.alarms is not None and hub_state.alarms.full_reads >= 1  # its start
+    # A scheduler of the test's own, passing when the test says (the hub's leader runs too: the
+    # database still writes each alarm once).
+    mine = Alarms(hub_state.pool, hub_state.dsn, hub_state.cases)
+    clock.now = at(9, 30)
+    assert await mine.check() == at(12)  # the 75 % moment of every case
+    assert (mine.last_read, mine.last_rows) == ("full", running)
+    assert await mine.check() is not None
+    assert (mine.last_read, mine.last_rows) == ("incremental", 0)
+
+    # The department gets an extension to Tuesday 12:00: three events on one case, one read.
+    svc = hub_state.cases
+    actor = wf.Actor(admin, wf.Role.ADMIN)
+    for cmd in (
+        wf.Command(A.ACCEPT),
+        wf.Command(A.REQUEST_EXTENSION, note="材料未到", extension_until=at(12, day=2)),
+        wf.Command(A.APPROVE_EXTENSION),
+    ):
+        clock.now += timedelta(minutes=5)
+        detail = await svc.get(actor, moved)
+        await svc.transition(actor, moved, detail["version"], cmd)
+    detail = await svc.get(actor, moved)
+    assert detail["deadline"] == at(12, day=2)
+    warn_at = datetime.fromisoformat(detail["countdown"]["next_at"])
+    assert at(9, day=2) < warn_at < at(12, day=2)
+    assert await mine.check() == at(12)
+    assert (mine.last_read, mine.last_rows) == ("incremental", 1)
+    assert await mine.check() == at(12)
+    assert (mine.last_read, mine.last_rows) == ("incremental", 0)
+
+    # Monday: the other cases' alarms fire at 12:00 and 15:30; the moved one's at its old
+    # deadline does not.
+    for when in (at(12), at(15, 30), at(17)):
+        clock.now = when
+        await mine.check()
+        assert mine.last_read == "incremental"
+    assert await alarms_of(hub_state, moved) == []
+    assert [k for k, *_ in await alarms_of(hub_state, cases[0])] == ["warning", "overdue"]
+    # Tuesday: its warning at the new 75 % moment, its overdue at the new deadline, once each.
+    for when in (warn_at - SECOND, warn_at, warn_at, at(12, day=2) - SECOND):
+        clock.now = when
+        await asyncio.gather(mine.check(), mine.check())
+    clock.now = at(12, day=2)
+    await asyncio.gather(mine.check(), hub_state.alarms.check(), mine.check())
+    clock.now = at(14, 30, day=2)
+    await mine.check()
+    assert await alarms_of(hub_state, moved) == [
+        ("warning", 0.75, warn_at, warn_at),
+        ("overdue", 1.0, at(12, day=2), at(12, day=2)),
+    ]
+    actions = [a for a, _, _ in await events_of(hub_state, moved)]
+    assert actions.count("deadline_warning") == actions.count("overdue") == 1
+    assert actions.count("escalate") == 1
+    # The safety net: with a full read due at every pass, every pass reads every running clock.
+    mine.full_every = 0.0
+    await mine.check()
+    assert mine.last_read == "full"
