@@ -23,6 +23,7 @@ from tests.helpers import png_bytes
 TIMEOUT_MS = 20_000
 ROW = '[data-testid="case-row"]'
 PANE = '[data-testid="detail-pane"]'
+TIMELINE_ITEM = f'{PANE} [data-testid="timeline-item"]'
 
 pytestmark = pytest.mark.browser
 
@@ -367,6 +368,70 @@ def test_verifier_sees_the_photos_first(session: Any, city: City) -> None:
     assert compare["y"] < fields["y"]  # before and after come before the case's fields
     assert page.locator(f'{PANE} [data-testid="photos-before"] img').count() == 1
     assert page.locator(f'{PANE} [data-testid="photos-after"] img').count() == 1
+
+
+def test_supervisor_confirms_a_report_on_site(session: Any, city: City) -> None:
+    """核实: the seat sends a public report to the grid's supervisor (发送核实), who sees the
+    report's photo first, must say why it is 不属实, and hands it back to the seat (待受理)."""
+    city.seq += 1
+    seat, sup = city.user("seat2"), city.user("sup01")
+    mine = set(sup.user["grid_ids"])
+    grid = next(
+        g
+        for g in sup.get("/api/grids", level=2)["items"]
+        if g["id"] in mine or g["parent_id"] in mine
+    )
+    ring = sup.get(f"/api/grids/{grid['id']}")["boundary"]
+    xs, ys = [pt[0] for pt in ring], [pt[1] for pt in ring]
+    r = seat.http.post(
+        "/api/cases",
+        json={
+            "category_id": city.category()["id"],
+            "source": "public",
+            "description": f"市民反映路边暴露垃圾（核实测试 {city.seq}）",
+            "address": f"麒麟区建宁路 {city.seq} 号",
+            "lon": (min(xs) + max(xs)) / 2,
+            "lat": (min(ys) + max(ys)) / 2,
+            "attachment_ids": [seat.photo(700 + city.seq)],
+        },
+    )
+    assert r.status_code == 201, r.text
+    case = r.json()
+
+    s = session("seat2")  # the seat sends it from the detail pane
+    s.open_case(case["id"])
+    page = s.page
+    page.click('[data-testid="action-button"][data-action="request_confirm"]')
+    assert page.inner_text('[data-testid="action-submit"]') == "确认发送核实"
+    page.click('[data-testid="action-form"] [data-testid="action-submit"]')
+    page.wait_for_selector(
+        f'{PANE} .detail-head [data-testid="state-badge"][data-state="confirming"]'
+    )
+    assert page.inner_text(f'{PANE} .detail-head [data-testid="state-badge"]') == "核实中"
+
+    s = session("sup01")
+    s.open_case(case["id"])
+    page = s.page
+    buttons = page.locator(f'{PANE} [data-testid="action-button"]')
+    buttons.first.wait_for()
+    assert buttons.all_inner_texts() == ["核实属实", "核实不属实", "补充证据"]
+    compare = page.locator(f'{PANE} [data-testid="photos-before"]').bounding_box()
+    fields = page.locator(f'{PANE} [data-testid="detail-fields"]').bounding_box()
+    assert compare["y"] < fields["y"]  # the report's photo comes before the fields
+    page.click('[data-testid="action-button"][data-action="confirm_fail"]')
+    page.click('[data-testid="action-form"] [data-testid="action-submit"]')
+    error = page.locator('[data-testid="action-error"]')
+    error.wait_for()
+    assert error.inner_text() == "“核实不属实”需要填写说明"
+    page.fill('[data-testid="action-form"] [data-testid="action-note"]', "现场未发现暴露垃圾")
+    page.click('[data-testid="action-form"] [data-testid="action-submit"]')
+    page.wait_for_selector(
+        f'{PANE} .detail-head [data-testid="state-badge"][data-state="reported"]'
+    )
+    timeline = " ".join(page.locator(TIMELINE_ITEM).all_inner_texts())
+    assert "核实不属实" in timeline and "现场未发现暴露垃圾" in timeline
+    assert seat.get(f"/api/cases/{case['id']}")["state"] == "reported"
+    assert not s.errors
 
 
 # -- 5. the printable case sheet ----------------------------------------------------------------------
