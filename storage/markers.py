@@ -26,7 +26,6 @@ MARKER_FIELDS = (
     "lat",
     "category_id",
     "department_id",
-    "grid_id",
     "is_urgent",
     "reported_at",
     "deadline",
@@ -48,7 +47,6 @@ class MarkerRow:
     lat: float | None
     category_id: int
     department_id: int | None
-    grid_id: int | None
     is_urgent: bool
     reported_at: datetime
     deadline: datetime | None

@@ -61,6 +61,10 @@ def _level(h: HubState, m: MarkerRow, now: datetime) -> str | None:
         return "paused"
     if not clock.running or clock.deadline is None:
         return None
+    if now >= clock.deadline:
+        # No working time left (share >= 1): 红灯, without counting the working time overdue, which
+        # for a case overdue for months walks every day since (the summary's `remaining_s`).
+        return dl.Level.OVERDUE.value
     cd = dl.countdown(clock, svc.calendar, svc.policy, now)
     return None if cd is None else cd.level.value
 
@@ -76,7 +80,6 @@ def marker_json(h: HubState, m: MarkerRow, now: datetime) -> dict[str, Any]:
         "state": m.state,
         "category_id": m.category_id,
         "department_id": m.department_id,
-        "grid_id": m.grid_id,
         "level": _level(h, m, now),
         "urgent": m.is_urgent,
         "overdue": state in wf.DEADLINE_STATES and m.deadline is not None and m.deadline < now,

@@ -22,7 +22,6 @@ MARKER_KEYS = {
     "state",
     "category_id",
     "department_id",
-    "grid_id",
     "level",
     "urgent",
     "overdue",
