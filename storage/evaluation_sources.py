@@ -21,7 +21,8 @@ property of the member case, one statement each, with drill-downs by the same te
 The marks are not searched in the event log: migration 0017's trigger keeps one ``case_urgency``
 row per marking event with the moment the next mark replaced it (``until``), so the mark in force
 at the end is a range condition (``at < end`` and ``until`` absent or at or after ``end``) on the
-few true marks of a partial index. The handling time reads the first dispatch and the last
+few true marks of a partial index, hashed once and semi-joined to the city's members (the source
+figures do not read it at all). The handling time reads the first dispatch and the last
 feedback from ``case_facts`` (a case closed in the period had both before the end: close is
 terminal), so no event is read at all.
 """
@@ -93,14 +94,8 @@ RATE_LABELS: dict[str, str] = {
 _SOURCE_MEMBERS = (
     _MEMBERS
     + """,
-s_urgent AS (
-    -- the mark in force at the end (migration 0017's spans), true: the partial index's rows only
-    SELECT u.case_id FROM case_urgency u
-     WHERE u.urgent AND u.at < $2 AND (u.until IS NULL OR u.until >= $2)
-),
-s_members (indicator, case_id, source, urgent) AS (
-    SELECT m.indicator, m.case_id, c.source, m.case_id IN (SELECT case_id FROM s_urgent)
-      FROM members m JOIN cases c ON c.id = m.case_id
+s_members (indicator, case_id, source) AS (
+    SELECT m.indicator, m.case_id, c.source FROM members m JOIN cases c ON c.id = m.case_id
 )
 """
 )
@@ -108,23 +103,39 @@ _SOURCE_COUNTS = (
     _SOURCE_MEMBERS
     + "SELECT source, indicator, count(*) AS n FROM s_members GROUP BY source, indicator"
 )
-_URGENT_COUNTS = (
+_SOURCE_DRILL = (
     _SOURCE_MEMBERS
+    + "SELECT case_id FROM s_members WHERE indicator = $3 AND source = $4 ORDER BY case_id"
+)
+
+#: $1 = start, $2 = end. The members urgent as of the end: the mark in force at $2 (migration
+#: 0017's spans) is true; the true marks are few (a partial index), hashed once for a semi-join.
+_URGENT_MEMBERS = (
+    _MEMBERS
+    + """,
+u_members (indicator, case_id) AS (
+    SELECT m.indicator, m.case_id FROM members m
+     WHERE m.case_id IN (
+            SELECT u.case_id FROM case_urgency u
+             WHERE u.urgent AND u.at < $2 AND (u.until IS NULL OR u.until >= $2))
+)
+"""
+)
+_URGENT_COUNTS = (
+    _URGENT_MEMBERS
     + """, u_work AS (
     -- closed in the period, so every feedback and dispatch was before the end (close is terminal)
     SELECT f.last_feedback_at - f.first_dispatch_at AS took
-      FROM s_members s JOIN case_facts f ON f.case_id = s.case_id
-     WHERE s.urgent AND s.indicator = 'closed'
+      FROM u_members s JOIN case_facts f ON f.case_id = s.case_id
+     WHERE s.indicator = 'closed'
 )
 SELECT indicator, count(*) AS n,
        (SELECT extract(epoch FROM avg(took)) FROM u_work) AS avg_s,
        (SELECT count(took) FROM u_work) AS timed
-  FROM s_members WHERE urgent GROUP BY indicator"""
+  FROM u_members GROUP BY indicator"""
 )
-_SOURCE_DRILL = (
-    _SOURCE_MEMBERS
-    + "SELECT case_id FROM s_members WHERE indicator = $3 AND ($4::text IS NULL OR source = $4)"
-    + " AND ($5::boolean IS NULL OR urgent = $5) ORDER BY case_id"
+_URGENT_DRILL = (
+    _URGENT_MEMBERS + "SELECT case_id FROM u_members WHERE indicator = $3 ORDER BY case_id"
 )
 
 
@@ -248,7 +259,7 @@ async def source_drill_down(
     if source not in SOURCE_LABELS:
         raise InvalidRequest("未知的案件来源", code="bad_source", details={"source": source})
     with map_pg_errors():
-        rows = await conn.fetch(_SOURCE_DRILL, start, end, fig, source, None)
+        rows = await conn.fetch(_SOURCE_DRILL, start, end, fig, source)
     return [int(r["case_id"]) for r in rows]
 
 
@@ -259,5 +270,5 @@ async def urgent_drill_down(
     _check_period(start, end)
     fig = _figure(figure, UrgentFigure)
     with map_pg_errors():
-        rows = await conn.fetch(_SOURCE_DRILL, start, end, fig, None, True)
+        rows = await conn.fetch(_URGENT_DRILL, start, end, fig)
     return [int(r["case_id"]) for r in rows]
