@@ -172,6 +172,10 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 # ---------------------------------------------------------------------------------------------
 # Migrations
 
+#: A migration may rewrite a large table (0016 derives the evaluation's summary from the whole case
+#: log: minutes over millions of events); the pool's 30 s command timeout is for requests.
+MIGRATION_TIMEOUT_S = 6 * 3600.0
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -201,7 +205,10 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     applied: list[str] = []
     with map_pg_errors():
         async with pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            # Another process may be migrating: wait for it as long as a migration may take.
+            await conn.execute(
+                "SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY, timeout=MIGRATION_TIMEOUT_S
+            )
             try:
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -215,7 +222,7 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                     if mig.version in done:
                         continue
                     async with conn.transaction():
-                        await conn.execute(mig.sql)
+                        await conn.execute(mig.sql, timeout=MIGRATION_TIMEOUT_S)
                         await conn.execute(
                             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                             mig.version,
