@@ -218,15 +218,15 @@ WITH kinds (action, kind) AS (
            ('confirm_pass', 'confirm'), ('confirm_fail', 'confirm')
 ),
 p_ev AS (
+    -- the user's events of the period; what came before or after them is read from the per-case
+    -- summary of migration 0016 (case_facts, case_spans) where it holds it, else by the case's
+    -- own events (the request a check or a confirmation answered)
     SELECT e.case_id, e.version, e.action, e.at, e.actor_id, u.role, k.kind,
-           CASE WHEN k.kind IN ('decide', 'register') THEN (
-                    SELECT r.at FROM case_events r WHERE r.case_id = e.case_id
-                     ORDER BY r.version LIMIT 1)
-                WHEN k.kind = 'dispatch' THEN (
-                    SELECT r.at FROM case_events r
-                     WHERE r.case_id = e.case_id AND r.version < e.version
-                       AND r.action IN ('register', 'return')
-                     ORDER BY r.version DESC LIMIT 1)
+           CASE WHEN k.kind IN ('decide', 'register') THEN f.reported_at
+                WHEN k.kind = 'dispatch' THEN coalesce((
+                    SELECT max(r.at) FROM case_spans r
+                     WHERE r.case_id = e.case_id AND r.kind = 'return' AND r.version < e.version),
+                    f.registered_at)
                 WHEN k.kind = 'check' THEN (
                     SELECT r.at FROM case_events r
                      WHERE r.case_id = e.case_id AND r.version < e.version
@@ -242,24 +242,25 @@ p_ev AS (
                        WHEN 'dispatch' THEN $5::interval WHEN 'check' THEN $6::interval
                        WHEN 'confirm' THEN $7::interval
            END AS allowed,
-           CASE WHEN k.kind = 'report' THEN e.action = 'quick_report' OR EXISTS (
-                    SELECT 1 FROM case_events r
-                     WHERE r.case_id = e.case_id AND r.action = 'register' AND r.at < $2)
-                WHEN k.kind = 'register' THEN NOT EXISTS (
-                    SELECT 1 FROM case_events r
-                     WHERE r.case_id = e.case_id AND r.action = 'void' AND r.at < $2)
+           CASE WHEN k.kind = 'report' THEN e.action = 'quick_report'
+                                            OR coalesce(f.registered_at < $2, false)
+                -- voided before the end: ended, and not by a close (closed is terminal)
+                WHEN k.kind = 'register' THEN NOT (f.ended_at < $2 AND f.closed_at IS NULL)
+                                              IS TRUE
                 WHEN k.kind = 'dispatch' THEN NOT EXISTS (
-                    SELECT 1 FROM case_events r
-                     WHERE r.case_id = e.case_id AND r.action = 'return'
+                    SELECT 1 FROM case_spans r
+                     WHERE r.case_id = e.case_id AND r.kind = 'return'
                        AND r.version > e.version AND r.at < $2
                        AND NOT EXISTS (
-                            SELECT 1 FROM case_events n
-                             WHERE n.case_id = e.case_id AND n.action = 'dispatch'
+                            SELECT 1 FROM case_spans n
+                             WHERE n.case_id = e.case_id AND n.kind = 'deadline'
+                               AND n.action = 'dispatch'
                                AND n.version > e.version AND n.version < r.version))
            END AS good
       FROM case_events e
       JOIN kinds k ON k.action = e.action
       JOIN users u ON u.id = e.actor_id AND u.role = $8
+      JOIN case_facts f ON f.case_id = e.case_id
      WHERE e.at >= $1 AND e.at < $2
 ),
 p_case AS (
