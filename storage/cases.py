@@ -255,7 +255,10 @@ async def list_cases(
         where.append(f"c.source = ${len(args)}")
     if f.overdue:
         args.append(now)
-        where.append(f"c.state IN ('dispatched', 'handling') AND c.deadline < ${len(args)}")
+        where.append(
+            f"c.state IN ('dispatched', 'handling') AND c.deadline < ${len(args)}"
+            " AND c.paused_remaining_s IS NULL"  # a paused countdown is not running late
+        )
     if f.since is not None:
         args.append(f.since)
         where.append(f"c.reported_at >= ${len(args)}")

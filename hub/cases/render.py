@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from hub.cases.facts import case_facts
+from hub.core import deadlines as dl
 from hub.core import workflow as wf
 from hub.core.deadlines import ALARM_LABELS, Countdown
 from storage import cases as q
@@ -24,7 +25,7 @@ def case_json(
     grid = catalog.grids.get(case.grid_id) if case.grid_id is not None else None
     dep = catalog.departments.get(case.department_id) if case.department_id else None
     state = wf.CaseState(case.state)
-    overdue = state in wf.DEADLINE_STATES and case.deadline is not None and case.deadline < now
+    overdue = dl.is_overdue(case.state, case.deadline, case.paused_remaining_s, now)
     return {
         "id": case.id,
         "case_no": case.case_no,

@@ -245,6 +245,19 @@ class Countdown:
         }
 
 
+def is_overdue(
+    state: str, deadline: datetime | None, paused_remaining_s: int | None, now: datetime
+) -> bool:
+    """Past its deadline while the department's clock runs (not paused: a paused countdown keeps
+    the time it had left, whatever the stored deadline says)."""
+    return (
+        state in DEADLINE_STATES
+        and deadline is not None
+        and paused_remaining_s is None
+        and deadline < now
+    )
+
+
 def _level(share: float, policy: Policy) -> Level:
     if share >= 1.0:
         return Level.OVERDUE

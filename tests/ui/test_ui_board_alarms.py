@@ -221,11 +221,11 @@ def test_deadline_cell_turns_yellow_then_red_live(
         p.wait_live()
         page.evaluate("window.__sameDocument = true")
         cell = page.locator(f"{row} .col-deadline")
-        # Paused while the extension awaits approval: 计时暂停 and 延期待批, no 黄灯/红灯. (The first
-        # deadline, an hour ago, still marks the cell 超时: the summary's `overdue` flag reads the
-        # deadline column, paused or not.)
+        # Paused while the extension awaits approval: 计时暂停 and 延期待批, no 黄灯/红灯, and not 超时
+        # although the first deadline passed an hour ago (a paused clock is not running late).
         assert cell.locator(BADGE).inner_text() == "计时暂停"
         assert "延期待批" in cell.inner_text()
+        assert "overdue" not in (cell.get_attribute("class") or "")
 
         wait = (until - timedelta(seconds=APPROVE_BEFORE_S) - datetime.now(UTC)).total_seconds()
         if wait > 0:

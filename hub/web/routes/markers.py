@@ -70,7 +70,6 @@ def _level(h: HubState, m: MarkerRow, now: datetime) -> str | None:
 
 
 def marker_json(h: HubState, m: MarkerRow, now: datetime) -> dict[str, Any]:
-    state = wf.CaseState(m.state)
     return {
         "id": m.id,
         "case_no": m.case_no,
@@ -82,7 +81,7 @@ def marker_json(h: HubState, m: MarkerRow, now: datetime) -> dict[str, Any]:
         "department_id": m.department_id,
         "level": _level(h, m, now),
         "urgent": m.is_urgent,
-        "overdue": state in wf.DEADLINE_STATES and m.deadline is not None and m.deadline < now,
+        "overdue": dl.is_overdue(m.state, m.deadline, m.paused_remaining_s, now),
         "reported_at": m.reported_at,
     }
 

@@ -225,3 +225,13 @@ def test_policies_parse_and_refuse_nonsense() -> None:
             dl.parse_policy(*bad)
     with pytest.raises(ValueError):
         dl.parse_policy("0.75", "none", "nan")
+
+
+def test_a_paused_clock_is_not_overdue() -> None:
+    now = datetime(2028, 3, 6, 10, tzinfo=TZ)
+    past = now - timedelta(hours=1)
+    assert dl.is_overdue("handling", past, None, now)
+    assert not dl.is_overdue("handling", past, 3600, now)  # paused with an hour left
+    assert not dl.is_overdue("handling", now + timedelta(minutes=1), None, now)
+    assert not dl.is_overdue("feedback", past, None, now)  # the department's part is done
+    assert not dl.is_overdue("dispatched", None, None, now)
