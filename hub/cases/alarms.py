@@ -188,10 +188,10 @@ class Alarms:
             # those just read need not be.
             due = self._pop_due(now)
             again = [c for c in due if c not in fresh]
-            if again:
-                for rc in await store.running_clocks(conn, again):
-                    fresh[rc.case.id] = rc
-            self.last_rows = len(clocks) + len(again)
+            reread = await store.running_clocks(conn, again) if again else []
+            for rc in reread:
+                fresh[rc.case.id] = rc
+            self.last_rows = len(clocks) + len(reread)
         for case_id in due:
             running = fresh.get(case_id)
             if running is not None:
