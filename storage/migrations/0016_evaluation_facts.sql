@@ -194,6 +194,9 @@ SELECT s.case_id, s.version, 'deadline', s.action, s.at, s.until, s.department_i
           FROM case_events e
          WHERE cityhub_sets_deadline(e.action, e.data)
         WINDOW w AS (PARTITION BY e.case_id ORDER BY e.version)) s;
+-- Statistics for the lookups below: the spans were written in this transaction, and without them a
+-- probe per feedback or per case may be planned as a scan of the whole table.
+ANALYZE case_spans;
 
 INSERT INTO case_spans (case_id, version, kind, action, at, until, department_id, deadline)
 SELECT f.case_id, f.version, 'feedback', f.action, f.at,
@@ -219,6 +222,7 @@ SELECT e.case_id, e.version, 'return', e.action, e.at,
          ORDER BY p.version DESC LIMIT 1)
   FROM case_events e
  WHERE e.action = 'return';
+ANALYZE case_spans;
 
 INSERT INTO case_facts (case_id, is_quick, reported_at, registered_at, first_dispatch_at,
                         first_dispatch_dep, closed_at, close_dep, ended_at, last_feedback_at,
