@@ -172,7 +172,10 @@ CREATE TRIGGER case_events_facts AFTER INSERT ON case_events
 
 -- The same tables from the whole log at once (the migration's fill, and the test's reference).
 -- Written set-based and apart from the trigger on purpose: the two must agree.
-CREATE FUNCTION cityhub_case_facts_rebuild() RETURNS void LANGUAGE sql AS $$
+-- plpgsql, not sql: a sql function plans all its statements before running the first, so the
+-- lookups would be planned for the empty tables and ANALYZE could not help them.
+CREATE FUNCTION cityhub_case_facts_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
 TRUNCATE case_spans, case_facts;
 
 INSERT INTO case_spans (case_id, version, kind, action, at, until, department_id, deadline,
@@ -253,6 +256,7 @@ SELECT e.case_id,
     OR e.action IN ('report', 'quick_report', 'register', 'request_extension', 'feedback',
                     'return', 'defer', 'close', 'void')
  GROUP BY e.case_id;
+END
 $$;
 
 SELECT cityhub_case_facts_rebuild();
