@@ -126,14 +126,16 @@ WITH e_due AS (
 _SPAN_BRANCHES: dict[str, str] = {
     "due": "SELECT case_id, department_id FROM e_due WHERE NOT closed_in",
     "reworked": """SELECT DISTINCT ON (s.case_id) s.case_id, s.department_id
-       FROM case_spans s JOIN case_facts f ON f.case_id = s.case_id
+       FROM case_spans s
       WHERE s.kind = 'deadline' AND s.at >= $1 AND s.at < $2
-        AND s.action IN ('rework', 'verify_fail') AND NOT f.is_quick
+        AND s.action IN ('rework', 'verify_fail')
+        AND NOT EXISTS (SELECT 1 FROM case_facts q WHERE q.case_id = s.case_id AND q.is_quick)
       ORDER BY s.case_id, s.version DESC""",
     "extended": """SELECT DISTINCT ON (s.case_id) s.case_id, s.department_id
-       FROM case_spans s JOIN case_facts f ON f.case_id = s.case_id
+       FROM case_spans s
       WHERE s.kind = 'deadline' AND s.at >= $1 AND s.at < $2
-        AND s.action = 'approve_extension' AND NOT f.is_quick
+        AND s.action = 'approve_extension'
+        AND NOT EXISTS (SELECT 1 FROM case_facts q WHERE q.case_id = s.case_id AND q.is_quick)
       ORDER BY s.case_id, s.version DESC""",
     "deferred": """SELECT d.case_id, d.department_id FROM e_due d
       WHERE NOT d.closed_in AND EXISTS (
