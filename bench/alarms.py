@@ -32,14 +32,11 @@ the runs stop early past it and say so). The load average is printed before and 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import atexit
-import contextlib
+import functools
 import os
-import platform
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -48,15 +45,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
 
+from bench.common import admin_fetchval, dsn_for, log, machine, pct, run_with_postgres  # noqa: E402
 from hub.cases.alarms import Alarms  # noqa: E402
 from hub.cases.service import NewCase  # noqa: E402
 from hub.core import workflow as wf  # noqa: E402
@@ -64,46 +60,11 @@ from hub.settings import Secret, Settings  # noqa: E402
 from hub.state import HubState  # noqa: E402
 from hub.web.app import build_state, close_state  # noqa: E402
 from storage import alarms as alarm_store  # noqa: E402
-from storage.db import EmbeddedPostgres  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2036, 12, 1, 9, 0, tzinfo=TZ)  # a Monday, a plain working week
 MAX_CLOCKS = 200_000
 MAX_REPEATS = 50
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:4.1f}] {msg}", flush=True)
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(-(-p * len(ordered) // 100)) - 1))
-    return ordered[k]
-
-
-def dsn_for(base: str, dbname: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
-
-
-async def admin_execute(base: str, sql: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 class Clock:
@@ -248,7 +209,7 @@ async def measure(state: HubState, args: argparse.Namespace) -> None:
 
 async def run(args: argparse.Namespace, base: str) -> int:
     dbname = "cityhub_bench_alarms_" + uuid.uuid4().hex[:8]
-    await admin_execute(base, f"CREATE DATABASE {dbname}")
+    await admin_fetchval(base, f"CREATE DATABASE {dbname}")
     try:
         data_dir = Path(tempfile.mkdtemp(prefix="cityhub-bench-alarms-data-"))
         atexit.register(shutil.rmtree, data_dir, True)
@@ -278,7 +239,7 @@ async def run(args: argparse.Namespace, base: str) -> int:
         finally:
             await close_state(state)
     finally:
-        await admin_execute(base, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+        await admin_fetchval(base, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
     return 0
 
 
@@ -303,33 +264,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="cityhub-bench-alarms-"))
-    atexit.register(shutil.rmtree, scratch, True)
-    (scratch / "run").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    embedded: EmbeddedPostgres | None = None
-    rc = 1
     log(f"start; machine {machine()}")
-    try:
-        base = os.environ.get("CITYHUB_DATABASE_URL", "")
-        if not base:
-            import logging
-
-            logging.getLogger("pgserver").setLevel(logging.WARNING)
-            embedded = EmbeddedPostgres(scratch / "pg")
-            base = embedded.start()
-            log("embedded PostgreSQL started")
-        rc = asyncio.run(run(args, base))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr, flush=True)
-        rc = 130
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if embedded is not None:
-            embedded.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return rc
+    return run_with_postgres("cityhub-bench-alarms-", functools.partial(run, args))
 
 
 if __name__ == "__main__":

@@ -34,14 +34,8 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import atexit
-import contextlib
 import functools
 import os
-import platform
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -49,7 +43,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +51,7 @@ if str(ROOT) not in sys.path:
 
 import asyncpg  # noqa: E402
 
+from bench.common import admin_fetchval, dsn_for, log, machine, pct, run_with_postgres  # noqa: E402
 from hub.settings import Secret, Settings  # noqa: E402
 from hub.state import HubState  # noqa: E402
 from hub.web.app import build_state, close_state  # noqa: E402
@@ -66,7 +60,6 @@ from storage import evaluation_posts as posts  # noqa: E402
 from storage import evaluation_regions as regions  # noqa: E402
 from storage import evaluation_sources as sources  # noqa: E402
 from storage import evaluation_units as units  # noqa: E402
-from storage.db import EmbeddedPostgres  # noqa: E402
 from storage.errors import StorageError  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -76,41 +69,6 @@ NOW = datetime(2027, 1, 1, tzinfo=TZ)
 SEED = 20261202
 GOALS_S = {"month": 1.0, "quarter": 3.0, "year": 3.0, "drill": 0.2}
 REFERENCE_SQL = "SELECT action, count(*) FROM case_events GROUP BY action"
-
-
-def log(msg: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.strftime('%H:%M:%S')} load {load:4.1f}] {msg}", flush=True)
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(-(-p * len(ordered) // 100)) - 1))
-    return ordered[k]
-
-
-def dsn_for(base: str, dbname: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
-
-
-async def admin_fetchval(base: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(base)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 async def generate(state: HubState, n: int) -> float:
@@ -333,33 +291,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="cityhub-bench-eval-"))
-    atexit.register(shutil.rmtree, scratch, True)
-    (scratch / "run").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    embedded: EmbeddedPostgres | None = None
-    rc = 1
-    try:
-        base = os.environ.get("CITYHUB_DATABASE_URL", "")
-        if not base:
-            import logging
-
-            logging.getLogger("pgserver").setLevel(logging.WARNING)
-            pgdir = args.pgdata / "pg" if args.pgdata else scratch / "pg"
-            embedded = EmbeddedPostgres(pgdir)
-            base = embedded.start()
-            log(f"embedded PostgreSQL under {pgdir}")
-        rc = asyncio.run(run(args, base))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr, flush=True)
-        rc = 130
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if embedded is not None:
-            embedded.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return rc
+    return run_with_postgres(
+        "cityhub-bench-eval-",
+        functools.partial(run, args),
+        args.pgdata / "pg" if args.pgdata else None,
+    )
 
 
 if __name__ == "__main__":
