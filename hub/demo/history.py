@@ -8,9 +8,18 @@ the category's time limit (24 working hours when none). Case ids, attachment ids
 case numbers are assigned here (offset from what the database already holds).
 
 About 94 % of reports are registered and about 91 % of registered cases closed, with returns,
-extensions, rework, deferrals and escalations along the way (``hub.demo.reports.plan_case``). The
-newest cases are driven to every open state in turn (replayed at a faster pace when the realistic
-one would not get there before ``now``), some of them overdue.
+extensions, rework, deferrals and escalations along the way (``hub.demo.reports.plan_case``). A
+share of hotline, public and sensor reports is first sent to the grid's supervisor to confirm on
+site (核实: ``request_confirm``, then ``confirm_pass`` and registration, or ``confirm_fail`` and
+rejection), some answered after the allowance. About 4 % of cases are urgent (紧急, marked by the
+reporter, at registration or at dispatch, a few un-marked later: ``plan_urgency``); an urgent
+case's clock runs on the urgent limit (``urgent_limit_hours`` working hours when shorter than the
+category's), as ``hub.cases.service.CaseService.deadline_for`` computes it, and its department acts
+at once, office hours or not. The countdown columns are folded as the service writes them
+(``hub.core.deadlines.clock_changes`` under the default policy), except ``clock_since``: the
+history's clocks predate the alarm scheduler, which leaves them alone (``docs/architecture.md``).
+The newest cases are driven to every open state in turn (replayed at a faster pace when the
+realistic one would not get there before ``now``), some of them overdue.
 """
 
 from __future__ import annotations
@@ -18,12 +27,12 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
-import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
+from hub.core import deadlines as dl
 from hub.core import workflow as wf
 from hub.core.workcal import WorkCalendar
 from hub.demo.organisation import COORDINATING, WRONG_DEPARTMENT
@@ -36,7 +45,16 @@ from hub.demo.records import (
     case_row,
     event_key,
 )
-from hub.demo.reports import Plan, category_mixes, new_case, plan_case, skeletons
+from hub.demo.reports import (
+    Forced,
+    ForcedFates,
+    Plan,
+    category_mixes,
+    new_case,
+    plan_case,
+    plan_urgency,
+    skeletons,
+)
 from hub.demo.text import FEEDBACK_COMPONENT, FEEDBACK_EVENT, REPORT_NOTES
 from storage.attachments import StoredBlob
 
@@ -45,13 +63,9 @@ A = wf.Action
 R = wf.Role
 CaseState = wf.CaseState
 
-#: Target states of the newest cases (cycled), so that every open state is on the board.
-_NORMAL_TARGETS: Final = (
-    S.REPORTED, S.DISPATCHED, S.HANDLING, S.REGISTERED, S.FEEDBACK, S.HANDLING, S.VERIFYING,
-    S.RETURNED, S.DEFERRED, S.VERIFIED, S.DISPATCHED, S.HANDLING, S.REPORTED, S.CLOSED,
-)  # fmt: skip
-_QUICK_TARGETS: Final = (S.QUICK_HANDLING, S.FEEDBACK, S.VERIFYING, S.VERIFIED, S.CLOSED)
 _MIN_STEP: Final = timedelta(seconds=30)
+#: The countdown's columns the history keeps (``clock_since`` stays empty, see the docstring).
+_CLOCK_KEPT: Final = ("time_limit_s", "paused_remaining_s")
 
 
 class _Stop(Exception):
@@ -72,8 +86,11 @@ class HistoryGenerator:
         first_case_id: int = 1,
         first_attachment_id: int = 1,
         counters: Mapping[date, int] | None = None,
+        urgent_limit_hours: int = 2,
     ) -> None:
         self.org = org
+        self.urgent_limit_hours = urgent_limit_hours
+        self.policy = dl.Policy()
         self.cal = calendar
         self.tz = calendar.tz
         self.photos = photos
@@ -122,9 +139,42 @@ class HistoryGenerator:
     _OFFICE = (8.0, 18.5, True)
     _FIELD = (7.5, 19.0, False)
 
-    def _deadline(self, cat: CategoryInfo, at: datetime) -> datetime:
+    def _deadline(
+        self, h: History, cat: CategoryInfo, at: datetime, urgent: bool | None = None
+    ) -> datetime:
+        """A clock restarted at ``at``: the category's limit, or the urgent one when the case is
+        (or the command makes it) urgent and that is shorter (``CaseService.deadline_for``)."""
         value, unit = cat.limit
-        return self.cal.add(at, value, "hours" if unit == "hours" else "days").astimezone(UTC)
+        due = self.cal.add(at, value, "hours" if unit == "hours" else "days")
+        if h.row["is_urgent"] if urgent is None else urgent:
+            due = min(due, self.cal.add(at, self.urgent_limit_hours, "hours"))
+        return due.astimezone(UTC)
+
+    def _limit_s(self, cat: CategoryInfo, urgent: bool) -> int:
+        """The working seconds a restart gives (``CaseService.time_limit_s``)."""
+        value, unit = cat.limit
+        day = self.cal.day_length.total_seconds()
+        limit = value * 3600 if unit == "hours" else int(value * day)
+        return min(limit, self.urgent_limit_hours * 3600) if urgent else limit
+
+    def _clock(self, h: History, out: wf.Outcome, at: datetime) -> dict[str, Any]:
+        """The countdown columns the move changes, as ``CaseService._with_clock`` merges them."""
+        row, cat = h.row, h.category
+        assert cat is not None
+        before = dl.Clock(
+            row["state"],
+            row["deadline"],
+            row["time_limit_s"] or self._limit_s(cat, row["is_urgent"]),
+            row["paused_remaining_s"],
+            row["clock_since"],
+            row["pending_extension_until"],
+        )
+        urgent = bool(out.changes.get("is_urgent", row["is_urgent"]))
+        extra = dl.clock_changes(
+            out.action, before, self.cal, self.policy, at,
+            new_deadline=out.changes.get("deadline"), restart_limit_s=self._limit_s(cat, urgent),
+        )  # fmt: skip
+        return {k: v for k, v in extra.items() if k in _CLOCK_KEPT}
 
     def _photos(self, h: History, actor: wf.Actor, at: datetime, n: int) -> tuple[int, ...]:
         ids = []
@@ -153,8 +203,10 @@ class HistoryGenerator:
         self, h: History, out: wf.Outcome, actor: wf.Actor, at: datetime, cmd: wf.Command
     ) -> None:
         row = h.row
+        clock = self._clock(h, out, at) if out.from_state is not None else {}
         for key, value in out.changes.items():
             row[key] = value
+        row.update(clock)
         h.version += 1
         h.t = at
         h.events.append(
@@ -194,7 +246,7 @@ class HistoryGenerator:
         r = self.rng
         row = dict(ROW_DEFAULTS)
         row.update(state=None, is_quick=False, grid_id=case["grid_id"])
-        h = History(case["id"], case["reported_at"], plan.target, row)
+        h = History(case["id"], case["reported_at"], plan.target, row, category=cat)
         street_sups = self.sups[case["street"]]
         dep = self.org.departments
         try:
@@ -211,7 +263,10 @@ class HistoryGenerator:
                 elif source == "video" or (source == "public" and r.random() < 0.6):
                     n = 1  # a snapshot of the feed, or the citizen's photo
                 ids = self._photos(h, reporter, at, n)
-                cmd = wf.Command(A.REPORT, note=REPORT_NOTES[case["source"]], attachment_ids=ids)
+                cmd = wf.Command(
+                    A.REPORT, note=REPORT_NOTES[case["source"]], attachment_ids=ids,
+                    urgent=self._mark(plan, "report"),
+                )  # fmt: skip
             self._record(h, wf.create(reporter, cmd, case["grid_id"], at), reporter, at, cmd)
             if plan.quick:
                 self._quick_complete(h, reporter, r.uniform(5, 40))
@@ -222,6 +277,11 @@ class HistoryGenerator:
             # 2. registration (立案) or rejection
             seat = r.choice(self.seats)
             at = self._at(h, r.uniform(3, 30), self._SEAT)
+            if plan.confirm is not None:
+                # 核实: the seat sends the report to one of the street's supervisors first.
+                self._do(h, seat, A.REQUEST_CONFIRM, at, note="请监督员现场核实")
+                self._confirm(h, plan, r.choice(street_sups))
+                at = self._at(h, r.uniform(2, 20), self._SEAT)
             if plan.reject is wf.RejectReason.DUPLICATE:
                 orig = case["duplicate_of"]
                 self._do(
@@ -233,9 +293,15 @@ class HistoryGenerator:
                 note = r.choice(
                     ("经视频核实现场无此问题", "不属于数字城管受理范围", "信息不全，无法核实")
                 )
+                if plan.confirm == "fail":
+                    note = "经监督员现场核实不属实，不予立案"
+                elif plan.confirm == "pass":
+                    note = "不属于数字城管受理范围"
                 self._do(h, seat, A.REJECT, at, reject_reason=plan.reject, note=note)
                 return h
-            self._do(h, seat, A.REGISTER, at, note="符合立案标准")
+            self._do(
+                h, seat, A.REGISTER, at, note="符合立案标准", urgent=self._mark(plan, "register")
+            )
             if plan.void:
                 at = self._at(h, r.uniform(10, 120), self._SEAT)
                 self._do(h, seat, A.VOID, at, note="上报信息有误，经核实作废")
@@ -248,10 +314,12 @@ class HistoryGenerator:
                 if first == final:
                     first = dep[COORDINATING] if final != dep[COORDINATING] else dep["CGZF"]
             dispatcher = r.choice(self.dispatchers)
-            at = self._at(h, r.uniform(5, 45), self._SEAT)
+            urgent = self._mark(plan, "dispatch")
+            hurry = h.row["is_urgent"] if urgent is None else urgent
+            at = self._at(h, r.uniform(2, 15) if hurry else r.uniform(5, 45), self._SEAT)
             self._do(
-                h, dispatcher, A.DISPATCH, at, department_id=first,
-                deadline=self._deadline(cat, at),
+                h, dispatcher, A.DISPATCH, at, department_id=first, urgent=urgent,
+                deadline=self._deadline(h, cat, at, urgent),
             )  # fmt: skip
             if plan.stuck is S.DISPATCHED:
                 self._maybe_escalate(h, plan, dispatcher)
@@ -265,12 +333,14 @@ class HistoryGenerator:
                 at = self._at(h, r.uniform(10, 60), self._SEAT)
                 self._do(
                     h, dispatcher, A.DISPATCH, at, department_id=final,
-                    deadline=self._deadline(cat, at), note="重新派遣至责任部门",
+                    deadline=self._deadline(h, cat, at), note="重新派遣至责任部门",
                 )  # fmt: skip
-            # 4. handling (处置) by the department
+            # 4. handling (处置) by the department (at once, office hours or not, when urgent)
             staff = self.dept_actor[final]
-            office = None if cat.urgency == 1 else self._OFFICE
-            self._do(h, staff, A.ACCEPT, self._at(h, r.uniform(10, 150), office))
+            urgent_now = cat.urgency == 1 or h.row["is_urgent"]
+            office = None if urgent_now else self._OFFICE
+            accept = r.uniform(5, 30) if h.row["is_urgent"] else r.uniform(10, 150)
+            self._do(h, staff, A.ACCEPT, self._at(h, accept, office))
             if plan.defer is not None:
                 at = self._at(h, r.uniform(120, 2880), self._OFFICE)
                 note = r.choice(("涉及多部门协调，需列入专项整治计划", "需申请专项资金，暂缓办理"))
@@ -279,7 +349,7 @@ class HistoryGenerator:
                     return h
                 at = self._at(h, r.uniform(5, 40) * 1440, self._OFFICE)
                 self._do(
-                    h, dispatcher, A.RESUME, at, deadline=self._deadline(cat, at),
+                    h, dispatcher, A.RESUME, at, deadline=self._deadline(h, cat, at),
                     note="专项资金已落实，恢复办理",
                 )  # fmt: skip
             if plan.extension is not None:
@@ -295,6 +365,27 @@ class HistoryGenerator:
         except _Stop:
             pass
         return h
+
+    @staticmethod
+    def _mark(plan: Plan, step: str) -> bool | None:
+        """The 紧急 mark the command of ``step`` carries: True where the plan marks the case,
+        False where it un-marks it, None (left as it is) elsewhere."""
+        if plan.urgent_at == step:
+            return True
+        return False if plan.unmark_at == step else None
+
+    def _confirm(self, h: History, plan: Plan, sup: wf.Actor) -> None:
+        """The supervisor's answer to a confirmation request: most within the allowance, some
+        late (and any request the field hours put off to the next morning)."""
+        r = self.rng
+        minutes = r.uniform(35, 240) if plan.confirm_late else r.uniform(6, 28)
+        at = self._at(h, minutes, self._FIELD)
+        if plan.confirm == "fail":
+            note = r.choice(("经现场核实，现场无此问题", "现场查看问题已不存在，反映不属实"))
+            self._do(h, sup, A.CONFIRM_FAIL, at, note=note, photos=1)
+        else:
+            note = r.choice(("经现场核实，问题属实", "现场核实属实，建议立案"))
+            self._do(h, sup, A.CONFIRM_PASS, at, note=note, photos=int(r.random() < 0.8))
 
     def _maybe_escalate(self, h: History, plan: Plan, actor: wf.Actor) -> None:
         deadline = h.row["deadline"]
@@ -366,7 +457,7 @@ class HistoryGenerator:
             if plan.rework == "seat":
                 plan.rework = None
                 self._do(
-                    h, seat, A.REWORK, at, deadline=self._deadline(cat, at),
+                    h, seat, A.REWORK, at, deadline=self._deadline(h, cat, at),
                     note="反馈照片未体现处置结果，返工",
                 )  # fmt: skip
                 redo()
@@ -377,7 +468,7 @@ class HistoryGenerator:
             if plan.rework == "verify_fail":
                 plan.rework = None
                 self._do(
-                    h, sup, A.VERIFY_FAIL, at, deadline=self._deadline(cat, at), photos=1,
+                    h, sup, A.VERIFY_FAIL, at, deadline=self._deadline(h, cat, at), photos=1,
                     note="现场核查问题仍然存在，返工",
                 )  # fmt: skip
                 redo()
@@ -399,16 +490,13 @@ class HistoryGenerator:
         once every case still to come is reported after it."""
         skeletons_ = skeletons(self.rng, self.now, self.tz, n)
         forced_from = n - min(n, max(60, n // 100))
-        normal_targets = itertools.cycle(_NORMAL_TARGETS)
-        quick_targets = itertools.cycle(_QUICK_TARGETS)
+        fates = ForcedFates()
         out = DemoChunk([], [], [])
         pending: list[tuple[Any, ...]] = []
         recent: list[dict[str, Any]] = []  # earlier registered cases, for duplicates
         for index, (reported_at, source, quick) in enumerate(skeletons_):
-            target = None
-            if index >= forced_from:
-                target = next(quick_targets) if quick else next(normal_targets)
-            case, h = self._one(reported_at, source, quick, target, recent)
+            forced = fates.next(source, quick) if index >= forced_from else None
+            case, h = self._one(reported_at, source, quick, forced, recent)
             pending.extend(h.events)
             out.attachments.extend(h.attachments)
             out.cases.append(case)
@@ -441,12 +529,13 @@ class HistoryGenerator:
         reported_at: datetime,
         source: str,
         quick: bool,
-        target: CaseState | None,
+        forced: Forced | None,
         recent: list[dict[str, Any]],
     ) -> tuple[tuple[Any, ...], History]:
         case_id = self.next_case_id
         self.next_case_id += 1
-        plan0 = plan_case(self.rng, quick, target)
+        target = None if forced is None else forced.target
+        plan0 = plan_case(self.rng, quick, target, source)
         if plan0.reject is wf.RejectReason.DUPLICATE and not recent:
             plan0.reject = wf.RejectReason.INVALID
         case = new_case(
@@ -454,6 +543,9 @@ class HistoryGenerator:
             case_id, reported_at, source, plan0, recent,
         )  # fmt: skip
         cat = case["category"]
+        plan_urgency(self.rng, plan0, cat)
+        if forced is not None:
+            forced.apply(plan0)
         reporter = self._reporter(source, case["street"])
         if target is None:
             h = self._history(case, cat, plan0, reporter)

@@ -83,8 +83,10 @@ async def load_demo(
     now: datetime,
     n_cases: int = 10_000,
     seed: int = 20261123,
+    urgent_limit_hours: int = 2,
 ) -> DemoSummary:
-    """Load the demo city once (see the module docstring); a no-op when it is already loaded."""
+    """Load the demo city once (see the module docstring); a no-op when it is already loaded.
+    ``urgent_limit_hours``: the urgent time limit the case service applies (``urgent_limit``)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     started = _time.perf_counter()
@@ -115,7 +117,9 @@ async def load_demo(
                 supervisors[street] = [f"sup{2 * i + 1:02d}", f"sup{2 * i + 2:02d}"]
             components = await insert_components(conn, cells, departments, seed)
             org = DemoOrg(level2, categories, departments, users, supervisors)
-            counts = await _write_history(conn, org, calendar, photos, now, seed, n_cases)
+            counts = await _write_history(
+                conn, org, calendar, photos, now, seed, n_cases, urgent_limit_hours
+            )
             await conn.execute(
                 "INSERT INTO settings_kv (key, value) VALUES ($1, $2::text::jsonb)",
                 DEMO_FLAG,
@@ -318,6 +322,7 @@ async def _write_history(
     now: datetime,
     seed: int,
     n_cases: int,
+    urgent_limit_hours: int,
 ) -> tuple[int, int, int]:
     """Generate the cases and COPY them chunk by chunk: a writer task copies one chunk while the
     generator (yielding to the loop every few cases) makes the next, so that PostgreSQL's work
@@ -340,6 +345,7 @@ async def _write_history(
         first_case_id=first_case,
         first_attachment_id=first_attachment,
         counters=counters,
+        urgent_limit_hours=urgent_limit_hours,
     )
     # A connection without storage.db's jsonb codec takes JSON text.
     json_text = not isinstance(await conn.fetchval("SELECT '{}'::jsonb"), dict)

@@ -114,6 +114,8 @@ class History:
     events: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
     attachments: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
     version: int = 0
+    #: The case's category (its time limit restarts the department's clock).
+    category: CategoryInfo | None = None
 
     def facts(self) -> wf.CaseFacts:
         return case_facts({**self.row, "version": self.version})

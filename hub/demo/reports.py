@@ -1,8 +1,8 @@
 """What the demo city reports, before any workflow move: when (a daily rhythm per source over the
 last ``HISTORY_DAYS``), from which source (``SOURCE_MIX``), in which category (the mixes follow the
 figures in ``/work/shared/domain/README.md``, see ``docs/demo.md``), where and in which words, and
-the fate drawn for each case (``plan_case``: rejected, voided, returned, deferred, extended,
-escalated, late, reworked ...).
+the fate drawn for each case (``plan_case``: sent to 核实, rejected, voided, returned, deferred,
+extended, escalated, late, reworked ...; ``plan_urgency``: marked 紧急 when, and un-marked).
 
 Pure: every draw comes from the ``random.Random`` passed in, in a fixed order, so one seed always
 gives the same city.
@@ -88,6 +88,36 @@ SOURCE_MIX: Final[Mapping[str, float]] = {
 QUICK_SHARE: Final = 0.20
 HISTORY_DAYS: Final = 240
 
+#: 核实: the share of each source's reports a seat sends to the grid's supervisor to confirm on site
+#: before registering them (reports the desk cannot judge: citizens', the hotline's, sensor alarms).
+CONFIRM_SHARE: Final[Mapping[str, float]] = {"hotline": 0.40, "public": 0.50, "sensor": 0.20}
+#: Of those, the share the supervisor finds untrue (不属实: the seat then rejects the report), and the
+#: share answered after the 30-minute allowance (besides requests the field hours put off).
+CONFIRM_FAIL: Final = 0.18
+CONFIRM_LATE: Final = 0.08
+#: 紧急: the chance a case is urgent, by category: the 突发事件 class (``urgency`` 1), the hazards
+#: below, anything else. About 4 % of reports are urgent (``docs/demo.md``).
+URGENT_EMERGENCY: Final = 0.55
+URGENT_HAZARD: Final = 0.15
+URGENT_OTHER: Final = 0.02
+HAZARDS: Final = frozenset(
+    {
+        "上水井盖",
+        "污水井盖",
+        "雨水井盖",
+        "消防栓",
+        "护栏",
+        "交通信号灯",
+        "化粪池",
+        "液化气站",
+        "施工占道",
+    }
+)
+#: Who marks an urgent case (weights): the reporter, the seat at registration, the dispatcher;
+#: and the share marked urgent that a later step finds not urgent after all (un-marked).
+URGENT_WHEN: Final[Mapping[str, float]] = {"report": 0.6, "register": 0.28, "dispatch": 0.12}
+URGENT_UNMARKED: Final = 0.10
+
 
 #: The category mix of each kind of report ("quick": quick handling by a supervisor).
 CATEGORY_MIXES: Final[Mapping[str, Mapping[str, float]]] = {
@@ -117,6 +147,10 @@ class Plan:
     late: bool = False
     rework: str | None = None  # "verify_fail" | "seat"
     target: CaseState | None = None
+    confirm: str | None = None  # 核实 before registration: "pass" | "fail"
+    confirm_late: bool = False  # answered after the allowance
+    urgent_at: str | None = None  # marked 紧急 at: "report" | "register" | "dispatch"
+    unmark_at: str | None = None  # un-marked at a later step: "register" | "dispatch"
 
 
 def _mix(
@@ -181,7 +215,9 @@ def skeletons(
     return out
 
 
-def plan_case(rng: random.Random, quick: bool, target: CaseState | None) -> Plan:
+def plan_case(
+    rng: random.Random, quick: bool, target: CaseState | None, source: str = "supervisor"
+) -> Plan:
     """What will happen to a case (drawn before its history is played)."""
     r = rng
     p = Plan(quick=quick, target=target)
@@ -190,6 +226,13 @@ def plan_case(rng: random.Random, quick: bool, target: CaseState | None) -> Plan
         p.rework = "verify_fail" if v < 0.015 else "seat" if v < 0.025 else None
         return p
     forced = target is not None
+    if r.random() < CONFIRM_SHARE.get(source, 0.0):
+        # (A forced history's confirmation is set by its ``Forced``.)
+        p.confirm = "fail" if not forced and r.random() < CONFIRM_FAIL else "pass"
+        p.confirm_late = r.random() < CONFIRM_LATE
+        if p.confirm == "fail":
+            p.reject = wf.RejectReason.INVALID
+            return p
     if not forced:
         x = r.random()
         if x < 0.075:  # ~6 % of all reports (quick ones included) are not registered
@@ -212,6 +255,81 @@ def plan_case(rng: random.Random, quick: bool, target: CaseState | None) -> Plan
     v = r.random()
     p.rework = "verify_fail" if v < 0.045 else "seat" if v < 0.075 else None
     return p
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Forced:
+    """The fate of one of the newest cases: the state its history is driven to, where it is
+    marked 紧急 (and un-marked), and the supervisor's answer when it goes to 核实."""
+
+    target: CaseState
+    urgent_at: str | None = None
+    unmark_at: str | None = None
+    confirm: str | None = None
+
+    def apply(self, plan: Plan) -> None:
+        """Set the plan's marks and confirmation (drawn ones are overridden)."""
+        plan.urgent_at, plan.unmark_at = self.urgent_at, self.unmark_at
+        if self.confirm is not None:
+            plan.confirm = self.confirm
+            if self.confirm == "fail":
+                plan.reject = wf.RejectReason.INVALID
+
+
+F = Forced
+#: The newest cases' fates, in turn, so that every open state is on the board (some urgent, marked
+#: at each step); reports from the sources 核实 serves take ``CONFIRM_FORCED``, quick ones
+#: ``QUICK_FORCED``.
+NORMAL_FORCED: Final = (
+    F(S.REPORTED), F(S.DISPATCHED), F(S.HANDLING, "report"), F(S.REGISTERED), F(S.FEEDBACK),
+    F(S.HANDLING), F(S.VERIFYING, "register"), F(S.RETURNED), F(S.DEFERRED), F(S.VERIFIED),
+    F(S.DISPATCHED, "dispatch"), F(S.HANDLING), F(S.REPORTED), F(S.CLOSED, "report", "register"),
+)  # fmt: skip
+CONFIRM_FORCED: Final = (
+    F(S.CONFIRMING, confirm="pass"), F(S.REJECTED, confirm="fail"),
+    F(S.HANDLING, "report", confirm="pass"), F(S.CONFIRMING, confirm="pass"),
+    F(S.CLOSED, confirm="pass"), F(S.REGISTERED, confirm="pass"),
+)  # fmt: skip
+QUICK_FORCED: Final = tuple(
+    F(s) for s in (S.QUICK_HANDLING, S.FEEDBACK, S.VERIFYING, S.VERIFIED, S.CLOSED)
+)
+
+
+class ForcedFates:
+    """Hands out the newest cases' fates, each kind of report in its own turn."""
+
+    def __init__(self) -> None:
+        self._normal = itertools.cycle(NORMAL_FORCED)
+        self._confirm = itertools.cycle(CONFIRM_FORCED)
+        self._quick = itertools.cycle(QUICK_FORCED)
+
+    def next(self, source: str, quick: bool) -> Forced:
+        if quick:
+            return next(self._quick)
+        return next(self._confirm if source in CONFIRM_SHARE else self._normal)
+
+
+def plan_urgency(rng: random.Random, plan: Plan, cat: CategoryInfo) -> None:
+    """Whether, when and by whom the case is marked 紧急 (and un-marked later), by its category;
+    quick cases never are. A mark the case's history does not reach (a rejected report is never
+    registered) is not made."""
+    r = rng
+    if plan.quick:
+        return
+    if cat.urgency == 1:
+        chance = URGENT_EMERGENCY
+    elif cat.minor_name in HAZARDS:
+        chance = URGENT_HAZARD
+    else:
+        chance = URGENT_OTHER
+    if r.random() >= chance:
+        return
+    when, cum = list(URGENT_WHEN), list(itertools.accumulate(URGENT_WHEN.values()))
+    plan.urgent_at = when[bisect.bisect_right(cum, r.random() * cum[-1])]
+    if r.random() < URGENT_UNMARKED:
+        later = {"report": ("register", "dispatch"), "register": ("dispatch",)}
+        options = later.get(plan.urgent_at, ())
+        plan.unmark_at = r.choice(options) if options else None
 
 
 def new_case(

@@ -122,6 +122,7 @@ async def _open(
             calendar=calendar,
             now=datetime.now(UTC),
             n_cases=demo_cases,
+            urgent_limit_hours=settings.urgent_limit,
         )
         log.info("demo city ready in %.1f s: %s", time.monotonic() - t0, summary)
     async with pool.acquire() as conn:
