@@ -260,18 +260,19 @@ def plan_case(
 @dataclasses.dataclass(frozen=True, slots=True)
 class Forced:
     """The fate of one of the newest cases: the state its history is driven to, where it is
-    marked 紧急 (and un-marked), and the supervisor's answer when it goes to 核实."""
+    marked 紧急 (and un-marked), and the supervisor's answer when it goes to 核实 (late or not)."""
 
     target: CaseState
     urgent_at: str | None = None
     unmark_at: str | None = None
     confirm: str | None = None
+    late: bool = False
 
     def apply(self, plan: Plan) -> None:
         """Set the plan's marks and confirmation (drawn ones are overridden)."""
         plan.urgent_at, plan.unmark_at = self.urgent_at, self.unmark_at
         if self.confirm is not None:
-            plan.confirm = self.confirm
+            plan.confirm, plan.confirm_late = self.confirm, self.late
             if self.confirm == "fail":
                 plan.reject = wf.RejectReason.INVALID
 
@@ -287,8 +288,8 @@ NORMAL_FORCED: Final = (
 )  # fmt: skip
 CONFIRM_FORCED: Final = (
     F(S.CONFIRMING, confirm="pass"), F(S.REJECTED, confirm="fail"),
-    F(S.HANDLING, "report", confirm="pass"), F(S.CONFIRMING, confirm="pass"),
-    F(S.CLOSED, confirm="pass"), F(S.REGISTERED, confirm="pass"),
+    F(S.REGISTERED, confirm="pass", late=True), F(S.HANDLING, "report", confirm="pass"),
+    F(S.CONFIRMING, confirm="pass"), F(S.CLOSED, confirm="pass"),
 )  # fmt: skip
 QUICK_FORCED: Final = tuple(
     F(s) for s in (S.QUICK_HANDLING, S.FEEDBACK, S.VERIFYING, S.VERIFIED, S.CLOSED)

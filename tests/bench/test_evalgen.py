@@ -4,7 +4,9 @@ with ``hub.demo.load_demo``): generated histories replayed move by move through 
 and every evaluation figure takes the replayed cases exactly where it takes the generated ones.
 
 The generated cases are the template database's demo city (tests/conftest.py loads it with the
-same generator); a few hundred of them are replayed into the same database."""
+same generator); a few hundred of them are replayed into the same database: every urgent (紧急) and
+every confirmed (核实) one, and every k-th of the rest. The figures compared are the city's, the
+urgent cases' and the supervisors' 核实数 / 按时核实数."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from hub.state import HubState
 from hub.web.auth import make_actor
 from storage import cases as q
 from storage import evaluation as ev
+from storage import evaluation_posts as ep
+from storage import evaluation_sources as es
 from storage.db import connect
 from storage.users import list_users
 from tests.helpers import png_bytes
@@ -30,9 +34,10 @@ A = wf.Action
 REPLAYED = 300
 #: Columns that name the row rather than describe the case.
 IDENTITY = {"id", "case_no", "search", "duplicate_of"}
-#: The countdown's columns (migration 0011), which the demo generator does not fold yet and no
-#: indicator reads; the deadlines themselves are compared (case row and every event).
-COUNTDOWN = {"time_limit_s", "paused_remaining_s", "clock_since"}
+#: When the running clock was set: the service sets it, the demo leaves it empty (its clocks predate
+#: the alarm scheduler, docs/architecture.md); ``time_limit_s`` and ``paused_remaining_s`` compare.
+COUNTDOWN = {"clock_since"}
+CONFIRM_ACTIONS = ("request_confirm", "confirm_pass", "confirm_fail")
 
 
 @pytest.fixture
@@ -145,14 +150,29 @@ async def test_generated_histories_are_what_the_workflow_writes(quiet_state: Hub
     async with connect(state.pool) as conn:
         actors = {u.id: make_actor(u, state.catalog) for u in await list_users(conn)}
         total = await conn.fetchval("SELECT count(*) FROM cases")
-        # Every k-th generated case, so the sample spans the whole history and every fate.
+        # Every urgent or confirmed case, and every k-th of the others, so the sample spans the
+        # whole history and every fate.
+        marked = {
+            r["case_id"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT case_id FROM case_events"
+                " WHERE data ? 'urgent' OR action = ANY($1::text[])",
+                list(CONFIRM_ACTIONS),
+            )
+        }
         step = max(1, total // REPLAYED)
         cases = [
             dict(r)
             for r in await conn.fetch(
-                "SELECT * FROM cases WHERE id % $1 = 0 ORDER BY id LIMIT $2", step, REPLAYED
+                "SELECT * FROM cases WHERE id % $1 = 0 OR id = ANY($2::bigint[]) ORDER BY id",
+                step,
+                list(marked),
             )
         ]
+        cases = [c for c in cases if c["id"] in marked] + [
+            c for c in cases if c["id"] not in marked
+        ][: max(0, REPLAYED - len(marked))]
+        cases.sort(key=lambda c: c["id"])
         events: dict[int, list[dict[str, Any]]] = {c["id"]: [] for c in cases}
         for r in await conn.fetch(
             "SELECT * FROM case_events WHERE case_id = ANY($1::bigint[]) ORDER BY case_id, version",
@@ -164,6 +184,22 @@ async def test_generated_histories_are_what_the_workflow_writes(quiet_state: Hub
     # The sample has the moves the indicators read.
     assert {"report", "register", "dispatch", "feedback", "close", "quick_report"} <= actions
     assert sum(1 for evs in events.values() for e in evs if e["department_id"] is not None) > 0
+    # ... urgent cases marked at each step and un-marked, and 核实 with both answers, one late.
+    marks = [(e["action"], e["data"]["urgent"]) for evs in events.values() for e in evs
+             if "urgent" in e["data"]]  # fmt: skip
+    assert {("report", True), ("register", True), ("dispatch", True), ("register", False)} <= set(
+        marks
+    ), marks
+    assert {"request_confirm", "confirm_pass", "confirm_fail"} <= actions
+    assert any(c["state"] == "confirming" for c in cases)
+    assert any(c["is_urgent"] and c["time_limit_s"] == 7200 for c in cases)
+    answers = [
+        (evs[i]["at"] - evs[i - 1]["at"]).total_seconds()
+        for evs in events.values()
+        for i, e in enumerate(evs)
+        if e["action"] in ("confirm_pass", "confirm_fail")
+    ]
+    assert min(answers) < 30 * 60 < max(answers), answers
 
     rp = Replayer(state, actors)
     for case in cases:
@@ -196,12 +232,24 @@ async def test_generated_histories_are_what_the_workflow_writes(quiet_state: Hub
         periods.append(ev.period_bounds("month", day, TZ))
         day = periods[-1][1].date()
     generated, replays = set(rp.ids), set(rp.ids.values())
-    seen = 0
+    seen: dict[str, int] = {"city": 0, "urgent": 0, "confirmed": 0, "confirmed_on_time": 0}
+
+    def same(ids: list[int], what: Any, family: str) -> None:
+        want = sorted(rp.ids[c] for c in ids if c in generated)
+        assert sorted(c for c in ids if c in replays) == want, what
+        seen[family] += len(want)
+
+    supervisors = sorted(u for u, a in actors.items() if a.role is wf.Role.SUPERVISOR)
     async with connect(state.pool) as conn:
         for start, end in periods:
             for ind in ev.Indicator:
-                ids = await ev.drill_down(conn, ind, start, end)
-                want = sorted(rp.ids[c] for c in ids if c in generated)
-                assert sorted(c for c in ids if c in replays) == want, (ind, start)
-                seen += len(want)
-    assert seen > REPLAYED, "the sample is counted in the figures"
+                same(await ev.drill_down(conn, ind, start, end), (ind, start), "city")
+            for fig in es.UrgentFigure:
+                same(await es.urgent_drill_down(conn, fig, start, end), (fig, start), "urgent")
+            for uid in supervisors:
+                for pf in (ep.PostFigure.CONFIRMED, ep.PostFigure.CONFIRMED_ON_TIME):
+                    ids = await ep.post_drill_down(conn, "supervisor", pf, start, end, user_id=uid)
+                    same(ids, (pf, uid, start), pf.value)
+    assert seen["city"] > REPLAYED, "the sample is counted in the figures"
+    assert all(seen.values()), seen
+    assert seen["confirmed_on_time"] < seen["confirmed"], seen
