@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import dataclasses
+import functools
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -61,6 +62,7 @@ import asyncpg
 
 from storage.db import map_pg_errors
 from storage.errors import InvalidRequest
+from storage.evaluation_sql import counts_text, members_text
 
 
 class Indicator(StrEnum):
@@ -91,110 +93,19 @@ INDICATOR_LABELS: dict[Indicator, str] = {
     Indicator.QUICK_CLOSED: "快速处置结案数",
 }
 
-#: The figures read from ``case_facts`` alone: indicator -> (condition, responsible department).
-#: Both the members text (the drill-down) and the counts are written from these strings, so a
-#: figure and its list take the same rows by construction. $1 = start, $2 = end.
-_CLOSED_IN = "closed_at >= $1 AND closed_at < $2"
-_FACT_BRANCHES: dict[str, tuple[str, str]] = {
-    "accepted": ("reported_at >= $1 AND reported_at < $2 AND NOT is_quick", "NULL::integer"),
-    "registered": ("registered_at >= $1 AND registered_at < $2 AND NOT is_quick", "NULL::integer"),
-    "dispatched": (
-        "first_dispatch_at >= $1 AND first_dispatch_at < $2 AND NOT is_quick",
-        "first_dispatch_dep",
-    ),
-    # 应结案: the cases closed in the period (the others are e_due's)
-    "due": (f"{_CLOSED_IN} AND NOT is_quick", "close_dep"),
-    "closed": (f"{_CLOSED_IN} AND NOT is_quick", "close_dep"),
-    "on_time": (f"{_CLOSED_IN} AND NOT is_quick AND last_feedback_at <= deadline", "close_dep"),
-    "quick_reported": ("reported_at >= $1 AND reported_at < $2 AND is_quick", "NULL::integer"),
-    "quick_closed": (f"{_CLOSED_IN} AND is_quick", "NULL::integer"),
-}
-
-#: The deadline as of the end (the span in force at $2) falling in the period, of a case still
-#: open at that deadline: the rest of 应结案, and 缓办 among them.
-_E_DUE = """
-WITH e_due AS (
-    SELECT s.case_id, s.department_id,
-           (f.closed_at >= $1 AND f.closed_at < $2) IS TRUE AS closed_in
-      FROM case_spans s JOIN case_facts f ON f.case_id = s.case_id
-     WHERE s.kind = 'deadline' AND s.deadline >= $1 AND s.deadline < $2
-       AND s.at < $2 AND (s.until IS NULL OR s.until >= $2)
-       AND NOT f.is_quick AND (f.ended_at IS NULL OR f.ended_at >= s.deadline)
-)"""
-
-#: The figures read from the spans (and e_due): indicator -> a SELECT of (case_id, department_id).
-_SPAN_BRANCHES: dict[str, str] = {
-    "due": "SELECT case_id, department_id FROM e_due WHERE NOT closed_in",
-    "reworked": """SELECT DISTINCT ON (s.case_id) s.case_id, s.department_id
-       FROM case_spans s
-      WHERE s.kind = 'deadline' AND s.at >= $1 AND s.at < $2
-        AND s.action IN ('rework', 'verify_fail')
-        AND NOT EXISTS (SELECT 1 FROM case_facts q WHERE q.case_id = s.case_id AND q.is_quick)
-      ORDER BY s.case_id, s.version DESC""",
-    "extended": """SELECT DISTINCT ON (s.case_id) s.case_id, s.department_id
-       FROM case_spans s
-      WHERE s.kind = 'deadline' AND s.at >= $1 AND s.at < $2
-        AND s.action = 'approve_extension'
-        AND NOT EXISTS (SELECT 1 FROM case_facts q WHERE q.case_id = s.case_id AND q.is_quick)
-      ORDER BY s.case_id, s.version DESC""",
-    "deferred": """SELECT d.case_id, d.department_id FROM e_due d
-      WHERE NOT d.closed_in AND EXISTS (
-            SELECT 1 FROM case_spans p
-             WHERE p.case_id = d.case_id AND p.kind = 'deferral'
-               AND p.at < $2 AND (p.until IS NULL OR p.until >= $2))""",
-}
+#: The city's counts: every figure in one statement, each one filtered count over its rows (a
+#: year is each facts row once, not four million member rows); $3 = a department, or NULL.
+_COUNTS = counts_text(lambda dep: (), where=lambda dep: f"($3::integer IS NULL OR {dep} = $3)")
 
 
-def _members_text() -> str:
-    branches = [
-        f"    SELECT '{ind}', case_id, {dep} FROM case_facts WHERE {cond}"
-        for ind, (cond, dep) in _FACT_BRANCHES.items()
-    ] + [f"    SELECT '{ind}', x.* FROM ({sql}) x" for ind, sql in _SPAN_BRANCHES.items()]
-    body = "\n    UNION ALL\n".join(branches)
-    return f"{_E_DUE},\nmembers (indicator, case_id, department_id) AS (\n{body}\n)\n"
-
-
-def _counts_text() -> str:
-    """The members' counts without producing the members: one pass over ``case_facts`` with a
-    filtered count per figure (a year is each case once, not four million member rows), and a
-    count per span branch. $3 = a department, or NULL."""
-    dep_ok = "($3::integer IS NULL OR {dep} = $3)"
-    facts = ",\n           ".join(
-        f"count(*) FILTER (WHERE {cond} AND {dep_ok.format(dep=dep)}) AS {ind}"
-        for ind, (cond, dep) in _FACT_BRANCHES.items()
+@functools.cache
+def _drill_text(indicator: str) -> str:
+    """One figure's members ($3 = a department, or NULL): the figure's branch alone."""
+    return (
+        members_text([indicator])
+        + "\nSELECT case_id FROM members WHERE $3::integer IS NULL OR department_id = $3"
     )
-    conds = dict.fromkeys(cond for cond, _ in _FACT_BRANCHES.values())
-    where = "\n        OR ".join(f"({cond})" for cond in conds)
-    unpivot = ", ".join(f"('{ind}', fc.{ind})" for ind in _FACT_BRANCHES)
-    spans = "\n    UNION ALL\n".join(
-        f"    SELECT '{ind}', count(*) FROM ({sql}) x WHERE {dep_ok.format(dep='x.department_id')}"
-        for ind, sql in _SPAN_BRANCHES.items()
-    )
-    return f"""{_E_DUE},
-fc AS (
-    SELECT {facts}
-      FROM case_facts
-     WHERE {where}
-),
-counted (indicator, n) AS (
-    SELECT v.indicator, v.n FROM fc CROSS JOIN LATERAL (VALUES {unpivot}) v (indicator, n)
-    UNION ALL
-{spans}
-)
-SELECT indicator, sum(n)::bigint AS n FROM counted GROUP BY indicator
-"""
 
-
-#: One row per (indicator, case) for the period; $1 = start, $2 = end. Every drill-down reads this
-#: text (and the departments', regions' and sources' figures build on it); the counts
-#: (``_COUNTS``) are written from the same conditions.
-_MEMBERS = _members_text()
-_COUNTS = _counts_text()
-_DRILL = (
-    _MEMBERS
-    + "SELECT case_id FROM members WHERE indicator = $4"
-    + " AND ($3::integer IS NULL OR department_id = $3)"
-)
 
 #: The branches' sorts and hashes (the departments' UNION, DISTINCT ON) are of a period's cases: with
 #: the default 4 MB a year of a large city spills to disk (bench/evaluation.py); the setting lasts
@@ -383,7 +294,7 @@ def drill_query(
         raise InvalidRequest(
             "未知的评价指标", code="unknown_indicator", details={"indicator": str(indicator)}
         ) from None
-    return DrillQuery(_DRILL, (start, end, department_id, ind.value))
+    return DrillQuery(_drill_text(ind.value), (start, end, department_id))
 
 
 async def drill_down(
@@ -395,9 +306,7 @@ async def drill_down(
     department_id: int | None = None,
 ) -> list[int]:
     """The ids of exactly the cases behind one figure (ascending), by the figure's own SQL."""
-    return await fetch_ids(
-        conn, drill_query(indicator, start, end, department_id=department_id)
-    )
+    return await fetch_ids(conn, drill_query(indicator, start, end, department_id=department_id))
 
 
 PeriodKind = Literal["day", "week", "month", "quarter", "year"]

@@ -29,6 +29,7 @@ the local radii of curvature), well under what a density per km² is read to.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from datetime import datetime
@@ -40,7 +41,8 @@ import asyncpg
 
 from storage.db import map_pg_errors
 from storage.errors import InvalidRequest
-from storage.evaluation import _MEMBERS, _check_period, _rate
+from storage.evaluation import _WORK_MEM, DrillQuery, _check_period, _rate, fetch_ids
+from storage.evaluation_sql import FACT_BRANCHES, counts_text, members_text
 
 Level = Literal["street", "grid"]
 
@@ -69,37 +71,46 @@ REGION_FIGURE_LABELS: dict[RegionFigure, str] = {
 REGION_RATE_LABELS: dict[str, str] = {"close_rate": "结案率", "on_time_rate": "按期结案率"}
 NO_GRID_NAME = "未落网格"
 
-#: $1 = start, $2 = end, $3 = the level ('street' | 'grid').
-_REGION_MEMBERS = (
-    _MEMBERS
-    + """,
-r_members (indicator, case_id, grid_id, major_name) AS (
-    SELECT x.indicator, x.case_id,
-           CASE WHEN $3::text = 'street' AND g.level = 2 THEN g.parent_id ELSE c.grid_id END,
-           k.major_name
-      FROM (SELECT indicator, case_id FROM members
-             WHERE indicator IN ('accepted', 'quick_reported', 'due', 'closed', 'on_time',
-                                 'deferred', 'quick_closed')
-            UNION ALL
-            SELECT 'reported', case_id FROM members
-             WHERE indicator IN ('accepted', 'quick_reported')) x
-      JOIN cases c ON c.id = x.case_id
-      JOIN categories k ON k.id = c.category_id
-      LEFT JOIN grids g ON g.id = c.grid_id
+_REGION_CITY = (
+    "accepted",
+    "quick_reported",
+    "due",
+    "closed",
+    "on_time",
+    "deferred",
+    "quick_closed",
 )
-"""
+#: 问题数: the problems found in the period, quick ones too.
+_REPORTED = " OR ".join(f"({FACT_BRANCHES[i][0]})" for i in ("accepted", "quick_reported"))
+
+#: Every unit grid's figures of the period as rows (grid, category, figure, n): the city's figures
+#: by grid (category NULL), and 问题数 by grid and category; $1 = start, $2 = end. Streets and
+#: major categories are sums of these (``region_indicators``).
+_REGION_COUNTS = counts_text(
+    lambda dep: ("grid_id", "NULL::integer"),
+    only=_REGION_CITY,
+    extra_counted=(
+        "SELECT grid_id, category_id, 'reported', count(*) FROM case_facts"
+        f" WHERE {_REPORTED} GROUP BY 1, 2"
+    ),
 )
-_REGION_COUNTS = (
-    _REGION_MEMBERS
-    + "SELECT grid_id, indicator, major_name, count(*) AS n FROM r_members"
-    + " GROUP BY grid_id, indicator, major_name"
-)
-_REGION_DRILL = (
-    _REGION_MEMBERS
-    + "SELECT case_id FROM r_members WHERE indicator = $4"
-    + " AND grid_id IS NOT DISTINCT FROM $5::integer"
-    + " AND ($6::text IS NULL OR major_name = $6) ORDER BY case_id"
-)
+
+#: Where a case counts at a level ($3): its unit grid, or at the street level that grid's parent.
+_REGION_OF = "CASE WHEN $3::text = 'street' AND g.level = 2 THEN g.parent_id ELSE m.grid_id END"
+
+
+@functools.cache
+def _region_drill_text(figure: str) -> str:
+    """One region's figure: $3 = the level, $4 = the grid (NULL: none), $5 = a major category."""
+    inds = ["accepted", "quick_reported"] if figure == "reported" else [figure]
+    return (
+        members_text(inds)
+        + "\nSELECT m.case_id FROM members m"
+        + " LEFT JOIN grids g ON g.id = m.grid_id LEFT JOIN categories k ON k.id = m.category_id"
+        + f" WHERE ({_REGION_OF}) IS NOT DISTINCT FROM $4::integer"
+        + " AND ($5::text IS NULL OR k.major_name = $5)"
+    )
+
 
 EARTH_RADIUS_M = 6_371_008.8
 _POINT = re.compile(r"\(([-0-9.eE+]+),([-0-9.eE+]+)\)")
@@ -182,20 +193,28 @@ async def region_indicators(
     _check_period(start, end)
     _check_level(level)
     with map_pg_errors():
-        rows = await conn.fetch(_REGION_COUNTS, start, end, level)
-        grids = await conn.fetch(
-            "SELECT id, code, name, boundary::text AS b FROM grids WHERE level = $1 ORDER BY code",
-            1 if level == "street" else 2,
-        )
+        async with conn.transaction():
+            await conn.execute(_WORK_MEM)
+            rows = await conn.fetch(_REGION_COUNTS, start, end)
+            every = await conn.fetch("SELECT id, code, name, level, parent_id, boundary::text AS b"
+                                     " FROM grids ORDER BY code")  # fmt: skip
+            majors = dict(await conn.fetch("SELECT id, major_name FROM categories"))
+    # the level's region of each grid (as _REGION_OF does in SQL)
+    region: dict[int | None, int | None] = {None: None}
+    for g in every:
+        street = level == "street" and int(g["level"]) == 2
+        region[int(g["id"])] = g["parent_id"] if street else int(g["id"])
+    grids = [g for g in every if int(g["level"]) == (1 if level == "street" else 2)]
     counts: dict[int | None, dict[str, int]] = {}
     cats: dict[int | None, dict[str, int]] = {}
     for r in rows:
-        key = None if r["grid_id"] is None else int(r["grid_id"])
+        key = region.get(r["k1"], r["k1"])
         c = counts.setdefault(key, {f.value: 0 for f in RegionFigure})
         c[str(r["indicator"])] += int(r["n"])
         if r["indicator"] == "reported":
             by = cats.setdefault(key, {})
-            by[str(r["major_name"])] = by.get(str(r["major_name"]), 0) + int(r["n"])
+            major = str(majors.get(r["k2"], ""))
+            by[major] = by.get(major, 0) + int(r["n"])
     zero = {f.value: 0 for f in RegionFigure}
     out = [
         RegionRow(
@@ -224,6 +243,27 @@ async def region_indicators(
     return out
 
 
+def region_drill_query(
+    figure: RegionFigure | str,
+    start: datetime,
+    end: datetime,
+    *,
+    grid_id: int | None,
+    level: Level = "street",
+    major_name: str | None = None,
+) -> DrillQuery:
+    """The statement of exactly the cases behind one region's figure (see region_drill_down)."""
+    _check_period(start, end)
+    _check_level(level)
+    try:
+        fig = RegionFigure(figure)
+    except ValueError:
+        raise InvalidRequest(
+            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
+        ) from None
+    return DrillQuery(_region_drill_text(fig.value), (start, end, level, grid_id, major_name))
+
+
 async def region_drill_down(
     conn: asyncpg.Connection,
     figure: RegionFigure | str,
@@ -236,26 +276,17 @@ async def region_drill_down(
 ) -> list[int]:
     """The ids of exactly the cases behind one region's figure (ascending), optionally of one
     major category; ``grid_id=None``: the cases without a grid."""
-    _check_period(start, end)
-    _check_level(level)
-    try:
-        fig = RegionFigure(figure)
-    except ValueError:
-        raise InvalidRequest(
-            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
-        ) from None
-    with map_pg_errors():
-        rows = await conn.fetch(_REGION_DRILL, start, end, level, fig.value, grid_id, major_name)
-    return [int(r["case_id"]) for r in rows]
+    q = region_drill_query(figure, start, end, grid_id=grid_id, level=level, major_name=major_name)
+    return await fetch_ids(conn, q)
 
 
 #: $1 = start, $2 = end, $3 = the indicator, $4 = the department (or NULL), $5 = how many.
 _HOT_SPOTS = (
-    _MEMBERS
+    members_text(["accepted", "dispatched"])
     + """,
 hot AS (
-    SELECT c.category_id, c.grid_id FROM members m JOIN cases c ON c.id = m.case_id
-     WHERE m.indicator = $3 AND ($4::integer IS NULL OR m.department_id = $4)
+    SELECT category_id, grid_id FROM members
+     WHERE indicator = $3 AND ($4::integer IS NULL OR department_id = $4)
 ),
 by_category AS (
     SELECT k.major_name || '·' || k.minor_name AS name, count(*) AS n

@@ -30,6 +30,7 @@ terminal), so no event is read at all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
@@ -38,7 +39,8 @@ import asyncpg
 
 from storage.db import map_pg_errors
 from storage.errors import InvalidRequest
-from storage.evaluation import _MEMBERS, _check_period, _rate
+from storage.evaluation import _WORK_MEM, DrillQuery, _check_period, _rate, fetch_ids
+from storage.evaluation_sql import FACT_BRANCHES, counts_text, members_text
 
 #: Every source, in the order forms list them, with its label (as ``hub.core.workflow.Source``).
 SOURCE_LABELS: dict[str, str] = {
@@ -90,53 +92,41 @@ RATE_LABELS: dict[str, str] = {
     "on_time_rate": "按期结案率",
 }
 
-#: $1 = start, $2 = end.
-_SOURCE_MEMBERS = (
-    _MEMBERS
-    + """,
-s_members (indicator, case_id, source) AS (
-    SELECT m.indicator, m.case_id, c.source FROM members m JOIN cases c ON c.id = m.case_id
+#: Every source's figures of the period as rows (source, figure, n); $1 = start, $2 = end.
+_SOURCE_COUNTS = counts_text(lambda dep: ("source",), only=[f.value for f in SourceFigure])
+
+#: The cases urgent as of the end ($2): the mark in force then (migration 0017's spans) is true;
+#: the true marks are few (a partial index), hashed once for a semi-join.
+_URGENT_AT_END = (
+    "case_id IN (SELECT u.case_id FROM case_urgency u"
+    " WHERE u.urgent AND u.at < $2 AND (u.until IS NULL OR u.until >= $2))"
 )
-"""
-)
-_SOURCE_COUNTS = (
-    _SOURCE_MEMBERS
-    + "SELECT source, indicator, count(*) AS n FROM s_members GROUP BY source, indicator"
-)
-_SOURCE_DRILL = (
-    _SOURCE_MEMBERS
-    + "SELECT case_id FROM s_members WHERE indicator = $3 AND source = $4 ORDER BY case_id"
+#: 平均处置时长: the urgent cases closed in the period (so every feedback and dispatch was before
+#: the end: close is terminal), first dispatch to last feedback, summed in whole microseconds
+#: (exact: timestamps are microseconds) with how many were timed.
+_URGENT_WORK = f"""
+    SELECT 'took_us', sum((extract(epoch FROM last_feedback_at - first_dispatch_at)
+                           * 1000000)::bigint)
+      FROM case_facts WHERE {FACT_BRANCHES["closed"][0]} AND {_URGENT_AT_END}
+    UNION ALL
+    SELECT 'timed', count(last_feedback_at - first_dispatch_at)
+      FROM case_facts WHERE {FACT_BRANCHES["closed"][0]} AND {_URGENT_AT_END}"""
+_URGENT_COUNTS = counts_text(
+    lambda dep: (),
+    only=[f.value for f in UrgentFigure],
+    restrict=_URGENT_AT_END,
+    extra_counted=_URGENT_WORK,
 )
 
-#: $1 = start, $2 = end. The members urgent as of the end: the mark in force at $2 (migration
-#: 0017's spans) is true; the true marks are few (a partial index), hashed once for a semi-join.
-_URGENT_MEMBERS = (
-    _MEMBERS
-    + """,
-u_members (indicator, case_id) AS (
-    SELECT m.indicator, m.case_id FROM members m
-     WHERE m.case_id IN (
-            SELECT u.case_id FROM case_urgency u
-             WHERE u.urgent AND u.at < $2 AND (u.until IS NULL OR u.until >= $2))
-)
-"""
-)
-_URGENT_COUNTS = (
-    _URGENT_MEMBERS
-    + """, u_work AS (
-    -- closed in the period, so every feedback and dispatch was before the end (close is terminal)
-    SELECT f.last_feedback_at - f.first_dispatch_at AS took
-      FROM u_members s JOIN case_facts f ON f.case_id = s.case_id
-     WHERE s.indicator = 'closed'
-)
-SELECT indicator, count(*) AS n,
-       (SELECT extract(epoch FROM avg(took)) FROM u_work) AS avg_s,
-       (SELECT count(took) FROM u_work) AS timed
-  FROM u_members GROUP BY indicator"""
-)
-_URGENT_DRILL = (
-    _URGENT_MEMBERS + "SELECT case_id FROM u_members WHERE indicator = $3 ORDER BY case_id"
-)
+
+@functools.cache
+def _source_drill_text(figure: str) -> str:
+    return members_text([figure]) + "\nSELECT case_id FROM members WHERE source = $3"
+
+
+@functools.cache
+def _urgent_drill_text(figure: str) -> str:
+    return members_text([figure]) + f"\nSELECT case_id FROM members WHERE {_URGENT_AT_END}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,11 +193,13 @@ async def source_indicators(
     """One row per source (every source, in ``SOURCE_LABELS`` order) for ``[start, end)``."""
     _check_period(start, end)
     with map_pg_errors():
-        rows = await conn.fetch(_SOURCE_COUNTS, start, end)
+        async with conn.transaction():
+            await conn.execute(_WORK_MEM)
+            rows = await conn.fetch(_SOURCE_COUNTS, start, end)
     counts = {s: {f.value: 0 for f in SourceFigure} for s in SOURCE_LABELS}
     for r in rows:
-        if r["indicator"] in counts[str(r["source"])]:
-            counts[str(r["source"])][str(r["indicator"])] = int(r["n"])
+        if r["k1"] in counts:
+            counts[str(r["k1"])][str(r["indicator"])] = int(r["n"])
     total = sum(c["accepted"] for c in counts.values())
     return [
         SourceRow(s, label, counts[s], total, subtract_deferred)
@@ -225,14 +217,13 @@ async def urgent_indicators(
     """The urgent cases' figures of ``[start, end)`` in one statement."""
     _check_period(start, end)
     with map_pg_errors():
-        rows = await conn.fetch(_URGENT_COUNTS, start, end)
-    counts = {f.value: 0 for f in UrgentFigure}
-    avg: float | None = None
-    for r in rows:
-        if r["indicator"] in counts:
-            counts[str(r["indicator"])] = int(r["n"])
-        if r["timed"] and r["avg_s"] is not None:
-            avg = float(r["avg_s"])
+        async with conn.transaction():
+            await conn.execute(_WORK_MEM)
+            rows = await conn.fetch(_URGENT_COUNTS, start, end)
+    got = {str(r["indicator"]): r["n"] for r in rows}
+    counts = {f.value: int(got.get(f.value) or 0) for f in UrgentFigure}
+    timed = int(got.get("timed") or 0)
+    avg = int(got["took_us"]) / timed / 1_000_000 if timed else None
     return UrgentFigures(counts, avg, subtract_deferred)
 
 
@@ -245,6 +236,17 @@ def _figure(figure: str, allowed: type[StrEnum]) -> str:
         ) from None
 
 
+def source_drill_query(
+    figure: SourceFigure | str, start: datetime, end: datetime, *, source: str
+) -> DrillQuery:
+    """The statement of exactly the cases behind one source's figure."""
+    _check_period(start, end)
+    fig = _figure(figure, SourceFigure)
+    if source not in SOURCE_LABELS:
+        raise InvalidRequest("未知的案件来源", code="bad_source", details={"source": source})
+    return DrillQuery(_source_drill_text(fig), (start, end, source))
+
+
 async def source_drill_down(
     conn: asyncpg.Connection,
     figure: SourceFigure | str,
@@ -254,21 +256,17 @@ async def source_drill_down(
     source: str,
 ) -> list[int]:
     """The ids of exactly the cases behind one source's figure (ascending)."""
+    return await fetch_ids(conn, source_drill_query(figure, start, end, source=source))
+
+
+def urgent_drill_query(figure: UrgentFigure | str, start: datetime, end: datetime) -> DrillQuery:
+    """The statement of exactly the urgent cases behind one urgent figure."""
     _check_period(start, end)
-    fig = _figure(figure, SourceFigure)
-    if source not in SOURCE_LABELS:
-        raise InvalidRequest("未知的案件来源", code="bad_source", details={"source": source})
-    with map_pg_errors():
-        rows = await conn.fetch(_SOURCE_DRILL, start, end, fig, source)
-    return [int(r["case_id"]) for r in rows]
+    return DrillQuery(_urgent_drill_text(_figure(figure, UrgentFigure)), (start, end))
 
 
 async def urgent_drill_down(
     conn: asyncpg.Connection, figure: UrgentFigure | str, start: datetime, end: datetime
 ) -> list[int]:
     """The ids of exactly the urgent cases behind one urgent figure (ascending)."""
-    _check_period(start, end)
-    fig = _figure(figure, UrgentFigure)
-    with map_pg_errors():
-        rows = await conn.fetch(_URGENT_DRILL, start, end, fig)
-    return [int(r["case_id"]) for r in rows]
+    return await fetch_ids(conn, urgent_drill_query(figure, start, end))

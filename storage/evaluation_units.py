@@ -38,6 +38,7 @@ counts), so ``hub.core.scoring.figures(row.indicators)`` gives a formula what it
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
@@ -46,7 +47,15 @@ import asyncpg
 
 from storage.db import map_pg_errors
 from storage.errors import InvalidRequest
-from storage.evaluation import _MEMBERS, CityIndicators, _check_period, _rate
+from storage.evaluation import (
+    _WORK_MEM,
+    CityIndicators,
+    DrillQuery,
+    _check_period,
+    _rate,
+    fetch_ids,
+)
+from storage.evaluation_sql import DL_CTE, MV_CTE, counts_text, members_text
 
 
 class UnitFigure(StrEnum):
@@ -92,13 +101,11 @@ UNIT_RATE_LABELS: dict[str, str] = {
 
 _CITY_BY_DEPARTMENT = ("dispatched", "due", "closed", "on_time", "reworked", "extended", "deferred")
 
-#: The city's rows with a department, then the department-only branches; $1 = start, $2 = end.
-_UNIT_MEMBERS = (
-    _MEMBERS
-    + """,
+#: The department-only rows, after the shared ``dl`` and ``mv`` (``storage.evaluation_sql``).
+_UNIT_CTES = """,
 u_handled AS (
     -- the last feedback before the end, given in the period, with the deadline in force then
-    SELECT s.case_id, s.department_id AS fdep, s.at <= s.deadline AS in_time
+    SELECT s.case_id, s.department_id AS dep, s.at <= s.deadline AS in_time
       FROM case_spans s
      WHERE s.kind = 'feedback' AND s.at >= $1 AND s.at < $2
        AND (s.until IS NULL OR s.until >= $2) AND s.department_id IS NOT NULL
@@ -106,56 +113,64 @@ u_handled AS (
 u_pending AS (
     -- the deadline as of the end, set for a department, falling in the period, and not answered
     -- (fed back, returned, deferred, closed or voided) by it
-    SELECT s.case_id, s.department_id AS due_dep
-      FROM case_spans s
-     WHERE s.kind = 'deadline' AND s.deadline >= $1 AND s.deadline < $2
-       AND s.at < $2 AND (s.until IS NULL OR s.until >= $2) AND s.department_id IS NOT NULL
-       AND (s.answered_at IS NULL OR s.answered_at > s.deadline)
+    SELECT case_id, department_id AS dep FROM dl
+     WHERE department_id IS NOT NULL AND (answered_at IS NULL OR answered_at > deadline)
 ),
-u_to_handle AS (
-    SELECT case_id, fdep AS dep FROM u_handled
-    UNION
-    SELECT case_id, due_dep FROM u_pending
+u_rows AS (
+    -- one row per (case, department) handled or pending: a case has at most one of each
+    SELECT coalesce(h.case_id, p.case_id) AS case_id, coalesce(h.dep, p.dep) AS dep,
+           h.case_id IS NOT NULL AS handled,
+           (h.in_time AND p.case_id IS NULL) IS TRUE AS on_time
+      FROM u_handled h FULL JOIN u_pending p ON p.case_id = h.case_id AND p.dep = h.dep
 ),
-u_on_time AS (
-    SELECT h.case_id, h.fdep AS dep FROM u_handled h
-     WHERE h.in_time
-       AND NOT EXISTS (SELECT 1 FROM u_pending p
-                        WHERE p.case_id = h.case_id AND p.due_dep = h.fdep)
-),
-unit_members (indicator, case_id, department_id) AS (
-    SELECT indicator, case_id, department_id FROM members
-     WHERE department_id IS NOT NULL
-       AND indicator IN ('dispatched', 'due', 'closed', 'on_time', 'reworked', 'extended',
-                         'deferred')
-    UNION ALL
-    SELECT 'handled', case_id, fdep FROM u_handled
-    UNION ALL
-    SELECT 'to_handle', case_id, dep FROM u_to_handle
-    UNION ALL
-    SELECT 'handled_on_time', case_id, dep FROM u_on_time
-    UNION ALL
-    SELECT 'overdue', t.case_id, t.dep FROM u_to_handle t
-     WHERE NOT EXISTS (SELECT 1 FROM u_on_time o WHERE o.case_id = t.case_id AND o.dep = t.dep)
-    UNION ALL
-    SELECT DISTINCT 'returned', case_id, department_id FROM case_spans
+u_returned AS (
+    SELECT DISTINCT case_id, department_id AS dep FROM case_spans
      WHERE kind = 'return' AND at >= $1 AND at < $2 AND department_id IS NOT NULL
-)
-"""
+)"""
+
+#: The department-only figures: figure -> (CTE, condition on its rows).
+_UNIT_BRANCHES: dict[str, tuple[str, str]] = {
+    "handled": ("u_rows", "handled"),
+    "to_handle": ("u_rows", "true"),
+    "handled_on_time": ("u_rows", "on_time"),
+    "overdue": ("u_rows", "NOT on_time"),
+    "returned": ("u_returned", "true"),
+}
+
+
+def _unit_counted() -> str:
+    out = []
+    for cte in dict.fromkeys(c for c, _ in _UNIT_BRANCHES.values()):
+        figs = [f for f, (c, _) in _UNIT_BRANCHES.items() if c == cte]
+        cols = ", ".join(f"count(*) FILTER (WHERE {_UNIT_BRANCHES[f][1]}) AS {f}" for f in figs)
+        values = ", ".join(f"('{f}', x.{f})" for f in figs)
+        out.append(
+            f"SELECT x.dep, v.indicator, v.n FROM (SELECT dep, {cols} FROM {cte} GROUP BY dep) x"
+            f" CROSS JOIN LATERAL (VALUES {values}) v (indicator, n)"
+        )
+    return "\n    UNION ALL\n    ".join(out)
+
+
+#: Every department's figures of the period, as rows (department, figure, n); $1 = start, $2 =
+#: end. The city's figures are keyed by the department each names (``FACT_BRANCHES``).
+_UNIT_COUNTS = counts_text(
+    lambda dep: None if dep == "NULL::integer" else (dep,),
+    only=_CITY_BY_DEPARTMENT,
+    extra_ctes=_UNIT_CTES,
+    extra_counted=_unit_counted(),
 )
 
-_UNIT_COUNTS = (
-    _UNIT_MEMBERS
-    + "SELECT d.id, d.name, d.active, m.indicator, count(m.case_id) AS n"
-    + " FROM departments d LEFT JOIN unit_members m ON m.department_id = d.id"
-    + " WHERE $3::integer IS NULL OR d.id = $3"
-    + " GROUP BY d.id, d.name, d.active, m.indicator ORDER BY d.id"
-)
-_UNIT_DRILL = (
-    _UNIT_MEMBERS
-    + "SELECT case_id FROM unit_members WHERE indicator = $4 AND department_id = $3"
-    + " ORDER BY case_id"
-)
+
+@functools.cache
+def _unit_drill_text(figure: str) -> str:
+    """One department's figure ($3): the figure's branch alone."""
+    if figure in _UNIT_BRANCHES:
+        cte, cond = _UNIT_BRANCHES[figure]
+        return (
+            f"WITH {DL_CTE},\n{MV_CTE}{_UNIT_CTES}\n"
+            f"SELECT case_id FROM {cte} WHERE dep = $3 AND {cond}"
+        )
+    return members_text([figure]) + "\nSELECT case_id FROM members WHERE department_id = $3"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,15 +224,19 @@ async def department_indicators(
     only (department staff)."""
     _check_period(start, end)
     with map_pg_errors():
-        rows = await conn.fetch(_UNIT_COUNTS, start, end, department_id)
-    names: dict[int, tuple[str, bool]] = {}
-    counts: dict[int, dict[str, int]] = {}
+        async with conn.transaction():
+            await conn.execute(_WORK_MEM)
+            rows = await conn.fetch(_UNIT_COUNTS, start, end)
+            deps = await conn.fetch("SELECT id, name, active FROM departments ORDER BY id")
+    names = {int(d["id"]): (str(d["name"]), bool(d["active"])) for d in deps}
+    counts: dict[int, dict[str, int]] = {
+        dep: {f.value: 0 for f in UnitFigure}
+        for dep in names
+        if department_id is None or dep == department_id
+    }
     for r in rows:
-        dep = int(r["id"])
-        names[dep] = (str(r["name"]), bool(r["active"]))
-        c = counts.setdefault(dep, {f.value: 0 for f in UnitFigure})
-        if r["indicator"] is not None:
-            c[str(r["indicator"])] = int(r["n"])
+        if r["k1"] is not None and int(r["k1"]) in counts:
+            counts[int(r["k1"])][str(r["indicator"])] = int(r["n"])
     out: list[DepartmentRow] = []
     for dep, c in counts.items():
         name, active = names[dep]
@@ -238,6 +257,24 @@ async def department_indicators(
     return out
 
 
+def department_drill_query(
+    figure: UnitFigure | str,
+    start: datetime,
+    end: datetime,
+    *,
+    department_id: int,
+) -> DrillQuery:
+    """The statement of exactly the cases behind one department's figure, by its SQL."""
+    _check_period(start, end)
+    try:
+        fig = UnitFigure(figure)
+    except ValueError:
+        raise InvalidRequest(
+            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
+        ) from None
+    return DrillQuery(_unit_drill_text(fig.value), (start, end, department_id))
+
+
 async def department_drill_down(
     conn: asyncpg.Connection,
     figure: UnitFigure | str,
@@ -247,13 +284,6 @@ async def department_drill_down(
     department_id: int,
 ) -> list[int]:
     """The ids of exactly the cases behind one department's figure (ascending), by its SQL."""
-    _check_period(start, end)
-    try:
-        fig = UnitFigure(figure)
-    except ValueError:
-        raise InvalidRequest(
-            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
-        ) from None
-    with map_pg_errors():
-        rows = await conn.fetch(_UNIT_DRILL, start, end, department_id, fig.value)
-    return [int(r["case_id"]) for r in rows]
+    return await fetch_ids(
+        conn, department_drill_query(figure, start, end, department_id=department_id)
+    )

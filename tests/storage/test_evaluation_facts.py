@@ -86,7 +86,12 @@ async def test_a_driven_history_in_spans(drive: tuple[Driver, list[int]]) -> Non
         for r in spans
         if r["case_id"] == cid
     ]
+    # the case ended on the deadline span in force at its close (the rework's), and only there
+    ends = [(r["action"], r["ended_at"], r["closed_at"]) for r in spans if r["case_id"] == cid]
     async with connect(d.state.pool) as conn:
+        keys = await conn.fetchrow(
+            "SELECT source, category_id, grid_id, is_quick FROM cases WHERE id = $1", cid
+        )
         deadlines = {
             r["version"]: r["deadline"]
             for r in await conn.fetch(
@@ -108,6 +113,9 @@ async def test_a_driven_history_in_spans(drive: tuple[Driver, list[int]]) -> Non
         ("deadline", "rework", at(7, 15, 30), None, dep_b, at(7, 16)),
         ("feedback", "feedback", at(7, 16), None, dep_b, None),
     ]
+    assert [e for e in ends if e[1] is not None] == [("rework", at(7, 16, 30), at(7, 16, 30))]
+    assert {(r["source"], r["category_id"], r["grid_id"], r["is_quick"]) for r in spans
+            if r["case_id"] == cid} == {tuple(keys)}  # fmt: skip
     approved = next(r for r in spans if r["case_id"] == cid and r["action"] == "approve_extension")
     assert approved["deadline"] == until  # the approved request's date, not the denied one's
     last_fb = [r for r in spans if r["case_id"] == cid and r["kind"] == "feedback"][-1]
@@ -131,6 +139,10 @@ async def test_a_driven_history_in_spans(drive: tuple[Driver, list[int]]) -> Non
         "feedback_version": last_fb["version"],
         "deferral_version": None,
         "requested_until": until + timedelta(days=1),
+        # the case's keys, fixed at the report (migration 0021)
+        "source": keys["source"],
+        "category_id": keys["category_id"],
+        "grid_id": keys["grid_id"],
     }
     q = next(r for r in facts if r["case_id"] == quick)
     assert q["is_quick"] and q["reported_at"] == at(6, 9) and q["first_dispatch_at"] is None
@@ -152,6 +164,8 @@ async def test_a_void_ends_a_deferral(drive: tuple[Driver, list[int]]) -> None:
     mine = {r["kind"]: r for r in spans if r["case_id"] == cid}
     assert mine["deferral"]["until"] == at(6, 11)
     assert mine["deadline"]["answered_at"] == at(6, 10)  # the deferral answered the deadline
+    # voided, not closed: the span says the case ended, and not by a close
+    assert mine["deadline"]["ended_at"] == at(6, 11) and mine["deadline"]["closed_at"] is None
     f = next(r for r in facts if r["case_id"] == cid)
     assert f["ended_at"] == at(6, 11) and f["closed_at"] is None
     assert await rebuilt(d.state) == (facts, spans)
