@@ -83,15 +83,17 @@ _REGION_CITY = (
 #: 问题数: the problems found in the period, quick ones too.
 _REPORTED = " OR ".join(f"({FACT_BRANCHES[i][0]})" for i in ("accepted", "quick_reported"))
 
-#: Every unit grid's figures of the period as rows (grid, category, figure, n): the city's figures
-#: by grid (category NULL), and 问题数 by grid and category; $1 = start, $2 = end. Streets and
+#: Every unit grid's figures of the period as rows (grid, major, figure, n): the city's figures
+#: by grid (major NULL), and 问题数 by grid and major category; $1 = start, $2 = end. Streets and
 #: major categories are sums of these (``region_indicators``).
 _REGION_COUNTS = counts_text(
     lambda dep: ("grid_id", "NULL::integer"),
     only=_REGION_CITY,
+    # by major category (大类), each named by its smallest category id: a row per grid and major
     extra_counted=(
-        "SELECT grid_id, category_id, 'reported', count(*) FROM case_facts"
-        f" WHERE {_REPORTED} GROUP BY 1, 2"
+        "SELECT f.grid_id, k.major_id, 'reported', count(*) FROM case_facts f"
+        " JOIN (SELECT id, min(id) OVER (PARTITION BY major_name) AS major_id FROM categories) k"
+        f" ON k.id = f.category_id WHERE {_REPORTED} GROUP BY 1, 2"
     ),
 )
 
