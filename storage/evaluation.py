@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-Every figure of a period ``[start, end)`` is a set of cases, and every set is one branch of one
-SQL text (``_MEMBERS``): the counts are ``COUNT(*)`` over it grouped by indicator, and a drill-down
-is the same text filtered to one indicator, so a figure and the list behind it can never disagree.
+Every figure of a period ``[start, end)`` is a set of cases, written once as a condition on a
+summary row (``storage.evaluation_sql``): the counts are one filtered ``count(*)`` per figure over
+the period's rows, and a drill-down selects the rows of the same condition, so a figure and the
+list behind it can never disagree.
 The exact rules, with where each comes from, are in ``docs/evaluation.md``; in short:
 
 - 受理数 ``accepted``: non-quick cases whose ``report`` event is in the period (later rejected,
@@ -36,7 +37,8 @@ end, which never change once they happened, and what a closed case's 按期 is j
 deferral; a return). "As of the end" is then a range condition on a span (``at < end`` and
 ``until`` absent or at or after ``end``), so each branch is an index range scan of the rows of its
 period, and a month reads a few rows per case instead of every event of every candidate
-(``docs/benchmarks.md``: 6.8 s before, over 1,000,000 cases). Rates are exact
+(``docs/benchmarks.md``: 6.8 s before, over 1,000,000 cases). Migration 0021 adds the case's keys
+and end to the rows, so that no statement needs a join. Rates are exact
 ``Fraction``s; ``percent`` rounds only for display (half up, two decimals, as reports print them).
 
 With ``department_id`` every figure keeps the cases whose responsible department *for that figure*
