@@ -8,7 +8,8 @@
 // case stream resumes where it left off (or resyncs: the cases are loaded again), and the state
 // channels send fresh snapshots, which replace what their stores held; a state channel's resync
 // reloads its REST list. The evaluation widgets are read every minute, the cases again every
-// RELOAD_MS (a safety net for days-long runs) and at the city's midnight. The parts:
+// RELOAD_MS (a safety net for days-long runs) and at the city's midnight. A role not in OPS_ROLES
+// (the 12319 agents) gets a plain notice instead, and the page asks nothing more. The parts:
 //   ops-map.js     the grid map with the case, camera and speaker markers
 //   ops-cases.js   open and today's cases, counters, state bars, ticker, overdue by department
 //   ops-panels.js  evaluation widgets, warnings now, alarms, the camera and speaker overlays
@@ -18,6 +19,7 @@ import { me } from "./api.js";
 import { setCityTimeZone, zonedParts } from "./dom.js";
 import { QueueBoard } from "./hotline-board.js";
 import { BOARD_ROLES, agents, loadBoard, queue } from "./hotline-state.js";
+import { roleLabel } from "./labels.js";
 import { connectStores, createLiveIndicator } from "./live.js";
 import { showError } from "./notify.js";
 import { dayChanged, loadCases, onCaseEvent } from "./ops-cases.js";
@@ -39,6 +41,10 @@ import { liveStatus, loadSpeakers, running, speakers, user as speakerUser } from
 import { html, render } from "./ui.js";
 import { READ_ROLES, camStatus, cameras, loadCameras, user as wallUser } from "./wall-state.js";
 
+/** Who may open the big screen: the roles GET /api/cases/markers serves (hub/web/routes/markers.py
+ * MARKER_READERS). The 12319 agents are not among them (nor among the evaluation's and the alarms'
+ * readers): they work the hotline console, which has its own queue board. */
+export const OPS_ROLES = new Set(["admin", "seat", "dispatcher", "viewer", "department", "supervisor"]);
 const RELOAD_MS = 15 * 60_000;
 const WANTED = ["cases", "queue", "agents", "cameras", "speakers", "warnings", "alarms"];
 const WEEKDAYS = "日一二三四五六";
@@ -70,6 +76,18 @@ const failed = (what) => (err) => showError(`${what}加载失败：${err.message
 const NoAccess = ({ what }) => html`<section class="ops-panel"><div class="ops-panel-head"><h2>${what}</h2></div>
   <p class="ops-empty" data-testid="ops-no-access">您的账号无权查看${what}</p></section>`;
 
+/** The notice a role that may not open the big screen gets, in place of the whole picture. */
+function deny(u) {
+  const main = document.querySelector(".ops-main");
+  main.textContent = "";
+  main.classList.add("ops-main-denied");
+  const link = u.role === "agent"
+    ? html` <a href="/hotline" data-testid="ops-denied-link">前往 12319 热线坐席控制台</a>`
+    : "";
+  render(html`<p class="banner banner-warn ops-denied" data-testid="ops-denied">
+    您的账号（${u.role_label || roleLabel(u.role)}）没有查看运行态势大屏的权限。${link}</p>`, main);
+}
+
 let reloadTimer = null;
 function scheduleCaseReload() {
   clearTimeout(reloadTimer);
@@ -90,6 +108,10 @@ async function start() {
   wallUser.value = u;
   speakerUser.value = u;
   document.getElementById("ops-user").textContent = u.display_name || u.username;
+  if (!OPS_ROLES.has(u.role)) {
+    deny(u);
+    return;
+  }
 
   mount("eval-slot", EvalCity);
   mount("worst-slot", WorstDepartments);

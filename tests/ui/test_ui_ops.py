@@ -32,6 +32,7 @@ OPEN_STATES = ("registered", "dispatched", "handling", "feedback", "verifying", 
 #: Every state a case is still open in (hub/core/workflow.py CaseState, less closed/rejected/voided).
 ALL_OPEN = (
     "reported",
+    "confirming",
     "quick_handling",
     "registered",
     "dispatched",
