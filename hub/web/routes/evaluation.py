@@ -13,7 +13,6 @@ from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -252,10 +251,11 @@ def _figures_of(p: Principal, args: CasesQuery) -> dict[str, str]:
     return v.COUNT_LABELS
 
 
-async def _drill_ids(
-    conn: asyncpg.Connection, p: Principal, args: CasesQuery, period: v.Period, request: Request
-) -> tuple[list[int], str]:
-    """The ids behind one figure of one row of one table (the figure's own SQL), and its label."""
+def _drill_query(
+    p: Principal, args: CasesQuery, period: v.Period, request: Request
+) -> tuple[ev.DrillQuery, str]:
+    """The statement of the ids behind one figure of one row of one table (the figure's own
+    SQL), and the figure's label."""
     _table_access(p, args.table)
     if args.figure not in _figures_of(p, args):
         raise ValidationFailed(
@@ -265,10 +265,10 @@ async def _drill_ids(
         )
     if args.table == "regions":
         grid = None if args.key == "none" else _key_id("regions", args.key, "网格编号或 none")
-        ids = await er.region_drill_down(
-            conn, args.figure, period.start, period.end, grid_id=grid, level=args.level
+        query = er.region_drill_query(
+            args.figure, period.start, period.end, grid_id=grid, level=args.level
         )
-        return ids, t.REGION_COUNT_LABELS[args.figure]
+        return query, t.REGION_COUNT_LABELS[args.figure]
     if args.table == "sources":
         if args.key not in es.SOURCE_LABELS:
             raise ValidationFailed(
@@ -276,21 +276,18 @@ async def _drill_ids(
                 code="bad_key",
                 details={"field": "key", "table": "sources"},
             )
-        ids = await es.source_drill_down(
-            conn, args.figure, period.start, period.end, source=args.key
-        )
-        return ids, t.SOURCE_COUNT_LABELS[args.figure]
+        query = es.source_drill_query(args.figure, period.start, period.end, source=args.key)
+        return query, t.SOURCE_COUNT_LABELS[args.figure]
     if args.table == "urgent":
-        ids = await es.urgent_drill_down(conn, args.figure, period.start, period.end)
-        return ids, t.URGENT_COUNT_LABELS[args.figure]
+        query = es.urgent_drill_query(args.figure, period.start, period.end)
+        return query, t.URGENT_COUNT_LABELS[args.figure]
     if args.table == "posts":
         user = _key_id("posts", args.key, "用户编号")
         post = t.post_of(p, args.post)
         own = t.post_scope(p, post)
         if own is not None and own != user:
             raise Forbidden("只能查看本人岗位的评价", code="other_post", details={"key": user})
-        ids = await ep.post_drill_down(
-            conn,
+        query = ep.post_drill_query(
             post,
             args.figure,
             period.start,
@@ -298,18 +295,16 @@ async def _drill_ids(
             user_id=user,
             allowances=t.post_allowances(request),
         )
-        return ids, t.POST_COUNT_LABELS[args.figure]
+        return query, t.POST_COUNT_LABELS[args.figure]
     dep = _drill_department(p, args.table, args.key)
     if args.table == "departments":
         assert dep is not None
         if t.department_name(request, dep) is None:
             raise NotFound("部门不存在", code="unknown_department", details={"department_id": dep})
-        ids = await eu.department_drill_down(
-            conn, args.figure, period.start, period.end, department_id=dep
-        )
-        return ids, v.UNIT_COUNT_LABELS[args.figure]
-    ids = await ev.drill_down(conn, args.figure, period.start, period.end, department_id=dep)
-    return ids, v.COUNT_LABELS[args.figure]
+        query = eu.department_drill_query(args.figure, period.start, period.end, department_id=dep)
+        return query, v.UNIT_COUNT_LABELS[args.figure]
+    query = ev.drill_query(args.figure, period.start, period.end, department_id=dep)
+    return query, v.COUNT_LABELS[args.figure]
 
 
 def drill_case_json(c: dict[str, Any]) -> dict[str, Any]:
@@ -335,9 +330,10 @@ async def get_cases(request: Request, p: Principal) -> Response:
     period = period_of(request, args)
     h = hub(request)
     calls = args.table == "posts" and args.figure == "answered"  # a call list, not cases
+    query, label = _drill_query(p, args, period, request)
     async with connect(h.pool) as conn:
-        ids, label = await _drill_ids(conn, p, args, period, request)
-        page = ids[args.offset : args.offset + args.limit]
+        found = await ev.fetch_page(conn, query, offset=args.offset, limit=args.limit)
+        page = found.ids
         rows = {} if calls else {c.id: c for c in await q.get_cases(conn, page)}
     now = h.cases.clock()
     cases = [drill_case_json(case_json(h.catalog, rows[i], now)) for i in page if i in rows]
@@ -348,7 +344,7 @@ async def get_cases(request: Request, p: Principal) -> Response:
             "key": args.key,
             "figure": args.figure,
             "label": label,
-            "count": len(ids),
+            "count": found.total,
             "limit": args.limit,
             "offset": args.offset,
             "cases": cases,
