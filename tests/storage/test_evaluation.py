@@ -303,6 +303,15 @@ async def test_a_hand_counted_week(drive: tuple[Driver, list[int]]) -> None:
     assert (fig2.registered, fig2.closed, fig2.on_time, fig2.deferred) == (1, 3, 1, 0)
     assert (fig2.accepted, fig2.dispatched) == (0, 0)
 
+    # The page a click reads: pages of 3 from the SQL add up to the list, each with its length.
+    async with connect(d.state.pool) as conn:
+        query = ev.drill_query(ev.Indicator.DUE, *WEEK)
+        pages = [await ev.fetch_page(conn, query, offset=o, limit=3) for o in range(0, 12, 3)]
+        assert {p.total for p in pages} == {len(expected["due"])}
+        assert [i for p in pages for i in p.ids] == expected["due"]
+        with pytest.raises(InvalidRequest):
+            await ev.fetch_page(conn, query, offset=-1)
+
 
 async def test_refusals(hub_state: HubState) -> None:
     async with connect(hub_state.pool) as conn:
