@@ -64,8 +64,13 @@ R = wf.Role
 CaseState = wf.CaseState
 
 _MIN_STEP: Final = timedelta(seconds=30)
-#: The countdown's columns the history keeps (``clock_since`` stays empty, see the docstring).
+#: The countdown's columns the history keeps (``clock_since`` stays empty, see the docstring), and
+#: the actions that change any of the countdown's columns (``dl.clock_changes``).
 _CLOCK_KEPT: Final = ("time_limit_s", "paused_remaining_s")
+_CLOCK_ACTIONS: Final = wf.DEADLINE_RESTART | {
+    A.DEFER, A.REQUEST_EXTENSION, A.APPROVE_EXTENSION, A.DENY_EXTENSION, A.RETURN, A.FEEDBACK,
+    A.QUICK_COMPLETE, A.VOID,
+}  # fmt: skip
 
 
 class _Stop(Exception):
@@ -91,6 +96,7 @@ class HistoryGenerator:
         self.org = org
         self.urgent_limit_hours = urgent_limit_hours
         self.policy = dl.Policy()
+        self._day_s = calendar.day_length.total_seconds()
         self.cal = calendar
         self.tz = calendar.tz
         self.photos = photos
@@ -153,8 +159,7 @@ class HistoryGenerator:
     def _limit_s(self, cat: CategoryInfo, urgent: bool) -> int:
         """The working seconds a restart gives (``CaseService.time_limit_s``)."""
         value, unit = cat.limit
-        day = self.cal.day_length.total_seconds()
-        limit = value * 3600 if unit == "hours" else int(value * day)
+        limit = value * 3600 if unit == "hours" else int(value * self._day_s)
         return min(limit, self.urgent_limit_hours * 3600) if urgent else limit
 
     def _clock(self, h: History, out: wf.Outcome, at: datetime) -> dict[str, Any]:
@@ -203,7 +208,11 @@ class HistoryGenerator:
         self, h: History, out: wf.Outcome, actor: wf.Actor, at: datetime, cmd: wf.Command
     ) -> None:
         row = h.row
-        clock = self._clock(h, out, at) if out.from_state is not None else {}
+        clock = (
+            self._clock(h, out, at)
+            if out.from_state is not None and out.action in _CLOCK_ACTIONS
+            else {}
+        )
         for key, value in out.changes.items():
             row[key] = value
         row.update(clock)
