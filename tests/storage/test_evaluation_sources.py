@@ -199,7 +199,10 @@ async def test_the_trigger_and_the_rebuild_keep_the_same_urgent_spans(
         m(A.DISPATCH, at(6, 9, 10), department_id=dep, urgent=True),
     )
     rows = await urgency(d.state)
-    assert [(r["case_id"], r["at"], r["urgent"], r["until"]) for r in rows] == [
+    mine = (c1, c2, c3)
+    assert [
+        (r["case_id"], r["at"], r["urgent"], r["until"]) for r in rows if r["case_id"] in mine
+    ] == [
         (c1, at(6, 9, 5), True, at(6, 9, 10)),
         (c1, at(6, 9, 10), False, at(6, 10)),
         (c1, at(6, 10), True, None),
@@ -207,10 +210,11 @@ async def test_the_trigger_and_the_rebuild_keep_the_same_urgent_spans(
         (c3, at(6, 9, 10), True, None),
     ]
     assert await urgency(d.state, rebuild=True) == rows
-    # The demo city's histories (written with COPY, through the same trigger) agree as well.
+    # The demo city's histories (written with COPY, through the same trigger; some urgent) agree
+    # as well: a row per marking event.
     async with connect(d.state.pool) as conn:
         marks = await conn.fetchval("SELECT count(*) FROM case_events WHERE data ? 'urgent'")
-    assert len(rows) == marks
+    assert len(rows) == marks > 5
 
 
 async def test_urgency_changed_after_the_end_does_not_move_the_week(
