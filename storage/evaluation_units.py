@@ -109,6 +109,11 @@ _HANDLED = (
 )
 _PENDING = "p.department_id IS NOT NULL AND (p.answered_at IS NULL OR p.answered_at > p.deadline)"
 _IN_TIME = "s.at <= s.deadline"
+#: 回退: a return of the period, for the department that held the case before it.
+_RETURNED = """u_returned AS (
+    SELECT DISTINCT case_id, department_id AS dep FROM case_spans
+     WHERE kind = 'return' AND at >= $1 AND at < $2 AND department_id IS NOT NULL
+)"""
 
 #: The department-only rows (the drill-downs'), after the shared ``dl`` and ``mv``.
 _UNIT_CTES = f""",
@@ -129,10 +134,7 @@ u_rows AS (
            (h.in_time AND p.case_id IS NULL) IS TRUE AS on_time
       FROM u_handled h FULL JOIN u_pending p ON p.case_id = h.case_id AND p.dep = h.dep
 ),
-u_returned AS (
-    SELECT DISTINCT case_id, department_id AS dep FROM case_spans
-     WHERE kind = 'return' AND at >= $1 AND at < $2 AND department_id IS NOT NULL
-)"""
+{_RETURNED}"""
 
 #: The department-only figures: figure -> (CTE, condition on its rows).
 _UNIT_BRANCHES: dict[str, tuple[str, str]] = {
@@ -169,10 +171,7 @@ u_n AS (
            coalesce(h_in_time, 0) - coalesce(b_in_time, 0) AS handled_on_time
       FROM u_h FULL JOIN u_p USING (dep)
 ),
-u_returned AS (
-    SELECT DISTINCT case_id, department_id AS dep FROM case_spans
-     WHERE kind = 'return' AND at >= $1 AND at < $2 AND department_id IS NOT NULL
-)"""
+{_RETURNED}"""
 _UNIT_COUNTED = """SELECT x.dep, v.indicator, v.n FROM u_n x CROSS JOIN LATERAL (VALUES
         ('handled', x.handled), ('to_handle', x.to_handle),
         ('handled_on_time', x.handled_on_time), ('overdue', x.to_handle - x.handled_on_time)
