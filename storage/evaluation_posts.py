@@ -3,13 +3,24 @@ agents, per user, computed in SQL from the case event log and the hotline's call
 
 Theory of operation
 -------------------
-One SQL text (``_POST_MEMBERS``) yields ``(post, indicator, user_id, item_id)`` rows: the counts
-are its ``COUNT(*)`` per user and indicator, a drill-down the same text filtered to one user and
-figure. Items are cases (one row per case however many times the user acted on it in the period),
-except the agents' 接听数, whose items are calls (``hotline_calls.id``). A user counts for a post
-when their role is the post's (an admin acting in every role is nobody's post). Every figure reads
-the user's own events of the period (``case_events.actor_id``, ``at`` in ``[start, end)``) and,
-for what happened to a case afterwards, events before ``end`` only (a closed period never changes).
+Every figure is a set of items per user: cases (each once however many times the user acted on
+it in the period), except the agents' 接听数, whose items are calls (``hotline_calls.id``). A
+user counts for a post when their role is the post's (an admin acting in every role is nobody's
+post). Every figure reads the user's own tasks of the period (``actor_id``, ``at`` in
+``[start, end)``) and, for what happened to a case afterwards, what happened before ``end`` only
+(a closed period never changes).
+
+The tasks are rows of ``case_tasks`` (migration 0022), kept by a trigger on ``case_events`` in
+each event's transaction: one per report, registration or rejection, dispatch, check and
+confirmation, with the moment the task began (``since``: the report; the registration or the
+return a dispatch followed; the request a check or confirmation answered) and when a later event
+made it good or bad (``valid_at``: a report registered; ``undone_at``: a registration voided, a
+dispatch returned before the next one), so "as of the end" is a range condition on the row.
+``_TASK_FIGURES`` holds each figure's kind and the condition every one of the user's tasks of
+that kind on the case must meet; the counts (one pass per post, a filtered count per figure,
+grouped by user) and the drill-down (``post_drill_query``) are written from those strings, so a
+figure and its list can never disagree. A case with one task of a kind is one row; the few with
+more (``repeated``) are grouped per user and case first.
 
 Field supervisors (监督员):
 - 上报数 ``reported``: cases the user reported (``report`` or ``quick_report``) in the period;
@@ -63,7 +74,7 @@ import asyncpg
 
 from storage.db import map_pg_errors
 from storage.errors import InvalidRequest
-from storage.evaluation import _check_period, _rate
+from storage.evaluation import DrillQuery, _check_period, _rate, fetch_ids
 
 Post = Literal["supervisor", "seat", "dispatcher", "agent"]
 POSTS: tuple[Post, ...] = ("supervisor", "seat", "dispatcher", "agent")
@@ -208,129 +219,151 @@ POST_RATES: dict[str, dict[str, tuple[str, PostFigure, PostFigure]]] = {
     "agent": {"case_rate": ("建案率", PostFigure.CASES_MADE, PostFigure.ANSWERED)},
 }
 
-#: $1 = start, $2 = end, $3..$7 = the allowances (accept, register, dispatch, check, confirm),
-#: $8 = the post (which is also the role whose events are read: the other roles' are not looked at).
-_POST_MEMBERS = """
-WITH kinds (action, kind) AS (
-    VALUES ('report', 'report'), ('quick_report', 'report'), ('register', 'decide'),
-           ('reject', 'decide'), ('register', 'register'), ('dispatch', 'dispatch'),
-           ('verify_pass', 'check'), ('verify_fail', 'check'),
-           ('confirm_pass', 'confirm'), ('confirm_fail', 'confirm')
+#: The task figures: figure -> (the task kind in ``case_tasks``, the condition every one of the
+#: user's tasks of that kind on a case in the period must meet for the case to count, the
+#: allowance it reads as ``{allowed}``). The counts (``_counts_text``) and the drill-down
+#: (``_drill_text``) are both written from these strings, so a figure and its list take the same
+#: cases by construction. $2 is the period's end.
+_ON_TIME = "at - since <= {allowed}"
+_TASK_FIGURES: dict[PostFigure, tuple[str, str, str | None]] = {
+    PostFigure.REPORTED: ("report", "true", None),
+    # registered before the end, or a quick report (valid at once)
+    PostFigure.VALID: ("report", "valid_at < $2", None),
+    PostFigure.CONFIRMED: ("confirm", "true", None),
+    PostFigure.CONFIRMED_ON_TIME: ("confirm", _ON_TIME, "confirm"),
+    PostFigure.CHECKED: ("check", "true", None),
+    PostFigure.CHECKED_ON_TIME: ("check", _ON_TIME, "check"),
+    PostFigure.DECIDED: ("decide", "true", None),
+    PostFigure.DECIDED_ON_TIME: ("decide", _ON_TIME, "accept"),
+    PostFigure.REGISTERED: ("decide", "action = 'register'", None),
+    PostFigure.REGISTERED_ON_TIME: ("decide", f"action = 'register' AND {_ON_TIME}", "register"),
+    # not voided before the end
+    PostFigure.REGISTERED_ACCURATE: (
+        "decide",
+        "action = 'register' AND (undone_at IS NULL OR undone_at >= $2)",
+        None,
+    ),
+    PostFigure.DISPATCHED: ("dispatch", "true", None),
+    PostFigure.DISPATCHED_ON_TIME: ("dispatch", _ON_TIME, "dispatch"),
+    # not returned before the next dispatch and the end
+    PostFigure.DISPATCHED_ACCURATE: ("dispatch", "undone_at IS NULL OR undone_at >= $2", None),
+}
+#: The agents' figures, from their calls: figure -> (the item, the condition on the call).
+_CALL_FIGURES: dict[PostFigure, tuple[str, str]] = {
+    PostFigure.ANSWERED: ("id", "true"),
+    PostFigure.CASES_MADE: ("case_id", "case_id IS NOT NULL"),
+}
+
+
+def _allowance_names(post: str) -> list[str]:
+    """The allowances the post's figures read, in the order of their parameters ($4, $5 ...)."""
+    names = (_TASK_FIGURES[f][2] for f in POST_FIGURES[post] if f in _TASK_FIGURES)
+    return list(dict.fromkeys(n for n in names if n is not None))
+
+
+def _cond(fig: PostFigure, params: dict[str, int]) -> str:
+    _kind, cond, allowance = _TASK_FIGURES[fig]
+    allowed = f"${params[allowance]}::interval" if allowance else ""
+    return "(" + cond.format(allowed=allowed) + ")"
+
+
+def _tasks_text(post: str, kinds: list[str], user: str) -> str:
+    """The tasks of ``kinds`` in the period ($1, $2) of the users whose role is ``post`` (an
+    admin acting in every role is nobody's post), ``user`` a condition on ``actor_id``."""
+    listed = ", ".join(f"'{k}'" for k in kinds)
+    return f"""SELECT t.case_id, t.actor_id, t.kind, t.action, t.at, t.since, t.valid_at,
+           t.undone_at, t.repeated
+      FROM case_tasks t JOIN users u ON u.id = t.actor_id AND u.role = '{post}'
+     WHERE t.kind IN ({listed}) AND t.at >= $1 AND t.at < $2 AND {user}"""
+
+
+def _calls_text(user: str) -> str:
+    """The calls answered in the period and held by an agent (the last one, after transfers)."""
+    return f"""SELECT h.id, h.agent_id AS actor_id, h.case_id
+      FROM hotline_calls h JOIN users u ON u.id = h.agent_id AND u.role = 'agent'
+     WHERE h.answered_at >= $1 AND h.answered_at < $2 AND {user}"""
+
+
+def _counts_text(post: str) -> str:
+    """Every user's counts of ``post`` in one pass over the period's tasks, with a filtered count
+    per figure: a case with one task of a kind is one row, counted where it is; only the cases
+    with more than one (``repeated``: a re-dispatch, a second check) are grouped per user and case
+    first. One row per user of the role: id, display_name, active and a column per figure.
+    $1 = start, $2 = end, $3 = one user or NULL, $4 ... = ``_allowance_names(post)``."""
+    figs = POST_FIGURES[post]
+    user = "($3::integer IS NULL OR {col} = $3)"
+    if post == "agent":
+        cols = ",\n           ".join(
+            f"count(DISTINCT {item}) FILTER (WHERE {cond}) AS {f.value}"
+            for f, (item, cond) in _CALL_FIGURES.items()
+        )
+        counted = f"""h AS ({_calls_text(user.format(col="h.agent_id"))}),
+counted AS (
+    SELECT actor_id,
+           {cols}
+      FROM h GROUP BY actor_id
+)"""
+    else:
+        params = {n: 4 + i for i, n in enumerate(_allowance_names(post))}
+        kinds = list(dict.fromkeys(_TASK_FIGURES[f][0] for f in figs))
+        one = ",\n           ".join(
+            f"count(*) FILTER (WHERE kind = '{_TASK_FIGURES[f][0]}' AND {_cond(f, params)})"
+            f" AS {f.value}"
+            for f in figs
+        )
+        many = ",\n           ".join(f"bool_and({_cond(f, params)}) AS {f.value}" for f in figs)
+        many_n = ",\n           ".join(
+            f"count(*) FILTER (WHERE kind = '{_TASK_FIGURES[f][0]}' AND {f.value}) AS {f.value}"
+            for f in figs
+        )
+        counted = f"""t AS NOT MATERIALIZED (
+    {_tasks_text(post, kinds, user.format(col="t.actor_id"))}
 ),
-p_ev AS (
-    -- the user's events of the period; what came before or after them is read from the per-case
-    -- summary of migration 0016 (case_facts, case_spans) where it holds it, else by the case's
-    -- own events (the request a check or a confirmation answered)
-    SELECT e.case_id, e.version, e.action, e.at, e.actor_id, u.role, k.kind,
-           CASE WHEN k.kind IN ('decide', 'register') THEN f.reported_at
-                WHEN k.kind = 'dispatch' THEN coalesce((
-                    SELECT max(r.at) FROM case_spans r
-                     WHERE r.case_id = e.case_id AND r.kind = 'return' AND r.version < e.version),
-                    f.registered_at)
-                WHEN k.kind = 'check' THEN (
-                    SELECT r.at FROM case_events r
-                     WHERE r.case_id = e.case_id AND r.version < e.version
-                       AND r.action = 'request_verify'
-                     ORDER BY r.version DESC LIMIT 1)
-                WHEN k.kind = 'confirm' THEN (
-                    SELECT r.at FROM case_events r
-                     WHERE r.case_id = e.case_id AND r.version < e.version
-                       AND r.action = 'request_confirm'
-                     ORDER BY r.version DESC LIMIT 1)
-           END AS since,
-           CASE k.kind WHEN 'decide' THEN $3::interval WHEN 'register' THEN $4::interval
-                       WHEN 'dispatch' THEN $5::interval WHEN 'check' THEN $6::interval
-                       WHEN 'confirm' THEN $7::interval
-           END AS allowed,
-           CASE WHEN k.kind = 'report' THEN e.action = 'quick_report'
-                                            OR coalesce(f.registered_at < $2, false)
-                -- voided before the end: ended, and not by a close (closed is terminal)
-                WHEN k.kind = 'register' THEN NOT (f.ended_at < $2 AND f.closed_at IS NULL)
-                                              IS TRUE
-                WHEN k.kind = 'dispatch' THEN NOT EXISTS (
-                    SELECT 1 FROM case_spans r
-                     WHERE r.case_id = e.case_id AND r.kind = 'return'
-                       AND r.version > e.version AND r.at < $2
-                       AND NOT EXISTS (
-                            SELECT 1 FROM case_spans n
-                             WHERE n.case_id = e.case_id AND n.kind = 'deadline'
-                               AND n.action = 'dispatch'
-                               AND n.version > e.version AND n.version < r.version))
-           END AS good
-      FROM case_events e
-      JOIN kinds k ON k.action = e.action
-      JOIN users u ON u.id = e.actor_id AND u.role = $8
-      JOIN case_facts f ON f.case_id = e.case_id
-     WHERE e.at >= $1 AND e.at < $2
+many AS (
+    SELECT actor_id, kind,
+           {many}
+      FROM t WHERE repeated GROUP BY actor_id, case_id, kind
 ),
-p_case AS (
-    SELECT role, kind, actor_id, case_id,
-           bool_and(at - since <= allowed) AS in_time, bool_and(good) AS good
-      FROM p_ev GROUP BY role, kind, actor_id, case_id
-),
-post_members (post, indicator, user_id, item_id) AS (
-    SELECT 'supervisor', 'reported', actor_id, case_id FROM p_case
-     WHERE role = 'supervisor' AND kind = 'report'
+counted AS (
+    SELECT actor_id,
+           {one}
+      FROM t WHERE NOT repeated GROUP BY actor_id
     UNION ALL
-    SELECT 'supervisor', 'valid', actor_id, case_id FROM p_case
-     WHERE role = 'supervisor' AND kind = 'report' AND good
-    UNION ALL
-    SELECT 'supervisor', 'confirmed', actor_id, case_id FROM p_case
-     WHERE role = 'supervisor' AND kind = 'confirm'
-    UNION ALL
-    SELECT 'supervisor', 'confirmed_on_time', actor_id, case_id FROM p_case
-     WHERE role = 'supervisor' AND kind = 'confirm' AND in_time
-    UNION ALL
-    SELECT 'supervisor', 'checked', actor_id, case_id FROM p_case
-     WHERE role = 'supervisor' AND kind = 'check'
-    UNION ALL
-    SELECT 'supervisor', 'checked_on_time', actor_id, case_id FROM p_case
-     WHERE role = 'supervisor' AND kind = 'check' AND in_time
-    UNION ALL
-    SELECT 'seat', 'decided', actor_id, case_id FROM p_case WHERE role = 'seat' AND kind = 'decide'
-    UNION ALL
-    SELECT 'seat', 'decided_on_time', actor_id, case_id FROM p_case
-     WHERE role = 'seat' AND kind = 'decide' AND in_time
-    UNION ALL
-    SELECT 'seat', 'registered', actor_id, case_id FROM p_case
-     WHERE role = 'seat' AND kind = 'register'
-    UNION ALL
-    SELECT 'seat', 'registered_on_time', actor_id, case_id FROM p_case
-     WHERE role = 'seat' AND kind = 'register' AND in_time
-    UNION ALL
-    SELECT 'seat', 'registered_accurate', actor_id, case_id FROM p_case
-     WHERE role = 'seat' AND kind = 'register' AND good
-    UNION ALL
-    SELECT 'dispatcher', 'dispatched', actor_id, case_id FROM p_case
-     WHERE role = 'dispatcher' AND kind = 'dispatch'
-    UNION ALL
-    SELECT 'dispatcher', 'dispatched_on_time', actor_id, case_id FROM p_case
-     WHERE role = 'dispatcher' AND kind = 'dispatch' AND in_time
-    UNION ALL
-    SELECT 'dispatcher', 'dispatched_accurate', actor_id, case_id FROM p_case
-     WHERE role = 'dispatcher' AND kind = 'dispatch' AND good
-    UNION ALL
-    SELECT 'agent', 'answered', h.agent_id, h.id FROM hotline_calls h
-      JOIN users u ON u.id = h.agent_id AND u.role = 'agent'
-     WHERE $8::text = 'agent' AND h.answered_at >= $1 AND h.answered_at < $2
-    UNION ALL
-    SELECT DISTINCT 'agent', 'cases_made', h.agent_id, h.case_id FROM hotline_calls h
-      JOIN users u ON u.id = h.agent_id AND u.role = 'agent'
-     WHERE h.answered_at >= $1 AND h.answered_at < $2 AND h.case_id IS NOT NULL
-)
+    SELECT actor_id,
+           {many_n}
+      FROM many GROUP BY actor_id
+)"""
+    sums = ", ".join(f"coalesce(sum(c.{f.value}), 0)::bigint AS {f.value}" for f in figs)
+    return f"""WITH {counted}
+SELECT u.id, u.display_name, u.active, {sums}
+  FROM users u LEFT JOIN counted c ON c.actor_id = u.id
+ WHERE u.role = '{post}' AND {user.format(col="u.id")}
+ GROUP BY u.id ORDER BY u.id
 """
-_POST_COUNTS = (
-    _POST_MEMBERS
-    + "SELECT u.id, u.display_name, u.active, m.indicator, count(m.item_id) AS n"
-    + " FROM users u LEFT JOIN post_members m ON m.user_id = u.id AND m.post = $8"
-    + " WHERE u.role = $8 AND ($9::integer IS NULL OR u.id = $9)"
-    + " GROUP BY u.id, u.display_name, u.active, m.indicator ORDER BY u.id"
+
+
+def _drill_text(post: str, fig: PostFigure) -> str:
+    """The ids behind one user's figure, each once, in the one column ``case_id`` (call ids for
+    接听数), by the figure's own condition. $1 = start, $2 = end, $3 = the user, $4 = the
+    figure's allowance (if it reads one)."""
+    if post == "agent":
+        item, cond = _CALL_FIGURES[fig]
+        return f"""WITH h AS ({_calls_text("h.agent_id = $3")})
+SELECT DISTINCT {item} AS case_id FROM h WHERE {cond}"""
+    kind, _cond_text, allowance = _TASK_FIGURES[fig]
+    cond = _cond(fig, {allowance: 4} if allowance else {})
+    return f"""WITH t AS NOT MATERIALIZED (
+    {_tasks_text(post, [kind], "t.actor_id = $3")}
 )
-_POST_DRILL = (
-    _POST_MEMBERS
-    + "SELECT item_id FROM post_members WHERE post = $8 AND user_id = $9 AND indicator = $10"
-    + " ORDER BY item_id"
-)
+SELECT case_id FROM t WHERE NOT repeated AND {cond}
+UNION ALL
+SELECT case_id FROM t WHERE repeated GROUP BY case_id HAVING bool_and({cond})"""
+
+
+_COUNTS: dict[str, str] = {post: _counts_text(post) for post in POSTS}
+_DRILLS: dict[tuple[str, PostFigure], str] = {
+    (post, fig): _drill_text(post, fig) for post in POSTS for fig in POST_FIGURES[post]
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -361,10 +394,6 @@ def _check_post(post: str) -> None:
         )
 
 
-def _args(start: datetime, end: datetime, allow: PostAllowances) -> tuple[object, ...]:
-    return (start, end, allow.accept, allow.register, allow.dispatch, allow.check, allow.confirm)
-
-
 async def post_indicators(
     conn: asyncpg.Connection,
     start: datetime,
@@ -379,21 +408,42 @@ async def post_indicators(
     _check_period(start, end)
     _check_post(post)
     allow = allowances or PostAllowances()
+    given = [getattr(allow, name) for name in _allowance_names(post)]
     with map_pg_errors():
-        rows = await conn.fetch(_POST_COUNTS, *_args(start, end, allow), post, user_id)
-    names: dict[int, tuple[str, bool]] = {}
-    counts: dict[int, dict[str, int]] = {}
+        rows = await conn.fetch(_COUNTS[post], start, end, user_id, *given)
+    out = []
     for r in rows:
-        uid = int(r["id"])
-        names[uid] = (str(r["display_name"]), bool(r["active"]))
-        c = counts.setdefault(uid, {f.value: 0 for f in POST_FIGURES[post]})
-        if r["indicator"] is not None:
-            c[str(r["indicator"])] = int(r["n"])
-    return [
-        PostRow(post, uid, names[uid][0], c)
-        for uid, c in counts.items()
-        if names[uid][1] or any(c.values())
-    ]
+        counts = {f.value: int(r[f.value]) for f in POST_FIGURES[post]}
+        if r["active"] or any(counts.values()):
+            out.append(PostRow(post, int(r["id"]), str(r["display_name"]), counts))
+    return out
+
+
+def post_drill_query(
+    post: Post,
+    figure: PostFigure | str,
+    start: datetime,
+    end: datetime,
+    *,
+    user_id: int,
+    allowances: PostAllowances | None = None,
+) -> DrillQuery:
+    """The statement of the ids behind one user's figure (one column ``case_id``: case ids, or
+    call ids for ``answered``), by the figure's own condition."""
+    _check_period(start, end)
+    _check_post(post)
+    try:
+        fig = PostFigure(figure)
+    except ValueError:
+        fig = None
+    if fig is None or fig not in POST_FIGURES[post]:
+        raise InvalidRequest(
+            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
+        )
+    allow = allowances or PostAllowances()
+    allowance = _TASK_FIGURES[fig][2] if fig in _TASK_FIGURES else None
+    given = (getattr(allow, allowance),) if allowance else ()
+    return DrillQuery(_DRILLS[(post, fig)], (start, end, user_id, *given))
 
 
 async def post_drill_down(
@@ -407,17 +457,7 @@ async def post_drill_down(
     allowances: PostAllowances | None = None,
 ) -> list[int]:
     """The ids behind one user's figure (ascending): case ids, or call ids for ``answered``."""
-    _check_period(start, end)
-    _check_post(post)
-    try:
-        fig = PostFigure(figure)
-    except ValueError:
-        fig = None
-    if fig is None or fig not in POST_FIGURES[post]:
-        raise InvalidRequest(
-            "未知的评价指标", code="unknown_indicator", details={"indicator": str(figure)}
-        )
-    allow = allowances or PostAllowances()
-    with map_pg_errors():
-        rows = await conn.fetch(_POST_DRILL, *_args(start, end, allow), post, user_id, fig.value)
-    return [int(r["item_id"]) for r in rows]
+    return await fetch_ids(
+        conn,
+        post_drill_query(post, figure, start, end, user_id=user_id, allowances=allowances),
+    )
