@@ -261,24 +261,26 @@ async def fetch_ids(conn: asyncpg.Connection, query: DrillQuery) -> list[int]:
 async def fetch_page(
     conn: asyncpg.Connection, query: DrillQuery, *, offset: int = 0, limit: int = 200
 ) -> DrillPage:
-    """One page of the drill-down (ascending ids) and the whole list's length, in one statement:
-    only the page's ids leave the server."""
+    """One page of the drill-down (ascending ids) and the whole list's length: only the page's
+    ids leave the server. The length is a window count over the same (parallel) sort that cuts
+    the page; a page past the end has no row to carry it, and asks for the count alone."""
     if offset < 0 or limit < 1:
         raise InvalidRequest(
             "分页参数无效", code="bad_page", details={"offset": offset, "limit": limit}
         )
     n = len(query.args)
     sql = (
-        f"WITH d AS MATERIALIZED ({query.sql})"
-        f" SELECT (SELECT count(*) FROM d) AS total,"
-        f" ARRAY(SELECT case_id FROM d ORDER BY case_id OFFSET ${n + 1} LIMIT ${n + 2}) AS ids"
+        f"SELECT case_id, count(*) OVER () AS total FROM ({query.sql}) d"
+        f" ORDER BY case_id OFFSET ${n + 1} LIMIT ${n + 2}"
     )
     with map_pg_errors():
         async with conn.transaction():
             await conn.execute(_WORK_MEM)
-            row = await conn.fetchrow(sql, *query.args, offset, limit)
-    assert row is not None
-    return DrillPage(int(row["total"]), [int(i) for i in row["ids"]])
+            rows = await conn.fetch(sql, *query.args, offset, limit)
+            if rows:
+                return DrillPage(int(rows[0]["total"]), [int(r["case_id"]) for r in rows])
+            total = await conn.fetchval(f"SELECT count(*) FROM ({query.sql}) d", *query.args)
+    return DrillPage(int(total), [])
 
 
 def drill_query(

@@ -309,6 +309,8 @@ async def test_a_hand_counted_week(drive: tuple[Driver, list[int]]) -> None:
         pages = [await ev.fetch_page(conn, query, offset=o, limit=3) for o in range(0, 12, 3)]
         assert {p.total for p in pages} == {len(expected["due"])}
         assert [i for p in pages for i in p.ids] == expected["due"]
+        past = await ev.fetch_page(conn, query, offset=12, limit=3)  # past the end: its length
+        assert (past.total, past.ids) == (len(expected["due"]), [])
         with pytest.raises(InvalidRequest):
             await ev.fetch_page(conn, query, offset=-1)
 
