@@ -4,10 +4,10 @@ Theory of operation
 -------------------
 ``Phones`` (one per ``HotlineService``) keeps three things in memory:
 
-- the phone accounts (``storage.hotline`` ``hotline_phones``: SIP user → HA1 and owner), loaded at
-  start, updated by the phones API in this process, and re-read from PostgreSQL (at most every
-  ``RELOAD_EVERY`` s) when a REGISTER names a user it does not know (an account made by another
-  process);
+- the phone accounts (``storage.hotline_phones``, table ``hotline_phones``: SIP user → HA1 and
+  owner), loaded at start, updated by the phones API in this process, and re-read from PostgreSQL
+  (at most every ``RELOAD_EVERY`` s) when a REGISTER names a user it does not know (an account made
+  by another process);
 - the registrar (``telephony.sip.registrar``, realm ``CITYHUB_HOTLINE_REALM``), which the
   ``TelephonyStack`` hands every REGISTER (``serve_register``). A phone whose last binding goes
   (Expires 0) while its agent is ready on the phone makes the agent 示忙 (话机未注册);
@@ -42,7 +42,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from storage import hotline as store
+from storage import hotline_phones as store
 from storage.db import connect
 from telephony.errors import CallFailed, HotlineError, SdpNegotiationError
 from telephony.g711 import G711Law

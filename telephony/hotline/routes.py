@@ -25,6 +25,8 @@ from hub.web.auth import Principal
 from hub.web.http import ApiRoute, JSONResponse, body_of, params_of
 from hub.web.routes.common import BigId, Id, client_ip, hub
 from storage import hotline as store
+from storage import hotline_phones as phone_store
+from storage import hotline_queue as queue_store
 from storage import users as user_store
 from storage.db import connect
 from storage.users import list_users
@@ -353,7 +355,7 @@ async def monitor(request: Request, p: Principal) -> Response:
 
 async def callbacks(request: Request, p: Principal) -> Response:
     async with connect(hub(request).pool) as conn:
-        items = await store.open_callbacks(conn)
+        items = await queue_store.open_callbacks(conn)
     return JSONResponse({"items": [
         {"id": cb.id, "number": cb.number, "requested_at": cb.requested_at.isoformat(),
          "call_id": cb.call_id} for cb in items]})  # fmt: skip
@@ -362,7 +364,7 @@ async def callbacks(request: Request, p: Principal) -> Response:
 async def callback_done(request: Request, p: Principal) -> Response:
     cid = params_of(request, CallbackRef).callback_id
     async with connect(hub(request).pool) as conn:
-        done = await store.mark_callback_done(conn, cid, done_by=p.user.id)
+        done = await queue_store.mark_callback_done(conn, cid, done_by=p.user.id)
     if done is None:
         raise NotFound("回拨记录不存在", code="no_callback")
     return JSONResponse(
@@ -432,7 +434,7 @@ def _phones(request: Request) -> HotlineService | None:
     return None if service is None else cast(HotlineService, service)
 
 
-def phone_json(phone: store.Phone, service: HotlineService | None) -> dict[str, Any]:
+def phone_json(phone: phone_store.Phone, service: HotlineService | None) -> dict[str, Any]:
     contacts = None if service is None else service.phones.bindings_json(phone.sip_user)
     return {
         "user_id": phone.user_id, "username": phone.username, "display_name": phone.display_name,
@@ -443,7 +445,7 @@ def phone_json(phone: store.Phone, service: HotlineService | None) -> dict[str, 
 
 async def list_phone_accounts(request: Request, p: Principal) -> Response:
     async with connect(hub(request).pool) as conn:
-        phones = await store.list_phones(conn)
+        phones = await phone_store.list_phones(conn)
     service = _phones(request)
     return JSONResponse({"items": [phone_json(ph, service) for ph in phones]})
 
@@ -464,8 +466,8 @@ async def set_phone_account(request: Request, p: Principal) -> Response:
         if user.role not in (Role.AGENT.value, Role.ADMIN.value):
             raise Forbidden("只能为坐席配置话机", code="not_an_agent")
         async with conn.transaction():
-            phone = await store.set_phone(conn, uid, body.sip_user,
-                                          ha1(body.sip_user, realm, body.password), realm=realm)  # fmt: skip
+            phone = await phone_store.set_phone(conn, uid, body.sip_user,
+                                                ha1(body.sip_user, realm, body.password), realm=realm)  # fmt: skip
             await user_store.audit(conn, user_id=p.user.id, action="hotline_phone_set",
                                    target=f"user:{uid}", detail={"sip_user": body.sip_user},
                                    ip=client_ip(request))  # fmt: skip
@@ -479,7 +481,7 @@ async def delete_phone_account(request: Request, p: Principal) -> Response:
     h = hub(request)
     uid = params_of(request, UserRef).user_id
     async with connect(h.pool) as conn, conn.transaction():
-        phone = await store.delete_phone(conn, uid)
+        phone = await phone_store.delete_phone(conn, uid)
         if phone is None:
             raise NotFound("该用户没有话机", code="no_phone")
         await user_store.audit(conn, user_id=p.user.id, action="hotline_phone_delete",

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 from hub.core.errors import NotFound
 from hub.ice import parse_networks
 from storage import hotline as store
+from storage import hotline_queue as queue_store
 from storage.db import connect
 from storage.errors import StorageError, StorageUnavailable
 from telephony.errors import CallFailed, HotlineError, SdpNegotiationError
@@ -614,8 +615,8 @@ class HotlineService:
         async def write(conn: Any) -> None:
             db_id = None if leg is None else await leg.db_id
             try:
-                await store.create_callback(conn, cmd.caller, call_id=db_id,
-                                            requested_at=_instant(cmd.at))  # fmt: skip
+                await queue_store.create_callback(conn, cmd.caller, call_id=db_id,
+                                                  requested_at=_instant(cmd.at))  # fmt: skip
             except StorageError as exc:
                 log.info("hotline callback not kept: %s", exc)
 
@@ -649,8 +650,8 @@ class HotlineService:
             agent_id = int(cmd.agent)
 
             async def write(conn: Any) -> None:
-                await store.log_agent_state(conn, agent_id, cmd.state.value, cmd.reason,
-                                            at=_instant(cmd.at))  # fmt: skip
+                await queue_store.log_agent_state(conn, agent_id, cmd.state.value, cmd.reason,
+                                                  at=_instant(cmd.at))  # fmt: skip
 
             self._write(write)
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from storage import hotline
+from storage import hotline, hotline_phones, hotline_queue
 from storage.db import create_pool
 from storage.errors import InvalidData
 
@@ -177,7 +177,7 @@ async def test_refusals(conn: asyncpg.Connection) -> None:
     with pytest.raises(InvalidData):  # an unknown agent
         await hotline.mark_answered(conn, call.id, 999_999)
     with pytest.raises(InvalidData):
-        await hotline.create_callback(conn, "anonymous")
+        await hotline_queue.create_callback(conn, "anonymous")
     stored = await hotline.get_call(conn, call.id)
     assert stored is not None and stored.outcome is None and stored.recording is None
 
@@ -317,38 +317,44 @@ async def test_callbacks(conn: asyncpg.Connection) -> None:
     agent = (await _agents(conn))[0]
     call = await hotline.create_call(conn, caller="sip:+8613800138000@trunk")
     await hotline.finish_call(conn, call.id, "callback")
-    first = await hotline.create_callback(
+    first = await hotline_queue.create_callback(
         conn, call.caller, call_id=call.id, requested_at=T0, note="按1回拨"
     )
     assert first.number == "13800138000" and first.done_at is None and first.call_id == call.id
-    second = await hotline.create_callback(conn, "0571-88888888", requested_at=T0 - timedelta(1))
-    assert [c.id for c in await hotline.open_callbacks(conn)] == [second.id, first.id]
-    done = await hotline.mark_callback_done(conn, first.id, done_by=agent, note="已回复")
+    second = await hotline_queue.create_callback(
+        conn, "0571-88888888", requested_at=T0 - timedelta(1)
+    )
+    assert [c.id for c in await hotline_queue.open_callbacks(conn)] == [second.id, first.id]
+    done = await hotline_queue.mark_callback_done(conn, first.id, done_by=agent, note="已回复")
     assert done is not None and done.done_by == agent and done.done_at is not None
     assert done.note == "已回复"
-    assert await hotline.mark_callback_done(conn, first.id, done_by=agent) is None
-    assert [c.id for c in await hotline.open_callbacks(conn)] == [second.id]
+    assert await hotline_queue.mark_callback_done(conn, first.id, done_by=agent) is None
+    assert [c.id for c in await hotline_queue.open_callbacks(conn)] == [second.id]
 
 
 async def test_agent_state_log(conn: asyncpg.Connection) -> None:
     a, b = (await _agents(conn))[:2]
-    await hotline.log_agent_state(conn, a, "ready", at=T0 - timedelta(hours=1))
-    await hotline.log_agent_state(conn, a, "not_ready", "lunch", at=T0 - timedelta(minutes=30))
-    await hotline.log_agent_state(conn, b, "ready", at=T0 - timedelta(minutes=10))
-    talking = await hotline.log_agent_state(conn, a, "talking", at=T0 + timedelta(minutes=5))
+    await hotline_queue.log_agent_state(conn, a, "ready", at=T0 - timedelta(hours=1))
+    await hotline_queue.log_agent_state(
+        conn, a, "not_ready", "lunch", at=T0 - timedelta(minutes=30)
+    )
+    await hotline_queue.log_agent_state(conn, b, "ready", at=T0 - timedelta(minutes=10))
+    talking = await hotline_queue.log_agent_state(conn, a, "talking", at=T0 + timedelta(minutes=5))
     assert talking.state == "talking" and talking.agent_id == a and talking.reason == ""
-    await hotline.log_agent_state(conn, b, "signed_out", at=T0 + timedelta(hours=2))
-    got = await hotline.agent_states(conn, since=T0, until=T0 + timedelta(hours=1))
+    await hotline_queue.log_agent_state(conn, b, "signed_out", at=T0 + timedelta(hours=2))
+    got = await hotline_queue.agent_states(conn, since=T0, until=T0 + timedelta(hours=1))
     # The state each agent starts the period in, then the changes within it.
     assert [(s.agent_id, s.state, s.reason) for s in got] == [
         (a, "not_ready", "lunch"),
         (b, "ready", ""),
         (a, "talking", ""),
     ]
-    only_a = await hotline.agent_states(conn, since=T0, until=T0 + timedelta(hours=1), agent_id=a)
+    only_a = await hotline_queue.agent_states(
+        conn, since=T0, until=T0 + timedelta(hours=1), agent_id=a
+    )
     assert [s.state for s in only_a] == ["not_ready", "talking"]
     with pytest.raises(InvalidData):
-        await hotline.log_agent_state(conn, a, "Not Ready!")
+        await hotline_queue.log_agent_state(conn, a, "Not Ready!")
 
 
 async def test_the_open_cases_lookup_uses_the_contact_index(conn: asyncpg.Connection) -> None:
@@ -372,28 +378,30 @@ async def test_phone_bindings_are_kept_replaced_lapsed_and_dropped_with_the_acco
     conn: asyncpg.Connection,
 ) -> None:
     a, b = (await _agents(conn))[:2]
-    await hotline.set_phone(conn, a, "8001", "0" * 32)
-    await hotline.set_phone(conn, b, "8002", "1" * 32)
+    await hotline_phones.set_phone(conn, a, "8001", "0" * 32)
+    await hotline_phones.set_phone(conn, b, "8002", "1" * 32)
     now = T0.timestamp()
-    desk = hotline.StoredBinding("sip:8001@10.0.0.5:5060", now + 600, "c1", 7, "10.0.0.5", 5060)
-    soft = hotline.StoredBinding("sip:8001@10.0.0.9:5062", now + 30, "c2", 2, q="0.5")
-    await hotline.save_bindings(conn, "8001", [desk, soft])
-    other = hotline.StoredBinding("sip:8002@h", now + 60, "c", 1)
-    await hotline.save_bindings(conn, "8002", [other])
-    await hotline.save_bindings(conn, "nobody", [desk])  # no account: nothing stored
-    assert await hotline.load_bindings(conn, now) == {
+    desk = hotline_phones.StoredBinding(
+        "sip:8001@10.0.0.5:5060", now + 600, "c1", 7, "10.0.0.5", 5060
+    )
+    soft = hotline_phones.StoredBinding("sip:8001@10.0.0.9:5062", now + 30, "c2", 2, q="0.5")
+    await hotline_phones.save_bindings(conn, "8001", [desk, soft])
+    other = hotline_phones.StoredBinding("sip:8002@h", now + 60, "c", 1)
+    await hotline_phones.save_bindings(conn, "8002", [other])
+    await hotline_phones.save_bindings(conn, "nobody", [desk])  # no account: nothing stored
+    assert await hotline_phones.load_bindings(conn, now) == {
         "8001": [desk, soft],
         "8002": [other],
     }
     # 40 s later the softphone's binding has lapsed: not loaded, and deleted
-    assert await hotline.load_bindings(conn, now + 40) == {
+    assert await hotline_phones.load_bindings(conn, now + 40) == {
         "8001": [desk],
         "8002": [other],
     }
     assert await conn.fetchval("SELECT count(*) FROM hotline_phone_bindings") == 2
-    await hotline.save_bindings(conn, "8001", [])  # unregistered
-    await hotline.set_phone(conn, b, "8002", "2" * 32)  # a new password: register again
-    assert await hotline.load_bindings(conn, now) == {}
-    await hotline.save_bindings(conn, "8002", [other])
-    await hotline.delete_phone(conn, b)
+    await hotline_phones.save_bindings(conn, "8001", [])  # unregistered
+    await hotline_phones.set_phone(conn, b, "8002", "2" * 32)  # a new password: register again
+    assert await hotline_phones.load_bindings(conn, now) == {}
+    await hotline_phones.save_bindings(conn, "8002", [other])
+    await hotline_phones.delete_phone(conn, b)
     assert await conn.fetchval("SELECT count(*) FROM hotline_phone_bindings") == 0

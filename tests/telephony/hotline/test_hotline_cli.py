@@ -10,6 +10,7 @@ import pytest
 
 from hub.state import HubState
 from storage import hotline as store
+from storage import hotline_queue as queue_store
 from storage.db import connect
 from telephony.hotline.cli import level_db, place_call
 from tests.telephony.hotline.support import hotline
@@ -41,7 +42,7 @@ async def test_a_shell_call_presses_the_callback_key(
               if "听到" in line]  # fmt: skip
     assert max(levels[:8]) > -40  # the welcome prompt, not silence
     async with connect(hub.pool) as conn:
-        callbacks = await store.open_callbacks(conn)
+        callbacks = await queue_store.open_callbacks(conn)
         calls = await store.list_calls(conn)
     assert [c.number for c in callbacks] == ["13912345678"]
     assert calls[0].outcome == "callback" and calls[0].caller == "13912345678"
