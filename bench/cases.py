@@ -34,18 +34,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import dataclasses
 import inspect
-import math
 import os
 import platform
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import unicodedata
 import uuid
@@ -54,7 +49,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -62,6 +56,15 @@ if str(ROOT) not in sys.path:
 
 import asyncpg  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    admin_fetchval,
+    cpu_model,
+    dsn_for,
+    log,
+    pct,
+    run_cleanly,
+    scratch_dir,
+)
 from hub.cases.service import CaseService  # noqa: E402
 from hub.core import workflow as wf  # noqa: E402
 from hub.core.errors import CityhubError, Conflict  # noqa: E402
@@ -92,25 +95,6 @@ RARE_PHRASES = (
     "，人行道上散落大量玻璃碎片",
 )
 RARE_SHARE = 0.0001
-
-
-def log(msg: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.strftime('%H:%M:%S')} load {load:4.1f}] {msg}", flush=True)
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100); NaN for an empty sequence."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
-    return s[k]
-
-
-def dsn_for(base: str, dbname: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,14 +163,6 @@ class Ctx:
     @property
     def pool(self) -> asyncpg.Pool:
         return self.state.pool
-
-
-async def admin_exec(base: str, sql: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def load_demo_city(state: HubState, n_cases: int) -> None:
@@ -922,15 +898,9 @@ def machine() -> dict[str, str]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
         "cpus": str(os.cpu_count()),
-        "cpu": cpu,
+        "cpu": cpu_model(""),
         "memory": mem,
         "python": platform.python_version(),
         "os": platform.platform(),
@@ -1086,7 +1056,7 @@ async def run(
     args: argparse.Namespace, base_dsn: str, scratch: Path, server_pid: int | None
 ) -> int:
     dbname = "cityhub_bench_" + uuid.uuid4().hex[:8]
-    await admin_exec(base_dsn, f"CREATE DATABASE {dbname}")
+    await admin_fetchval(base_dsn, f"CREATE DATABASE {dbname}")
     dsn = dsn_for(base_dsn, dbname)
     state: HubState | None = None
     try:
@@ -1170,7 +1140,7 @@ async def run(
         if state is not None:
             await close_state(state)
         with contextlib.suppress(Exception):
-            await admin_exec(base_dsn, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+            await admin_fetchval(base_dsn, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
     return 0
 
 
@@ -1219,20 +1189,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.data_dir is not None:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="cityhub-bench-", dir=args.data_dir))
-    # Registered before pgserver registers its own exit handler (which touches a lock file in the
-    # runtime dir), so this one runs after it: nothing is left behind.
-    atexit.register(shutil.rmtree, scratch, True)
-    # pgserver keeps its lock file and sockets in the user's runtime dir: keep them in ours.
-    (scratch / "run").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
-    # SIGTERM ends the run like Ctrl-C: the finally blocks below stop the server and clean up.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    embedded: EmbeddedPostgres | None = None
-    rc = 1
-    try:
+    scratch = scratch_dir("cityhub-bench-", args.data_dir)
+    embedded: list[EmbeddedPostgres] = []
+
+    def body() -> int:
         external = os.environ.get("CITYHUB_DATABASE_URL", "")
         server_pid = None
         if external:
@@ -1242,23 +1202,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             import logging
 
             logging.getLogger("pgserver").setLevel(logging.WARNING)
-            embedded = EmbeddedPostgres(scratch / "pg")
+            embedded.append(EmbeddedPostgres(scratch / "pg"))
             t0 = time.perf_counter()
-            base = embedded.start()
-            server_pid = embedded._server.get_pid() if embedded._server else None
+            base = embedded[0].start()
+            server = embedded[0]._server
+            server_pid = server.get_pid() if server else None
             log(f"embedded PostgreSQL started in {time.perf_counter() - t0:.1f} s under {scratch}")
-        rc = asyncio.run(run(args, base, scratch, server_pid))
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr, flush=True)
-        rc = 130
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if embedded is not None:
-            embedded.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    return rc
+        return asyncio.run(run(args, base, scratch, server_pid))
+
+    def cleanup() -> None:
+        for pg in embedded:
+            pg.stop()
+
+    return run_cleanly(body, cleanup, scratch)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import dataclasses
 import math
@@ -57,10 +56,8 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -71,6 +68,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, log, proc_cpu, run_cleanly, scratch_dir  # noqa: E402
 
 #: Latency histogram: 0.1 ms bins up to 60 s (later frames land in the last bin).
 BIN = 1e-4
@@ -90,32 +89,12 @@ SEAT_USER, SEAT_PASSWORD = "seat1", "Seat#2026"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
-def log(msg: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.strftime('%H:%M:%S')} load {load:4.1f}] {msg}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def raise_nofile(wanted: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) of one process, from /proc (None elsewhere or when gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def tree_cpu(roots: Sequence[int]) -> float:
@@ -1617,31 +1596,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     raise_nofile(65536)
-    if args.data_dir is not None:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="cityhub-fanout-", dir=args.data_dir))
-    # Registered before pgserver registers its own exit handler (which touches a lock file in the
-    # runtime dir), so this one runs after it: nothing is left behind.
-    atexit.register(shutil.rmtree, scratch, True)
-    # pgserver runs PostgreSQL as an unprivileged user when we are root: it must reach its data dir.
-    scratch.chmod(0o755)
-    (scratch / "run").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rc = 1
-    try:
-        rc = asyncio.run(run(args, scratch))
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr, flush=True)
-        rc = 130
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop_all()
-        shutil.rmtree(scratch, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return rc
+    scratch = scratch_dir("cityhub-fanout-", args.data_dir, shared=True)
+    return run_cleanly(lambda: asyncio.run(run(args, scratch)), stop_all, scratch)
 
 
 if __name__ == "__main__":

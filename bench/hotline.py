@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import csv
 import multiprocessing as mp
@@ -73,7 +72,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import wave
 from collections.abc import Sequence
@@ -86,6 +84,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    cpu_jiffies,
+    free_port,
+    loadavg,
+    proc_cpu,
+    run_cleanly,
+    scratch_dir,
+)
+from bench.common import log_stderr as log  # noqa: E402
+
 HOST = "127.0.0.1"
 PTIME_MS = 20.0
 GOAL_CALLS = 200
@@ -95,10 +103,6 @@ SO_RCVBUFFORCE = 33
 ECHO_SSRC_XOR = 0x5A5A5A5A
 ADMIN = ("admin", "Admin#2026")  # the demo city's admin (hub/demo/organisation.py)
 AGENT_PASSWORD = "Agent#2026"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,41 +150,15 @@ def spawn(name: str, args: list[str], log_path: Path, env: dict[str, str], cwd: 
     return child
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def proc_cpu(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads) in seconds; NaN once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores from /proc/stat."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
+    cpu = proc_cpu(pid)
+    return float("nan") if cpu is None else cpu
 
 
 def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     total = after[1] - before[1]
     return (after[0] - before[0]) / total if total > 0 else float("nan")
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 @dataclass
@@ -193,11 +171,11 @@ class Meter:
     busy0: tuple[int, int] = (0, 0)
 
     def start(self) -> None:
-        self.cpu0, self.t0, self.busy0 = proc_cpu(self.pid), time.monotonic(), cpu_jiffies()
+        self.cpu0, self.t0, self.busy0 = cpu_seconds(self.pid), time.monotonic(), cpu_jiffies()
 
     def stop(self) -> tuple[float, float, float]:
         """(CPU share of one core, wall seconds, machine busy share)."""
-        cpu, wall = proc_cpu(self.pid) - self.cpu0, time.monotonic() - self.t0
+        cpu, wall = cpu_seconds(self.pid) - self.cpu0, time.monotonic() - self.t0
         return cpu / wall, wall, busy_share(self.busy0, cpu_jiffies())
 
 
@@ -481,7 +459,8 @@ def start_sipp(
     (cwd / "caller.xml").write_text(SCENARIO.replace("{port}", str(rx_port)))
     args = [
         sipp, f"{target[0]}:{target[1]}", "-sf", "caller.xml", "-s", service,
-        "-i", HOST, "-p", str(free_port()), "-mp", str(free_port()), "-cp", str(free_port()),
+        "-i", HOST, "-p", str(free_port(socket.SOCK_DGRAM)),
+        "-mp", str(free_port(socket.SOCK_DGRAM)), "-cp", str(free_port(socket.SOCK_DGRAM)),
         "-m", str(calls), "-l", str(calls), "-r", f"{rate:g}", "-rp", "1000",
         "-d", str(int(hold * 1000)), "-aa",
         "-timeout", str(int(hold + calls / rate + 60)), "-timeout_error",
@@ -546,11 +525,11 @@ class Hub:
 async def start_hub(scratch: Path, dsn: str, max_calls: int, realtime: list[str]) -> Hub:
     import httpx
 
-    port, sip_port = free_port(socket.SOCK_STREAM), free_port()
+    port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
     data = scratch / "hub"
     env = hub_env({
         "CITYHUB_DATABASE_URL": dsn,
-        "CITYHUB_WS_PORT": str(free_port(socket.SOCK_STREAM)),
+        "CITYHUB_WS_PORT": str(free_port()),
         "CITYHUB_SIP_HOST": HOST,
         "CITYHUB_SIP_PORT": str(sip_port),
         "CITYHUB_RTP_PORTS": f"30000-{30000 + 2 * max_calls + 400}",
@@ -721,7 +700,7 @@ async def baresip_step(
     child: Child | None = None
     for attempt in range(3):  # baresip also binds TCP/TLS next to the UDP port: may be taken
         conf = scratch / f"baresip-{calls}-{attempt}"
-        sip_port = free_port()
+        sip_port = free_port(socket.SOCK_DGRAM)
         baresip_config(conf, wav, sip_port, calls)
         cmd = [
             *chrt(args),
@@ -1268,31 +1247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import aioice.ice
 
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [HOST]
-    if args.data_dir is not None:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="cityhub-hotline-", dir=args.data_dir))
-    # Registered before pgserver registers its own exit handler (which touches a lock file in the
-    # runtime dir), so this one runs after it: nothing is left behind.
-    atexit.register(shutil.rmtree, scratch, True)
-    # pgserver runs PostgreSQL as an unprivileged user when we are root: it must reach its data dir.
-    scratch.chmod(0o755)
-    (scratch / "run").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rc = 1
-    try:
-        rc = asyncio.run(run(args, scratch))
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr, flush=True)
-        rc = 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    scratch = scratch_dir("cityhub-hotline-", args.data_dir, shared=True)
+
+    def stop_children() -> None:
         for child in reversed(list(CHILDREN)):
             child.stop(5)
-        shutil.rmtree(scratch, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return rc
+
+    return run_cleanly(lambda: asyncio.run(run(args, scratch)), stop_children, scratch)
 
 
 if __name__ == "__main__":

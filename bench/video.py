@@ -84,10 +84,8 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -100,6 +98,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import (  # noqa: E402
+    cpu_jiffies,
+    free_port,
+    loadavg,
+    pct,
+    proc_cpu,
+    run_cleanly,
+    scratch_dir,
+)
+from bench.common import log_stderr as log  # noqa: E402
 
 HOST = "127.0.0.1"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -116,24 +125,11 @@ PROTOTYPE = {"demux": 0.18, "thumbs": 0.27, "viewer": 1.1, "seat": 30.0}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------
 # Processes: CPU, start, stop
 
 #: Everything started here that must be stopped, newest last (``stop_all`` goes backwards).
 PROCS: list[Any] = []
-
-
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds (utime + stime, all threads) of a live process, or None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def proc_status(pid: int, key: str) -> int | None:
@@ -158,23 +154,6 @@ def proc_switches(pid: int) -> tuple[float, dict[str, int]]:
                     int(line.split()[1]) for line in lines if "ctxt_switches:" in line
                 )  # voluntary and not
     return stime, switches
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores from ``/proc/stat``."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float, *, quit_line: bool = False) -> None:
@@ -400,11 +379,11 @@ async def measure(seconds: float, groups: dict[str, list[int]]) -> Window:
         return out
 
     hub = groups.get("hub", [0])[0]
-    b0, n0 = machine_ticks()
+    b0, n0 = cpu_jiffies()
     s0, c0, t0 = proc_switches(hub), sample(), time.monotonic()
     await asyncio.sleep(seconds)
     s1, c1, wall = proc_switches(hub), sample(), time.monotonic() - t0
-    b1, n1 = machine_ticks()
+    b1, n1 = cpu_jiffies()
     cpu = {}
     for label in groups:
         a, b = c0[label], c1[label]
@@ -812,13 +791,6 @@ class Results:
     load_before: str = ""
     load_after: str = ""
     notes: list[str] = field(default_factory=list)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
 def fmt(v: float, digits: int = 1) -> str:
@@ -1337,51 +1309,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import httpx
 
-    if args.data_dir is not None:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="cityhub-video-", dir=args.data_dir))
-    # pgserver runs PostgreSQL as an unprivileged user when we are root: it must reach its data dir.
-    scratch.chmod(0o755)
-    (scratch / "run").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "run")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    scratch = scratch_dir("cityhub-video-", args.data_dir, shared=True)
     started = time.monotonic()
     # a bound on the whole run: a full one takes about 5 minutes, --quick about 1.5
     budget = (180.0 if args.quick else 570.0) + (
         150.0 if args.quick and "scale" in args.phases else 0
     )
-    rc = 1
     res = Results()
-    try:
-        try:
-            asyncio.run(asyncio.wait_for(run(args, scratch, res, started + budget), budget))
-            rc = 0
-        except TimeoutError:  # what was measured so far is still reported
-            res.notes.append(f"the run was cut off at its time bound ({budget / 60:.1f} min)")
-            res.load_after = loadavg()
-        text = report(args, res, (time.monotonic() - started) / 60)
-        print(text, flush=True)
-        if args.output:
-            args.output.write_text(text + "\n")
-        if args.raw:
-            args.raw.write_text(json.dumps(dataclasses.asdict(res), default=str, indent=1) + "\n")
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr, flush=True)
-        rc = 130
-    except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
-        print(f"bench/video.py: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        hub = next((p for p in PROCS if isinstance(p, Hub)), None)
-        if hub is not None:
-            print(f"--- hub log (tail) ---\n{hub.log_tail()}", file=sys.stderr)
+
+    def body() -> int:
         rc = 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop_all()
-        shutil.rmtree(scratch, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return rc
+        try:
+            try:
+                asyncio.run(asyncio.wait_for(run(args, scratch, res, started + budget), budget))
+                rc = 0
+            except TimeoutError:  # what was measured so far is still reported
+                res.notes.append(f"the run was cut off at its time bound ({budget / 60:.1f} min)")
+                res.load_after = loadavg()
+            text = report(args, res, (time.monotonic() - started) / 60)
+            print(text, flush=True)
+            if args.output:
+                args.output.write_text(text + "\n")
+            if args.raw:
+                args.raw.write_text(
+                    json.dumps(dataclasses.asdict(res), default=str, indent=1) + "\n"
+                )
+        except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+            print(f"bench/video.py: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            hub = next((p for p in PROCS if isinstance(p, Hub)), None)
+            if hub is not None:
+                print(f"--- hub log (tail) ---\n{hub.log_tail()}", file=sys.stderr)
+            rc = 1
+        return rc
+
+    return run_cleanly(body, stop_all, scratch)
 
 
 if __name__ == "__main__":

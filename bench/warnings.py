@@ -69,6 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_jiffies, proc_cpu, run_cleanly  # noqa: E402
+
 HOST = "127.0.0.1"
 PTIME_MS = 20.0
 TEXT = "请注意，此处禁止占道经营，请立即将摊位移回店内，谢谢配合。"
@@ -347,14 +349,6 @@ class MiniUas(asyncio.DatagramProtocol):
         self.transport.sendto(response.serialize(), addr)
 
 
-def proc_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def run_baresip(
     streams: int, wav: Path, seconds: float, scratch: Path, args_realtime: bool
 ) -> Run:
@@ -415,16 +409,6 @@ async def run_baresip(
 
 # ---------------------------------------------------------------------------------------------
 # Report
-
-
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores from /proc/stat."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
 
 
 def loadavg() -> str:
@@ -552,18 +536,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="cityhub-warnings-"))
-    rc = 1
-    try:
-        rc = asyncio.run(run(args, scratch))
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr, flush=True)
-        rc = 130
-    finally:
+
+    def kill_children() -> None:
         for proc in CHILDREN:
             if proc.poll() is None:
                 proc.kill()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return rc
+
+    return run_cleanly(lambda: asyncio.run(run(args, scratch)), kill_children, scratch)
 
 
 if __name__ == "__main__":
