@@ -74,7 +74,7 @@ import asyncpg
 
 from storage.db import map_pg_errors
 from storage.errors import InvalidRequest
-from storage.evaluation import DrillQuery, _check_period, _rate, fetch_ids
+from storage.evaluation import _WORK_MEM, DrillQuery, _check_period, _rate, fetch_ids
 
 Post = Literal["supervisor", "seat", "dispatcher", "agent"]
 POSTS: tuple[Post, ...] = ("supervisor", "seat", "dispatcher", "agent")
@@ -368,8 +368,9 @@ SELECT case_id FROM t WHERE repeated GROUP BY case_id HAVING bool_and({cond})"""
 _COUNTS: dict[str, str] = {post: _counts_text(post) for post in POSTS}
 #: asyncpg prepares each statement once per connection, and from its sixth run PostgreSQL may
 #: keep a generic plan, made without the period: over 1,000,000 cases the supervisors' quarter
-#: went from 0.5 s to 4 s so. The counts are planned for their period every time (the setting
-#: lasts to the end of the statement's transaction only).
+#: went from 0.5 s to 4 s so. The counts are planned for their period every time, with
+#: ``_WORK_MEM`` for the repeated tasks' grouping (both settings last to the end of the
+#: statement's transaction only).
 _CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 _DRILLS: dict[tuple[str, PostFigure], str] = {
     (post, fig): _drill_text(post, fig) for post in POSTS for fig in POST_FIGURES[post]
@@ -421,6 +422,7 @@ async def post_indicators(
     given = [getattr(allow, name) for name in _allowance_names(post)]
     with map_pg_errors():
         async with conn.transaction():
+            await conn.execute(_WORK_MEM)
             await conn.execute(_CUSTOM_PLANS)
             rows = await conn.fetch(_COUNTS[post], start, end, user_id, *given)
     out = []
