@@ -223,7 +223,9 @@ SELECT t.case_id, t.version, t.kind, t.action, t.actor_id, t.at,
        t.repeated
   FROM t JOIN c ON c.case_id = t.case_id
  ORDER BY t.kind, t.at;  -- a kind's period is then a run of pages, not every page
-ANALYZE case_tasks;
+IF EXISTS (SELECT 1 FROM case_tasks) THEN  -- analyzed empty, a table is planned as one page
+    ANALYZE case_tasks;
+END IF;
 
 INSERT INTO case_task_heads (case_id, report_version, reported_at, register_version,
                              registered_at, returned_at, dispatch_version, check_version,
@@ -244,7 +246,9 @@ SELECT e.case_id,
                     'request_verify', 'verify_pass', 'verify_fail', 'request_confirm',
                     'confirm_pass', 'confirm_fail')
  GROUP BY e.case_id;
-ANALYZE case_task_heads;
+IF EXISTS (SELECT 1 FROM case_task_heads) THEN  -- analyzed empty, a table is planned as one page
+    ANALYZE case_task_heads;
+END IF;
 END
 $$;
 

@@ -9,12 +9,16 @@ of a driven history are checked against what happened to it."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
+
 from hub.core import workflow as wf
 from hub.state import HubState
-from storage.db import connect
+from storage.db import connect, migrate
+from tests.conftest import dsn_for
 from tests.storage.test_evaluation import Driver, at, drive, m
 
 __all__ = ["drive"]
@@ -169,3 +173,35 @@ async def test_a_void_ends_a_deferral(drive: tuple[Driver, list[int]]) -> None:
     f = next(r for r in facts if r["case_id"] == cid)
     assert f["ended_at"] == at(6, 11) and f["closed_at"] is None
     assert await rebuilt(d.state) == (facts, spans)
+
+
+#: The tables the case log's triggers write, whose lookups a bulk load plans once per session.
+_TRIGGER_TABLES = ("case_facts", "case_spans", "case_urgency", "case_tasks", "case_task_heads")
+
+
+async def test_a_new_database_does_not_plan_the_summary_as_empty(pg_base: str) -> None:
+    """A table ANALYZEd while empty is planned as one page: the triggers' lookups, planned once at
+    the first event of a bulk load (the demo city is written in one transaction), would then scan
+    the table for every event. The migrations leave a new database's summary tables unanalyzed
+    (``reltuples`` -1: planned as at least ten pages, so the lookups use their keys)."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(pg_base)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        pool = await asyncpg.create_pool(dsn_for(pg_base, name), min_size=1, max_size=2)
+        try:
+            await migrate(pool)
+            async with pool.acquire() as conn:
+                stats = dict(
+                    await conn.fetch(
+                        "SELECT relname, reltuples FROM pg_class WHERE relname = ANY($1::text[])",
+                        list(_TRIGGER_TABLES),
+                    )
+                )
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+    assert set(stats) == set(_TRIGGER_TABLES)
+    assert {t: n for t, n in stats.items() if n >= 0} == {}
