@@ -146,6 +146,12 @@ def test_board_and_detail_show_the_city_clock(page: Any, city_hub: LiveHub) -> N
     since = parse_qs(urlsplit(req.value.url).query)["since"][0]
     assert instant(since) == wall.astimezone(UTC)
     page.wait_for_selector(f'{ROW}[data-case-id="{fifth["id"]}"]')
+    # the fifth row was listed before the filter too: wait for the filtered list to replace it
+    page.wait_for_function(
+        "([sel, since]) => { const rs = [...document.querySelectorAll(sel)];"
+        " return rs.length > 0 && rs.every(r => Date.parse(r.dataset.reportedAt) >= since); }",
+        arg=[ROW, wall.timestamp() * 1000],
+    )
     listed = page.eval_on_selector_all(ROW, "rs => rs.map(r => r.dataset.reportedAt)")
     assert listed and all(instant(x) >= wall for x in listed)
 
