@@ -20,6 +20,7 @@ from storage import evaluation_units as eu
 from storage.db import connect
 from storage.errors import InvalidRequest
 from tests.storage.test_evaluation import WEEK, Driver, at, drive, m
+from tests.storage.test_evaluation_lists import months
 
 __all__ = ["drive"]  # the fixture, imported for this module's tests
 
@@ -215,14 +216,8 @@ async def test_every_figure_of_the_demo_city_is_the_length_of_its_list(
     按期处置 by inclusion-exclusion), is exactly the number of cases its drill-down lists."""
     tz = ZoneInfo(hub_state.settings.timezone)
     async with connect(hub_state.pool) as conn:
-        first, last = await conn.fetchrow("SELECT min(at), max(at) FROM case_events")
-        months = []
-        day = first.astimezone(tz).date().replace(day=1)
-        while day <= last.astimezone(tz).date():
-            months.append(ev.period_bounds("month", day, tz))
-            day = months[-1][1].date() + timedelta(days=1)
         seen: dict[str, int] = {}
-        for start, end in months:
+        for start, end in await months(conn, tz):
             for row in await eu.department_indicators(conn, start, end):
                 for f in eu.UnitFigure:
                     ids = await eu.department_drill_down(
